@@ -1,0 +1,106 @@
+//! Command-line interface (SPEC §4): clap definitions, shared context, and exit codes.
+//! One module per verb; each returns an [`Outcome`] or an error that exits with 2.
+
+mod context;
+mod table;
+
+mod approve;
+mod check;
+mod history;
+mod promote;
+mod register;
+mod rollback;
+mod serve;
+mod status;
+mod validate;
+
+pub use context::Context;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Result of a verb that ran to completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: success, all gates pass.
+    Ok,
+    /// Exit 1: gates or validation failed.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+    Github,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, about = "GitOps promotion controller for machine-learning models")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct GlobalArgs {
+    /// The git repository holding the registry.
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+    /// Registry folder inside the repository (default: where baton.yaml is found).
+    #[arg(long, global = true, value_name = "SUBDIR")]
+    pub path: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the whole registry at a revision against schema and invariants.
+    Validate(validate::Args),
+    /// Judge the change base...head against the registry's gates.
+    Check(check::Args),
+    /// Desired (and, with --state-dir, deployed) state per environment and model.
+    Status(status::Args),
+    /// The audit trail of a model: every stage transition with commit, author, date.
+    History(history::Args),
+    /// Register a new model version (computes sha256 and size) in the first stage.
+    Register(register::Args),
+    /// Edit manifests to promote a version to a stage.
+    Promote(promote::Args),
+    /// Make a signed approval commit for a promotion.
+    Approve(approve::Args),
+    /// Revert the commit that put an environment's current version in place.
+    Rollback(rollback::Args),
+    /// Run the controller: watch, re-check and reconcile deployments.
+    Serve(serve::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = Context::new(cli.global);
+    let result = match cli.command {
+        Command::Validate(a) => validate::run(&ctx, a),
+        Command::Check(a) => check::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::History(a) => history::run(&ctx, a),
+        Command::Register(a) => register::run(&ctx, a),
+        Command::Promote(a) => promote::run(&ctx, a),
+        Command::Approve(a) => approve::run(&ctx, a),
+        Command::Rollback(a) => rollback::run(&ctx, a),
+        Command::Serve(a) => serve::run(&ctx, a),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::from(0),
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

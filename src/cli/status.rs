@@ -1,0 +1,82 @@
+//! `baton status [--rev REV] [--state-dir DIR]`: desired version(s) and traffic per
+//! environment and model; with the daemon's state dir, also what is deployed.
+
+use super::context::print_json;
+use super::{table, Context, Format, Outcome};
+use anyhow::Result;
+use baton::registry::desired::desired_state;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Revision whose desired state to show.
+    #[arg(long, default_value = "HEAD")]
+    pub rev: String,
+    /// The daemon's state directory, to show deployed state beside desired state.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
+    let format = ctx.text_or_json()?;
+    let (_repo, reg) = ctx.load(&args.rev)?;
+    let desired = desired_state(&reg);
+    match format {
+        Format::Json => {
+            let envs: Vec<_> = desired
+                .iter()
+                .map(|(name, env)| {
+                    json!({
+                        "name": name,
+                        "stage": env.stage,
+                        "models": env.models.iter().map(|(m, vs)| json!({
+                            "model": m,
+                            "versions": vs.iter().map(|v| json!({
+                                "version": v.version,
+                                "traffic": v.traffic,
+                                "sha256": v.manifest.artifact.sha256,
+                            })).collect::<Vec<_>>(),
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            print_json(&json!({
+                "revision": reg.commit.to_string(),
+                "registry": reg.root,
+                "environments": envs,
+            }))?;
+        }
+        _ => {
+            let root = if reg.root.is_empty() { "." } else { reg.root.as_str() };
+            println!("registry {root} at {}", &reg.commit.to_string()[..10]);
+            if desired.is_empty() {
+                println!("no environments defined in baton.yaml");
+            }
+            for (name, env) in &desired {
+                println!();
+                println!("environment {name} (stage {})", env.stage);
+                if env.models.is_empty() {
+                    println!("  (no model versions in stage {})", env.stage);
+                    continue;
+                }
+                let rows: Vec<Vec<String>> = env
+                    .models
+                    .iter()
+                    .flat_map(|(m, vs)| {
+                        vs.iter().map(move |v| {
+                            vec![
+                                format!("  {m}"),
+                                v.version.clone(),
+                                format!("{}%", v.traffic),
+                                v.manifest.artifact.sha256.chars().take(12).collect(),
+                            ]
+                        })
+                    })
+                    .collect();
+                print!("{}", table::render(&["  MODEL", "VERSION", "TRAFFIC", "SHA256"], &rows));
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}

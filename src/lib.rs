@@ -1,0 +1,8 @@
+//! baton: a GitOps promotion controller for machine-learning models.
+//! The library holds the registry model, the gates engine and the controller; `main.rs` is the CLI edge.
+
+pub mod diag;
+pub mod manifest;
+pub mod names;
+pub mod registry;
+pub mod repo;

@@ -1,0 +1,14 @@
+//! The registry's file formats (SPEC §1) as typed structs, and their parsers.
+//! Parsing is pure: bytes in, typed value or located [`Diagnostic`](crate::diag::Diagnostic) out.
+
+pub mod locate;
+pub mod model;
+pub mod parse;
+pub mod policy;
+pub mod serde_util;
+pub mod version;
+
+pub use model::ModelManifest;
+pub use parse::{parse_model, parse_policy, parse_version, ParseError, MAX_MANIFEST_BYTES};
+pub use policy::{Environment, Gate, Policy, Stage};
+pub use version::{Artifact, Evidence, VersionManifest};

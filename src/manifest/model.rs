@@ -1,0 +1,14 @@
+//! `models/<model>/model.yaml`: a model's description and owners (SPEC §1.2).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelManifest {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Approver references: `group:<name>`, principals (e-mail), `github:<login>`.
+    #[serde(default)]
+    pub owners: Vec<String>,
+}

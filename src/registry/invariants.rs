@@ -1,0 +1,349 @@
+//! Whole-registry invariants for `baton validate`: known stages, exclusive and canary stages,
+//! `requires`, environments, group references, signers, digests and artifact paths.
+
+use super::{Registry, VersionEntry};
+use crate::diag::Diagnostic;
+use crate::manifest::{Gate, Policy, VersionManifest};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the invariants need to know about files in the registry's tree, kept behind a
+/// trait so the checks stay pure (git implements it in [`crate::registry::files`]).
+pub trait RegistryFiles {
+    /// Size in bytes of the regular file at the repository-relative `path`, if it exists.
+    fn file_size(&self, path: &str) -> Option<u64>;
+    /// The text of a manifest blob, to locate keys in diagnostics.
+    fn text(&self, blob: git2::Oid) -> Option<String>;
+}
+
+/// Every problem in the registry: load diagnostics plus invariant violations, sorted.
+pub fn validate(reg: &Registry, files: &dyn RegistryFiles) -> Vec<Diagnostic> {
+    let mut out = reg.load_diagnostics();
+    if let Some(policy) = &reg.policy {
+        let ptext = reg.policy_blob.and_then(|b| files.text(b)).unwrap_or_default();
+        check_policy(reg, policy, &ptext, files, &mut out);
+        check_models(reg, policy, files, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn refs_problem(policy: &Policy, r: &str, allow_owners: bool) -> Option<String> {
+    if r == "owners" {
+        return (!allow_owners).then(|| "`owners` is only meaningful in an approvals gate".to_owned());
+    }
+    if let Some(g) = r.strip_prefix("group:") {
+        return (!policy.groups.contains_key(g)).then(|| format!("unknown group `{g}` (not in `groups`)"));
+    }
+    if r.trim().is_empty() {
+        return Some("empty approver reference".to_owned());
+    }
+    None
+}
+
+fn check_policy(reg: &Registry, p: &Policy, text: &str, files: &dyn RegistryFiles, out: &mut Vec<Diagnostic>) {
+    let file = reg.policy_path();
+    let d = |msg: String, key: &[&str]| Diagnostic::new(&file, msg).at_key(text, key);
+    if p.stages.is_empty() {
+        out.push(d("`stages` is empty: at least one stage is needed".into(), &["stages"]));
+    }
+    let mut seen = BTreeSet::new();
+    for s in &p.stages {
+        if !crate::names::is_model_name(&s.name) {
+            out.push(d(format!("stage name `{}` must be a lower-case DNS label", s.name), &["stages"]));
+        }
+        if !seen.insert(s.name.as_str()) {
+            out.push(d(format!("stage `{}` is listed twice", s.name), &["stages"]));
+        }
+        if s.terminal && !s.gates.is_empty() {
+            out.push(d(format!("terminal stage `{}` cannot have gates", s.name), &["stages"]));
+        }
+        if s.terminal && s.canary {
+            out.push(d(format!("stage `{}` cannot be both terminal and canary", s.name), &["stages"]));
+        }
+        for g in &s.gates {
+            match g {
+                Gate::Metric(m) => {
+                    if m.min.is_none() && m.max.is_none() && m.max_regression.is_none() {
+                        out.push(d(
+                            format!("metric gate `{}` in stage `{}` sets none of min, max, max_regression", m.name, s.name),
+                            &["stages"],
+                        ));
+                    }
+                    if m.max_regression.is_some_and(|r| r < 0.0) {
+                        out.push(d(format!("metric gate `{}`: max_regression must be >= 0", m.name), &["stages"]));
+                    }
+                }
+                Gate::Soak(sk) => {
+                    if p.stage(&sk.stage).is_none() {
+                        out.push(d(format!("soak gate in stage `{}` names unknown stage `{}`", s.name, sk.stage), &["stages"]));
+                    }
+                }
+                Gate::Approvals(a) => {
+                    if a.min > 0 && a.from.is_empty() {
+                        out.push(d(format!("approvals gate in stage `{}` has an empty `from`", s.name), &["stages"]));
+                    }
+                    for r in &a.from {
+                        if let Some(m) = refs_problem(p, r, true) {
+                            out.push(d(format!("approvals gate in stage `{}`: {m}", s.name), &["stages"]));
+                        }
+                    }
+                }
+                Gate::Window(w) => {
+                    if w.from.is_some() != w.to.is_some() {
+                        out.push(d(format!("window gate in stage `{}` needs both `from` and `to`", s.name), &["stages"]));
+                    }
+                }
+                Gate::Evidence(e) => {
+                    if e.trim().is_empty() {
+                        out.push(d(format!("evidence gate in stage `{}` names no evidence", s.name), &["stages"]));
+                    }
+                }
+            }
+        }
+    }
+    for (g, members) in &p.groups {
+        for m in members {
+            if m == "owners" {
+                out.push(d(format!("group `{g}`: `owners` cannot be a group member"), &["groups", g]));
+            } else if let Some(problem) = refs_problem(p, m, false) {
+                out.push(d(format!("group `{g}`: {problem}"), &["groups", g]));
+            }
+        }
+    }
+    for r in &p.policy_owners {
+        if let Some(problem) = refs_problem(p, r, false) {
+            out.push(d(format!("policy_owners: {problem}"), &["policy_owners"]));
+        }
+    }
+    if let Some(signers) = &p.signers {
+        match safe_relative(signers) {
+            Err(why) => out.push(d(format!("signers `{signers}`: {why}"), &["signers"])),
+            Ok(rel) => {
+                if files.file_size(&reg.path(&rel)).is_none() {
+                    out.push(d(
+                        format!("signers file `{}` does not exist at this revision", reg.path(&rel)),
+                        &["signers"],
+                    ));
+                }
+            }
+        }
+    }
+    let mut paths: BTreeMap<String, &str> = BTreeMap::new();
+    for (name, env) in &p.environments {
+        let key = ["environments", name.as_str()];
+        if !crate::names::is_model_name(name) {
+            out.push(d(format!("environment name `{name}` must be a lower-case DNS label"), &key));
+        }
+        match p.stage(&env.stage) {
+            None => out.push(d(format!("environment `{name}` deploys unknown stage `{}`", env.stage), &key)),
+            Some(s) if s.terminal => out.push(d(
+                format!("environment `{name}` deploys terminal stage `{}`, which holds no deployment", env.stage),
+                &key,
+            )),
+            _ => {}
+        }
+        match safe_relative(&env.target.path) {
+            Err(why) => out.push(d(format!("environment `{name}`: target path `{}`: {why}", env.target.path), &key)),
+            Ok(norm) => {
+                if let Some(other) = paths.insert(norm.clone(), name) {
+                    out.push(d(format!("environments `{other}` and `{name}` share the target path `{norm}`"), &key));
+                }
+            }
+        }
+    }
+}
+
+fn check_models(reg: &Registry, p: &Policy, files: &dyn RegistryFiles, out: &mut Vec<Diagnostic>) {
+    for (name, model) in &reg.models {
+        if let (Some(m), Some(blob)) = (&model.manifest, model.manifest_blob) {
+            for o in &m.owners {
+                if let Some(problem) = refs_problem(p, o, false) {
+                    let text = files.text(blob).unwrap_or_default();
+                    out.push(
+                        Diagnostic::new(reg.path(&format!("models/{name}/model.yaml")), format!("owners: {problem}"))
+                            .at_key(&text, &["owners"]),
+                    );
+                }
+            }
+        }
+        for v in model.versions.values() {
+            check_version(reg, p, v, files, out);
+        }
+        // Occupancy of each deployed stage.
+        let mut by_stage: BTreeMap<&str, Vec<&VersionEntry>> = BTreeMap::new();
+        for v in model.versions.values() {
+            by_stage.entry(v.manifest.stage.as_str()).or_default().push(v);
+        }
+        for (stage, vs) in by_stage {
+            let manifests: Vec<&VersionManifest> = vs.iter().map(|v| v.manifest.as_ref()).collect();
+            for problem in occupancy_problems(p, stage, &manifests) {
+                let v = vs.last().expect("non-empty");
+                let text = files.text(v.blob).unwrap_or_default();
+                out.push(Diagnostic::new(&v.path, problem).at_key(&text, &["stage"]));
+            }
+        }
+    }
+}
+
+fn check_version(reg: &Registry, p: &Policy, v: &VersionEntry, files: &dyn RegistryFiles, out: &mut Vec<Diagnostic>) {
+    let m = &v.manifest;
+    let mut problems: Vec<(String, &[&str])> = Vec::new();
+    if p.stage(&m.stage).is_none() {
+        let known: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+        problems.push((format!("unknown stage `{}` (stages: {})", m.stage, known.join(", ")), &["stage"]));
+    }
+    if !is_sha256(&m.artifact.sha256) {
+        problems.push((
+            "artifact.sha256 must be 64 lower-case hex characters".to_owned(),
+            &["artifact", "sha256"],
+        ));
+    }
+    match artifact_location(&m.artifact.uri) {
+        Err(why) => problems.push((format!("artifact.uri `{}`: {why}", m.artifact.uri), &["artifact", "uri"])),
+        Ok(ArtifactLocation::Registry(rel)) => match files.file_size(&reg.path(&rel)) {
+            None => problems.push((
+                format!("artifact `{}` does not exist in the registry at this revision", reg.path(&rel)),
+                &["artifact", "uri"],
+            )),
+            Some(size) => {
+                if let Some(want) = m.artifact.size {
+                    if want != size {
+                        problems.push((
+                            format!("artifact.size is {want} but `{}` is {size} bytes", reg.path(&rel)),
+                            &["artifact", "size"],
+                        ));
+                    }
+                }
+            }
+        },
+        Ok(ArtifactLocation::External) => {}
+    }
+    if let Some(t) = m.traffic {
+        match p.stage(&m.stage) {
+            Some(s) if !s.canary => problems.push((
+                format!("traffic is only allowed in a canary stage; `{}` is not one", m.stage),
+                &["traffic"],
+            )),
+            _ if !(1..=99).contains(&t) => problems.push((format!("traffic {t} must be 1..99 (percent)"), &["traffic"])),
+            _ => {}
+        }
+    }
+    for (rm, rv) in &m.requires {
+        match reg.model(rm) {
+            None => problems.push((format!("requires unknown model `{rm}`"), &["requires"])),
+            Some(model) if !model.versions.contains_key(rv.as_str()) => {
+                problems.push((format!("requires `{rm}` version `{rv}`, which is not registered"), &["requires"]))
+            }
+            _ => {}
+        }
+        if rm == &m.model {
+            problems.push(("a version cannot require its own model".to_owned(), &["requires"]));
+        }
+    }
+    if !problems.is_empty() {
+        let text = files.text(v.blob).unwrap_or_default();
+        for (msg, key) in problems {
+            out.push(Diagnostic::new(&v.path, msg).at_key(&text, key));
+        }
+    }
+}
+
+/// Rules for the versions of one model sharing `stage` (SPEC §2 `exclusive`): a deployed
+/// non-canary stage holds at most one; a canary stage splits traffic with exactly one
+/// version taking the remainder. Stages no environment deploys hold any number.
+pub fn occupancy_problems(p: &Policy, stage: &str, versions: &[&VersionManifest]) -> Vec<String> {
+    let Some(s) = p.stage(stage) else { return Vec::new() };
+    if !p.is_deployed(stage) || versions.is_empty() {
+        return Vec::new();
+    }
+    let model = &versions[0].model;
+    let labels = || versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>().join(", ");
+    let mut out = Vec::new();
+    if !s.canary {
+        if versions.len() > 1 {
+            out.push(format!(
+                "stage `{stage}` holds at most one version of each model; `{model}` has {} ({})",
+                versions.len(),
+                labels()
+            ));
+        }
+        return out;
+    }
+    let without: Vec<&str> = versions
+        .iter()
+        .filter(|v| v.traffic.is_none())
+        .map(|v| v.version.as_str())
+        .collect();
+    if without.len() != 1 {
+        out.push(format!(
+            "canary stage `{stage}`: exactly one version of `{model}` must carry no `traffic` (it takes the rest); found {} ({})",
+            without.len(),
+            if without.is_empty() { labels() } else { without.join(", ") }
+        ));
+    }
+    let sum: u32 = versions.iter().filter_map(|v| v.traffic).sum();
+    if sum >= 100 {
+        out.push(format!(
+            "canary stage `{stage}`: traffic of `{model}` versions sums to {sum}; it must be below 100"
+        ));
+    }
+    out
+}
+
+/// The traffic split of one model's versions in a stage: (version, percent), the version
+/// without `traffic` taking the remainder. Versions are in natural order.
+pub fn traffic_split(versions: &[&VersionManifest]) -> Vec<(String, u32)> {
+    let explicit: u32 = versions.iter().filter_map(|v| v.traffic).sum();
+    versions
+        .iter()
+        .map(|v| (v.version.clone(), v.traffic.unwrap_or(100u32.saturating_sub(explicit))))
+        .collect()
+}
+
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// Where an artifact lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArtifactLocation {
+    /// A file in the registry folder (normalised relative path).
+    Registry(String),
+    /// `file://`, `https://`, `s3://`, `gs://`: outside git.
+    External,
+}
+
+/// Classify an artifact URI; relative paths must stay inside the registry folder.
+pub fn artifact_location(uri: &str) -> Result<ArtifactLocation, String> {
+    if let Some((scheme, rest)) = uri.split_once("://") {
+        return match scheme {
+            "file" | "https" | "http" | "s3" | "gs" if !rest.is_empty() => Ok(ArtifactLocation::External),
+            "file" | "https" | "http" | "s3" | "gs" => Err("empty location after the scheme".into()),
+            other => Err(format!("unsupported scheme `{other}` (use a relative path, file://, https://, s3:// or gs://)")),
+        };
+    }
+    safe_relative(uri).map(ArtifactLocation::Registry)
+}
+
+/// Normalise a relative path, refusing absolute paths and `..` components.
+pub fn safe_relative(p: &str) -> Result<String, String> {
+    if p.is_empty() {
+        return Err("empty path".into());
+    }
+    if p.starts_with('/') || p.starts_with('\\') || p.contains('\\') {
+        return Err("must be a relative path inside the registry folder".into());
+    }
+    let mut parts = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err("must not contain `..` (paths stay inside the registry folder)".into()),
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        return Err("empty path".into());
+    }
+    Ok(parts.join("/"))
+}
