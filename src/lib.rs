@@ -1,7 +1,9 @@
 //! baton: a GitOps promotion controller for machine-learning models.
 //! The library holds the registry model, the gates engine and the controller; `main.rs` is the CLI edge.
 
+pub mod check;
 pub mod diag;
+pub mod history;
 pub mod manifest;
 pub mod names;
 pub mod registry;

@@ -91,7 +91,9 @@ pub fn registry_root(
     let mut found = Vec::new();
     find_policies(repo, &tree, "", 0, &mut found)?;
     match found.len() {
-        0 => Err(RepoError::NoRegistry { rev: rev.to_owned() }),
+        0 => Err(RepoError::NoRegistry {
+            rev: rev.to_owned(),
+        }),
         1 => Ok(found.remove(0)),
         _ => Err(RepoError::AmbiguousRegistry {
             rev: rev.to_owned(),
@@ -141,7 +143,11 @@ pub fn tree_blob(repo: &Repository, tree: &Tree, path: &str) -> Result<Option<Oi
 }
 
 /// Read the file at `path` in the commit's tree.
-pub fn read_file(repo: &Repository, commit: &Commit, path: &str) -> Result<Option<Vec<u8>>, RepoError> {
+pub fn read_file(
+    repo: &Repository,
+    commit: &Commit,
+    path: &str,
+) -> Result<Option<Vec<u8>>, RepoError> {
     let tree = commit.tree()?;
     match tree_blob(repo, &tree, path)? {
         Some(oid) => Ok(Some(repo.find_blob(oid)?.content().to_vec())),

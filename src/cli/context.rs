@@ -15,10 +15,6 @@ impl Context {
         Context { args }
     }
 
-    pub fn format(&self) -> Format {
-        self.args.format
-    }
-
     /// Refuse the check-only formats for verbs that only speak text and JSON.
     pub fn text_or_json(&self) -> Result<Format> {
         match self.args.format {
@@ -33,7 +29,12 @@ impl Context {
 
     /// Registry folder at `commit`: --path, or discovered.
     pub fn registry_root(&self, repo: &Repository, commit: &Commit, rev: &str) -> Result<String> {
-        Ok(baton::repo::registry_root(repo, commit, rev, self.args.path.as_deref())?)
+        Ok(baton::repo::registry_root(
+            repo,
+            commit,
+            rev,
+            self.args.path.as_deref(),
+        )?)
     }
 
     /// Open the repository and load the registry at `rev`.

@@ -38,7 +38,11 @@ pub enum Format {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "baton", version, about = "GitOps promotion controller for machine-learning models")]
+#[command(
+    name = "baton",
+    version,
+    about = "GitOps promotion controller for machine-learning models"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

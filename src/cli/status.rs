@@ -48,7 +48,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             }))?;
         }
         _ => {
-            let root = if reg.root.is_empty() { "." } else { reg.root.as_str() };
+            let root = if reg.root.is_empty() {
+                "."
+            } else {
+                reg.root.as_str()
+            };
             println!("registry {root} at {}", &reg.commit.to_string()[..10]);
             if desired.is_empty() {
                 println!("no environments defined in baton.yaml");
@@ -74,7 +78,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
                         })
                     })
                     .collect();
-                print!("{}", table::render(&["  MODEL", "VERSION", "TRAFFIC", "SHA256"], &rows));
+                print!(
+                    "{}",
+                    table::render(&["  MODEL", "VERSION", "TRAFFIC", "SHA256"], &rows)
+                );
             }
         }
     }

@@ -35,7 +35,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
                 println!("{e}");
             }
             let short = &reg.commit.to_string()[..10];
-            let root = if reg.root.is_empty() { "." } else { reg.root.as_str() };
+            let root = if reg.root.is_empty() {
+                "."
+            } else {
+                reg.root.as_str()
+            };
             if errors.is_empty() {
                 println!(
                     "ok: registry {root} at {short}: {} models, {} versions, {envs} environments",
@@ -51,5 +55,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             }
         }
     }
-    Ok(if errors.is_empty() { Outcome::Ok } else { Outcome::Failed })
+    Ok(if errors.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
 }

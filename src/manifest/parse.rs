@@ -77,7 +77,10 @@ pub fn parse_policy(bytes: &[u8]) -> Result<Policy, ParseError> {
             line: super::locate::find_key(std::str::from_utf8(bytes).unwrap_or(""), &["version"])
                 .map(|x| x.0),
             column: Some(1),
-            message: format!("unsupported policy version {} (this baton reads version 1)", p.version),
+            message: format!(
+                "unsupported policy version {} (this baton reads version 1)",
+                p.version
+            ),
         });
     }
     Ok(p)
@@ -122,7 +125,9 @@ environments:
         let p = parse_policy(POLICY.as_bytes()).unwrap();
         assert_eq!(p.stages.len(), 4);
         assert!(matches!(p.stages[1].gates[1], Gate::Evidence(ref e) if e == "offline-eval"));
-        assert!(matches!(p.stages[2].gates[2], Gate::Soak(ref s) if s.duration.0.as_secs() == 86400));
+        assert!(
+            matches!(p.stages[2].gates[2], Gate::Soak(ref s) if s.duration.0.as_secs() == 86400)
+        );
         assert!(p.stages[2].canary);
     }
 

@@ -117,9 +117,11 @@ pub struct Day(pub Weekday);
 impl<'de> Deserialize<'de> for Day {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse::<Weekday>()
-            .map(Day)
-            .map_err(|_| de::Error::custom(format!("invalid day `{s}` (use mon, tue, wed, thu, fri, sat, sun)")))
+        s.parse::<Weekday>().map(Day).map_err(|_| {
+            de::Error::custom(format!(
+                "invalid day `{s}` (use mon, tue, wed, thu, fri, sat, sun)"
+            ))
+        })
     }
 }
 
@@ -161,9 +163,11 @@ pub struct TimeZone(pub chrono_tz::Tz);
 impl<'de> Deserialize<'de> for TimeZone {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse::<chrono_tz::Tz>()
-            .map(TimeZone)
-            .map_err(|_| de::Error::custom(format!("unknown time zone `{s}` (use an IANA name like Europe/Berlin)")))
+        s.parse::<chrono_tz::Tz>().map(TimeZone).map_err(|_| {
+            de::Error::custom(format!(
+                "unknown time zone `{s}` (use an IANA name like Europe/Berlin)"
+            ))
+        })
     }
 }
 

@@ -53,7 +53,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s)
             .map(HumanDuration)
-            .map_err(|e| de::Error::custom(format!("invalid duration `{s}`: {e} (use e.g. 24h, 30m)")))
+            .map_err(|e| {
+                de::Error::custom(format!("invalid duration `{s}`: {e} (use e.g. 24h, 30m)"))
+            })
     }
 }
 

@@ -32,7 +32,9 @@ pub struct EnvironmentDesired {
 /// Desired state of every environment in the registry's policy.
 pub fn desired_state(reg: &Registry) -> BTreeMap<String, EnvironmentDesired> {
     let mut out = BTreeMap::new();
-    let Some(policy) = &reg.policy else { return out };
+    let Some(policy) = &reg.policy else {
+        return out;
+    };
     for (env, spec) in &policy.environments {
         let mut models = BTreeMap::new();
         for (name, model) in &reg.models {
@@ -44,7 +46,8 @@ pub fn desired_state(reg: &Registry) -> BTreeMap<String, EnvironmentDesired> {
             if in_stage.is_empty() {
                 continue;
             }
-            let manifests: Vec<&VersionManifest> = in_stage.iter().map(|v| v.manifest.as_ref()).collect();
+            let manifests: Vec<&VersionManifest> =
+                in_stage.iter().map(|v| v.manifest.as_ref()).collect();
             let split = traffic_split(&manifests);
             let versions = in_stage
                 .iter()

@@ -19,7 +19,10 @@ pub trait RegistryFiles {
 pub fn validate(reg: &Registry, files: &dyn RegistryFiles) -> Vec<Diagnostic> {
     let mut out = reg.load_diagnostics();
     if let Some(policy) = &reg.policy {
-        let ptext = reg.policy_blob.and_then(|b| files.text(b)).unwrap_or_default();
+        let ptext = reg
+            .policy_blob
+            .and_then(|b| files.text(b))
+            .unwrap_or_default();
         check_policy(reg, policy, &ptext, files, &mut out);
         check_models(reg, policy, files, &mut out);
     }
@@ -30,10 +33,12 @@ pub fn validate(reg: &Registry, files: &dyn RegistryFiles) -> Vec<Diagnostic> {
 
 fn refs_problem(policy: &Policy, r: &str, allow_owners: bool) -> Option<String> {
     if r == "owners" {
-        return (!allow_owners).then(|| "`owners` is only meaningful in an approvals gate".to_owned());
+        return (!allow_owners)
+            .then(|| "`owners` is only meaningful in an approvals gate".to_owned());
     }
     if let Some(g) = r.strip_prefix("group:") {
-        return (!policy.groups.contains_key(g)).then(|| format!("unknown group `{g}` (not in `groups`)"));
+        return (!policy.groups.contains_key(g))
+            .then(|| format!("unknown group `{g}` (not in `groups`)"));
     }
     if r.trim().is_empty() {
         return Some("empty approver reference".to_owned());
@@ -41,25 +46,46 @@ fn refs_problem(policy: &Policy, r: &str, allow_owners: bool) -> Option<String> 
     None
 }
 
-fn check_policy(reg: &Registry, p: &Policy, text: &str, files: &dyn RegistryFiles, out: &mut Vec<Diagnostic>) {
+fn check_policy(
+    reg: &Registry,
+    p: &Policy,
+    text: &str,
+    files: &dyn RegistryFiles,
+    out: &mut Vec<Diagnostic>,
+) {
     let file = reg.policy_path();
     let d = |msg: String, key: &[&str]| Diagnostic::new(&file, msg).at_key(text, key);
     if p.stages.is_empty() {
-        out.push(d("`stages` is empty: at least one stage is needed".into(), &["stages"]));
+        out.push(d(
+            "`stages` is empty: at least one stage is needed".into(),
+            &["stages"],
+        ));
     }
     let mut seen = BTreeSet::new();
     for s in &p.stages {
         if !crate::names::is_model_name(&s.name) {
-            out.push(d(format!("stage name `{}` must be a lower-case DNS label", s.name), &["stages"]));
+            out.push(d(
+                format!("stage name `{}` must be a lower-case DNS label", s.name),
+                &["stages"],
+            ));
         }
         if !seen.insert(s.name.as_str()) {
-            out.push(d(format!("stage `{}` is listed twice", s.name), &["stages"]));
+            out.push(d(
+                format!("stage `{}` is listed twice", s.name),
+                &["stages"],
+            ));
         }
         if s.terminal && !s.gates.is_empty() {
-            out.push(d(format!("terminal stage `{}` cannot have gates", s.name), &["stages"]));
+            out.push(d(
+                format!("terminal stage `{}` cannot have gates", s.name),
+                &["stages"],
+            ));
         }
         if s.terminal && s.canary {
-            out.push(d(format!("stage `{}` cannot be both terminal and canary", s.name), &["stages"]));
+            out.push(d(
+                format!("stage `{}` cannot be both terminal and canary", s.name),
+                &["stages"],
+            ));
         }
         for g in &s.gates {
             match g {
@@ -71,32 +97,56 @@ fn check_policy(reg: &Registry, p: &Policy, text: &str, files: &dyn RegistryFile
                         ));
                     }
                     if m.max_regression.is_some_and(|r| r < 0.0) {
-                        out.push(d(format!("metric gate `{}`: max_regression must be >= 0", m.name), &["stages"]));
+                        out.push(d(
+                            format!("metric gate `{}`: max_regression must be >= 0", m.name),
+                            &["stages"],
+                        ));
                     }
                 }
                 Gate::Soak(sk) => {
                     if p.stage(&sk.stage).is_none() {
-                        out.push(d(format!("soak gate in stage `{}` names unknown stage `{}`", s.name, sk.stage), &["stages"]));
+                        out.push(d(
+                            format!(
+                                "soak gate in stage `{}` names unknown stage `{}`",
+                                s.name, sk.stage
+                            ),
+                            &["stages"],
+                        ));
                     }
                 }
                 Gate::Approvals(a) => {
                     if a.min > 0 && a.from.is_empty() {
-                        out.push(d(format!("approvals gate in stage `{}` has an empty `from`", s.name), &["stages"]));
+                        out.push(d(
+                            format!("approvals gate in stage `{}` has an empty `from`", s.name),
+                            &["stages"],
+                        ));
                     }
                     for r in &a.from {
                         if let Some(m) = refs_problem(p, r, true) {
-                            out.push(d(format!("approvals gate in stage `{}`: {m}", s.name), &["stages"]));
+                            out.push(d(
+                                format!("approvals gate in stage `{}`: {m}", s.name),
+                                &["stages"],
+                            ));
                         }
                     }
                 }
                 Gate::Window(w) => {
                     if w.from.is_some() != w.to.is_some() {
-                        out.push(d(format!("window gate in stage `{}` needs both `from` and `to`", s.name), &["stages"]));
+                        out.push(d(
+                            format!(
+                                "window gate in stage `{}` needs both `from` and `to`",
+                                s.name
+                            ),
+                            &["stages"],
+                        ));
                     }
                 }
                 Gate::Evidence(e) => {
                     if e.trim().is_empty() {
-                        out.push(d(format!("evidence gate in stage `{}` names no evidence", s.name), &["stages"]));
+                        out.push(d(
+                            format!("evidence gate in stage `{}` names no evidence", s.name),
+                            &["stages"],
+                        ));
                     }
                 }
             }
@@ -105,7 +155,10 @@ fn check_policy(reg: &Registry, p: &Policy, text: &str, files: &dyn RegistryFile
     for (g, members) in &p.groups {
         for m in members {
             if m == "owners" {
-                out.push(d(format!("group `{g}`: `owners` cannot be a group member"), &["groups", g]));
+                out.push(d(
+                    format!("group `{g}`: `owners` cannot be a group member"),
+                    &["groups", g],
+                ));
             } else if let Some(problem) = refs_problem(p, m, false) {
                 out.push(d(format!("group `{g}`: {problem}"), &["groups", g]));
             }
@@ -122,7 +175,10 @@ fn check_policy(reg: &Registry, p: &Policy, text: &str, files: &dyn RegistryFile
             Ok(rel) => {
                 if files.file_size(&reg.path(&rel)).is_none() {
                     out.push(d(
-                        format!("signers file `{}` does not exist at this revision", reg.path(&rel)),
+                        format!(
+                            "signers file `{}` does not exist at this revision",
+                            reg.path(&rel)
+                        ),
                         &["signers"],
                     ));
                 }
@@ -133,21 +189,41 @@ fn check_policy(reg: &Registry, p: &Policy, text: &str, files: &dyn RegistryFile
     for (name, env) in &p.environments {
         let key = ["environments", name.as_str()];
         if !crate::names::is_model_name(name) {
-            out.push(d(format!("environment name `{name}` must be a lower-case DNS label"), &key));
+            out.push(d(
+                format!("environment name `{name}` must be a lower-case DNS label"),
+                &key,
+            ));
         }
         match p.stage(&env.stage) {
-            None => out.push(d(format!("environment `{name}` deploys unknown stage `{}`", env.stage), &key)),
+            None => out.push(d(
+                format!("environment `{name}` deploys unknown stage `{}`", env.stage),
+                &key,
+            )),
             Some(s) if s.terminal => out.push(d(
-                format!("environment `{name}` deploys terminal stage `{}`, which holds no deployment", env.stage),
+                format!(
+                    "environment `{name}` deploys terminal stage `{}`, which holds no deployment",
+                    env.stage
+                ),
                 &key,
             )),
             _ => {}
         }
         match safe_relative(&env.target.path) {
-            Err(why) => out.push(d(format!("environment `{name}`: target path `{}`: {why}", env.target.path), &key)),
+            Err(why) => out.push(d(
+                format!(
+                    "environment `{name}`: target path `{}`: {why}",
+                    env.target.path
+                ),
+                &key,
+            )),
             Ok(norm) => {
                 if let Some(other) = paths.insert(norm.clone(), name) {
-                    out.push(d(format!("environments `{other}` and `{name}` share the target path `{norm}`"), &key));
+                    out.push(d(
+                        format!(
+                            "environments `{other}` and `{name}` share the target path `{norm}`"
+                        ),
+                        &key,
+                    ));
                 }
             }
         }
@@ -161,8 +237,11 @@ fn check_models(reg: &Registry, p: &Policy, files: &dyn RegistryFiles, out: &mut
                 if let Some(problem) = refs_problem(p, o, false) {
                     let text = files.text(blob).unwrap_or_default();
                     out.push(
-                        Diagnostic::new(reg.path(&format!("models/{name}/model.yaml")), format!("owners: {problem}"))
-                            .at_key(&text, &["owners"]),
+                        Diagnostic::new(
+                            reg.path(&format!("models/{name}/model.yaml")),
+                            format!("owners: {problem}"),
+                        )
+                        .at_key(&text, &["owners"]),
                     );
                 }
             }
@@ -173,7 +252,10 @@ fn check_models(reg: &Registry, p: &Policy, files: &dyn RegistryFiles, out: &mut
         // Occupancy of each deployed stage.
         let mut by_stage: BTreeMap<&str, Vec<&VersionEntry>> = BTreeMap::new();
         for v in model.versions.values() {
-            by_stage.entry(v.manifest.stage.as_str()).or_default().push(v);
+            by_stage
+                .entry(v.manifest.stage.as_str())
+                .or_default()
+                .push(v);
         }
         for (stage, vs) in by_stage {
             let manifests: Vec<&VersionManifest> = vs.iter().map(|v| v.manifest.as_ref()).collect();
@@ -186,12 +268,21 @@ fn check_models(reg: &Registry, p: &Policy, files: &dyn RegistryFiles, out: &mut
     }
 }
 
-fn check_version(reg: &Registry, p: &Policy, v: &VersionEntry, files: &dyn RegistryFiles, out: &mut Vec<Diagnostic>) {
+fn check_version(
+    reg: &Registry,
+    p: &Policy,
+    v: &VersionEntry,
+    files: &dyn RegistryFiles,
+    out: &mut Vec<Diagnostic>,
+) {
     let m = &v.manifest;
     let mut problems: Vec<(String, &[&str])> = Vec::new();
     if p.stage(&m.stage).is_none() {
         let known: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
-        problems.push((format!("unknown stage `{}` (stages: {})", m.stage, known.join(", ")), &["stage"]));
+        problems.push((
+            format!("unknown stage `{}` (stages: {})", m.stage, known.join(", ")),
+            &["stage"],
+        ));
     }
     if !is_sha256(&m.artifact.sha256) {
         problems.push((
@@ -200,17 +291,26 @@ fn check_version(reg: &Registry, p: &Policy, v: &VersionEntry, files: &dyn Regis
         ));
     }
     match artifact_location(&m.artifact.uri) {
-        Err(why) => problems.push((format!("artifact.uri `{}`: {why}", m.artifact.uri), &["artifact", "uri"])),
+        Err(why) => problems.push((
+            format!("artifact.uri `{}`: {why}", m.artifact.uri),
+            &["artifact", "uri"],
+        )),
         Ok(ArtifactLocation::Registry(rel)) => match files.file_size(&reg.path(&rel)) {
             None => problems.push((
-                format!("artifact `{}` does not exist in the registry at this revision", reg.path(&rel)),
+                format!(
+                    "artifact `{}` does not exist in the registry at this revision",
+                    reg.path(&rel)
+                ),
                 &["artifact", "uri"],
             )),
             Some(size) => {
                 if let Some(want) = m.artifact.size {
                     if want != size {
                         problems.push((
-                            format!("artifact.size is {want} but `{}` is {size} bytes", reg.path(&rel)),
+                            format!(
+                                "artifact.size is {want} but `{}` is {size} bytes",
+                                reg.path(&rel)
+                            ),
                             &["artifact", "size"],
                         ));
                     }
@@ -222,23 +322,32 @@ fn check_version(reg: &Registry, p: &Policy, v: &VersionEntry, files: &dyn Regis
     if let Some(t) = m.traffic {
         match p.stage(&m.stage) {
             Some(s) if !s.canary => problems.push((
-                format!("traffic is only allowed in a canary stage; `{}` is not one", m.stage),
+                format!(
+                    "traffic is only allowed in a canary stage; `{}` is not one",
+                    m.stage
+                ),
                 &["traffic"],
             )),
-            _ if !(1..=99).contains(&t) => problems.push((format!("traffic {t} must be 1..99 (percent)"), &["traffic"])),
+            _ if !(1..=99).contains(&t) => {
+                problems.push((format!("traffic {t} must be 1..99 (percent)"), &["traffic"]))
+            }
             _ => {}
         }
     }
     for (rm, rv) in &m.requires {
         match reg.model(rm) {
             None => problems.push((format!("requires unknown model `{rm}`"), &["requires"])),
-            Some(model) if !model.versions.contains_key(rv.as_str()) => {
-                problems.push((format!("requires `{rm}` version `{rv}`, which is not registered"), &["requires"]))
-            }
+            Some(model) if !model.versions.contains_key(rv.as_str()) => problems.push((
+                format!("requires `{rm}` version `{rv}`, which is not registered"),
+                &["requires"],
+            )),
             _ => {}
         }
         if rm == &m.model {
-            problems.push(("a version cannot require its own model".to_owned(), &["requires"]));
+            problems.push((
+                "a version cannot require its own model".to_owned(),
+                &["requires"],
+            ));
         }
     }
     if !problems.is_empty() {
@@ -253,12 +362,20 @@ fn check_version(reg: &Registry, p: &Policy, v: &VersionEntry, files: &dyn Regis
 /// non-canary stage holds at most one; a canary stage splits traffic with exactly one
 /// version taking the remainder. Stages no environment deploys hold any number.
 pub fn occupancy_problems(p: &Policy, stage: &str, versions: &[&VersionManifest]) -> Vec<String> {
-    let Some(s) = p.stage(stage) else { return Vec::new() };
+    let Some(s) = p.stage(stage) else {
+        return Vec::new();
+    };
     if !p.is_deployed(stage) || versions.is_empty() {
         return Vec::new();
     }
     let model = &versions[0].model;
-    let labels = || versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>().join(", ");
+    let labels = || {
+        versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut out = Vec::new();
     if !s.canary {
         if versions.len() > 1 {
@@ -297,12 +414,19 @@ pub fn traffic_split(versions: &[&VersionManifest]) -> Vec<(String, u32)> {
     let explicit: u32 = versions.iter().filter_map(|v| v.traffic).sum();
     versions
         .iter()
-        .map(|v| (v.version.clone(), v.traffic.unwrap_or(100u32.saturating_sub(explicit))))
+        .map(|v| {
+            (
+                v.version.clone(),
+                v.traffic.unwrap_or(100u32.saturating_sub(explicit)),
+            )
+        })
         .collect()
 }
 
 pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 /// Where an artifact lives.
@@ -338,7 +462,9 @@ pub fn safe_relative(p: &str) -> Result<String, String> {
     for c in p.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err("must not contain `..` (paths stay inside the registry folder)".into()),
+            ".." => {
+                return Err("must not contain `..` (paths stay inside the registry folder)".into())
+            }
             other => parts.push(other),
         }
     }

@@ -3,7 +3,9 @@
 
 use super::{ModelEntry, Registry, VersionEntry, VersionKey};
 use crate::diag::Diagnostic;
-use crate::manifest::{parse_model, parse_policy, parse_version, ParseError, Policy, VersionManifest};
+use crate::manifest::{
+    parse_model, parse_policy, parse_version, ParseError, Policy, VersionManifest,
+};
 use crate::repo::{join, RepoError};
 use git2::{ObjectType, Oid, Repository, Tree};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -52,7 +54,12 @@ impl Loader {
     }
 
     /// Read the registry rooted at `root` (repository-relative folder) in `commit`.
-    pub fn load(&mut self, repo: &Repository, commit: Oid, root: &str) -> Result<Registry, RepoError> {
+    pub fn load(
+        &mut self,
+        repo: &Repository,
+        commit: Oid,
+        root: &str,
+    ) -> Result<Registry, RepoError> {
         self.generation += 1;
         self.stats = LoadStats::default();
         let gen = self.generation;
@@ -112,7 +119,13 @@ impl Loader {
                         reused.insert(mname, entry.1.clone());
                         continue;
                     }
-                    pending.push(walk_model(repo, &mname, &mpath, key, &repo.find_tree(m.id())?)?);
+                    pending.push(walk_model(
+                        repo,
+                        &mname,
+                        &mpath,
+                        key,
+                        &repo.find_tree(m.id())?,
+                    )?);
                 }
             } else if e.kind() == Some(ObjectType::Tree) {
                 self.scan_special(repo, e.id(), &path, gen, &mut diagnostics)?;
@@ -151,7 +164,10 @@ impl Loader {
     ) -> Result<(Option<Arc<Policy>>, Option<Oid>), RepoError> {
         let path = join(root, "baton.yaml");
         let Some(e) = tree.get_name("baton.yaml") else {
-            diagnostics.push(Diagnostic::new(&path, "missing: the registry folder has no baton.yaml"));
+            diagnostics.push(Diagnostic::new(
+                &path,
+                "missing: the registry folder has no baton.yaml",
+            ));
             return Ok((None, None));
         };
         if let Some(d) = special_entry(&e, &path) {
@@ -210,7 +226,12 @@ impl Loader {
     }
 
     /// Parse every version blob not yet cached, in parallel when there are many.
-    fn parse_pending(&mut self, repo: &Repository, pending: &[PendingModel], gen: u64) -> Result<(), RepoError> {
+    fn parse_pending(
+        &mut self,
+        repo: &Repository,
+        pending: &[PendingModel],
+        gen: u64,
+    ) -> Result<(), RepoError> {
         let mut todo: Vec<Oid> = Vec::new();
         let mut seen = HashSet::new();
         for p in pending {
@@ -223,7 +244,9 @@ impl Loader {
             }
         }
         self.stats.parsed = todo.len();
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let results: Vec<(Oid, Parsed)> = if todo.len() < PARALLEL_THRESHOLD || threads < 2 {
             parse_blobs(repo, &todo)?
         } else {
@@ -262,7 +285,10 @@ impl Loader {
                     diagnostics.push(
                         Diagnostic::new(
                             &manifest_path,
-                            format!("name `{}` does not match the folder name `{}`", m.name, p.name),
+                            format!(
+                                "name `{}` does not match the folder name `{}`",
+                                m.name, p.name
+                            ),
                         )
                         .at(Some(1), Some(1)),
                     );
@@ -274,7 +300,10 @@ impl Loader {
                 (None, Some(oid))
             }
             None => {
-                diagnostics.push(Diagnostic::new(&manifest_path, "missing: every model folder needs a model.yaml"));
+                diagnostics.push(Diagnostic::new(
+                    &manifest_path,
+                    "missing: every model folder needs a model.yaml",
+                ));
                 (None, None)
             }
         };
@@ -287,7 +316,10 @@ impl Loader {
                         diagnostics.push(
                             Diagnostic::new(
                                 &path,
-                                format!("model `{}` does not match the folder name `{}`", v.model, p.name),
+                                format!(
+                                    "model `{}` does not match the folder name `{}`",
+                                    v.model, p.name
+                                ),
                             )
                             .at(Some(1), Some(1)),
                         );
@@ -295,7 +327,10 @@ impl Loader {
                     if v.version != label {
                         diagnostics.push(Diagnostic::new(
                             &path,
-                            format!("version `{}` does not match the file name `{label}.yaml`", v.version),
+                            format!(
+                                "version `{}` does not match the file name `{label}.yaml`",
+                                v.version
+                            ),
                         ));
                     }
                     versions.insert(
@@ -341,8 +376,14 @@ fn parse_blobs(repo: &Repository, oids: &[Oid]) -> Result<Vec<(Oid, Parsed)>, Re
 
 fn special_entry(e: &git2::TreeEntry, path: &str) -> Option<Diagnostic> {
     match (e.kind(), e.filemode()) {
-        (_, 0o120000) => Some(Diagnostic::new(path, "symbolic links are not allowed in the registry")),
-        (Some(ObjectType::Commit), _) => Some(Diagnostic::new(path, "submodules are not allowed in the registry")),
+        (_, 0o120000) => Some(Diagnostic::new(
+            path,
+            "symbolic links are not allowed in the registry",
+        )),
+        (Some(ObjectType::Commit), _) => Some(Diagnostic::new(
+            path,
+            "submodules are not allowed in the registry",
+        )),
         _ => None,
     }
 }
@@ -407,7 +448,9 @@ fn walk_model(
                     p.versions.push((label.to_owned(), vpath, v.id()));
                 }
             }
-            ("versions", _) => p.diagnostics.push(Diagnostic::new(&epath, "`versions` must be a folder")),
+            ("versions", _) => p
+                .diagnostics
+                .push(Diagnostic::new(&epath, "`versions` must be a folder")),
             _ => {}
         }
     }

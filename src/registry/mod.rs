@@ -88,7 +88,10 @@ impl Registry {
     }
 
     pub fn version(&self, model: &str, version: &str) -> Option<&VersionEntry> {
-        self.models.get(model)?.versions.get(&VersionKey(version.to_owned()))
+        self.models
+            .get(model)?
+            .versions
+            .get(&VersionKey(version.to_owned()))
     }
 
     /// Every version manifest, in model then natural version order.
@@ -97,7 +100,11 @@ impl Registry {
     }
 
     /// The versions of `model` currently in `stage`.
-    pub fn in_stage<'a>(&'a self, model: &str, stage: &'a str) -> impl Iterator<Item = &'a VersionEntry> + 'a {
+    pub fn in_stage<'a>(
+        &'a self,
+        model: &str,
+        stage: &'a str,
+    ) -> impl Iterator<Item = &'a VersionEntry> + 'a {
         self.models
             .get(model)
             .into_iter()

@@ -1,0 +1,97 @@
+//! The result of a check: transitions, each with one verdict per applicable rule, plus
+//! change-wide verdicts (`policy-change`, `schema`). Stable JSON; see docs/cli.md.
+
+use crate::diag::Diagnostic;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One rule's judgement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// Rule name of SPEC §2: `schema`, `stage-order`, `immutable`, `exclusive`, `requires`,
+    /// `metric`, `evidence`, `soak`, `window`, `approvals`, `policy-change`, `rollback`, `delete`.
+    pub rule: String,
+    pub passed: bool,
+    /// Why, in one human sentence (both when passing and failing).
+    pub reason: String,
+    /// Repository-relative file the verdict concerns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+}
+
+/// One version's stage change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionReport {
+    pub model: String,
+    pub version: String,
+    /// Stage at the merge base (`None`: new version).
+    pub from: Option<String>,
+    /// Stage at head (`None`: deleted).
+    pub to: Option<String>,
+    /// Repository-relative path of the manifest.
+    pub file: String,
+    /// True when judged as a rollback (a return to a stage held before on the branch).
+    pub rollback: bool,
+    pub verdicts: Vec<Verdict>,
+}
+
+impl TransitionReport {
+    pub fn passed(&self) -> bool {
+        self.verdicts.iter().all(|v| v.passed)
+    }
+}
+
+/// The whole judgement of base...head.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    pub base: String,
+    pub merge_base: String,
+    pub head: String,
+    /// Registry folder, repository-relative.
+    pub registry: String,
+    pub transitions: Vec<TransitionReport>,
+    /// Verdicts not tied to one version: `policy-change`, registry-wide `schema` errors.
+    /// A failing one here blocks every model.
+    pub change: Vec<Verdict>,
+    /// Model-level verdicts (e.g. `policy-change` of one `model.yaml`, a model's schema
+    /// errors): a failing one blocks that model.
+    pub models: BTreeMap<String, Vec<Verdict>>,
+    /// Located parse/validation errors found at head.
+    pub errors: Vec<Diagnostic>,
+}
+
+impl CheckReport {
+    pub fn passed(&self) -> bool {
+        self.change.iter().all(|v| v.passed)
+            && self.models.values().flatten().all(|v| v.passed)
+            && self.transitions.iter().all(|t| t.passed())
+    }
+
+    /// True when a change-wide verdict failed: nothing new may deploy.
+    pub fn blocks_all(&self) -> bool {
+        self.change.iter().any(|v| !v.passed)
+    }
+
+    /// Models with a failing verdict, each with the failing reasons (`rule: reason`).
+    pub fn blocked_models(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (m, vs) in &self.models {
+            for v in vs.iter().filter(|v| !v.passed) {
+                out.entry(m.clone())
+                    .or_default()
+                    .push(format!("{}: {}", v.rule, v.reason));
+            }
+        }
+        for t in &self.transitions {
+            for v in t.verdicts.iter().filter(|v| !v.passed) {
+                out.entry(t.model.clone()).or_default().push(format!(
+                    "{}@{}: {}: {}",
+                    t.model, t.version, v.rule, v.reason
+                ));
+            }
+        }
+        out
+    }
+}
