@@ -18,6 +18,10 @@ pub struct StageEvent {
     pub time: DateTime<Utc>,
     /// `Name <email>` of the commit's author.
     pub author: String,
+    /// The author's name alone.
+    pub author_name: String,
+    /// The author's e-mail alone.
+    pub author_email: String,
     pub subject: String,
     pub model: String,
     pub version: String,
@@ -27,6 +31,9 @@ pub struct StageEvent {
     pub to: Option<String>,
     /// Repository-relative path of the manifest.
     pub path: String,
+    /// Number of parents of the commit (2 or more: a merge, whose second parents bring the
+    /// reviewed branch).
+    pub parents: usize,
 }
 
 fn ser_oid<S: serde::Serializer>(o: &Oid, s: S) -> Result<S::Ok, S::Error> {
@@ -39,13 +46,21 @@ pub struct HistoryWalker {
     stages: HashMap<Oid, Option<String>>,
 }
 
+/// What the walk knows about one version file: present, with its last stage that parsed
+/// (`None` while it never parsed).
+type Known = BTreeMap<String, Option<String>>;
+
 impl HistoryWalker {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Every stage transition of `model` (optionally one `version`) on the first-parent
-    /// history of `head`, newest first. `root` is the registry folder.
+    /// history of `head`, newest commit first (versions of one commit in natural order).
+    /// `root` is the registry folder.
+    ///
+    /// A manifest that does not parse at some commit keeps its last stage that did: a broken
+    /// edit followed by its fix yields one transition (or none), never a bogus `(deleted)`.
     pub fn model_history(
         &mut self,
         repo: &Repository,
@@ -58,50 +73,50 @@ impl HistoryWalker {
         let mut walk = repo.revwalk()?;
         walk.push(head)?;
         walk.simplify_first_parent()?;
-        walk.set_sorting(Sort::TOPOLOGICAL)?;
-        let mut out = Vec::new();
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+        let mut groups: Vec<Vec<StageEvent>> = Vec::new();
+        let mut known: Known = BTreeMap::new();
+        let mut last_tree: Option<Oid> = None;
         for id in walk {
             let id = id?;
             let commit = repo.find_commit(id)?;
-            let after = subtree(repo, &commit.tree()?, &dir)?;
-            let before = match commit.parent(0) {
-                Ok(p) => subtree(repo, &p.tree()?, &dir)?,
-                Err(_) => None,
-            };
-            if after.as_ref().map(|t| t.id()) == before.as_ref().map(|t| t.id()) {
+            let tree = subtree(repo, &commit.tree()?, &dir)?;
+            let tree_id = tree.as_ref().map(|t| t.id());
+            if tree_id == last_tree {
                 continue;
             }
-            let a = self.stages_of(repo, after.as_ref(), version)?;
-            let b = self.stages_of(repo, before.as_ref(), version)?;
-            let mut labels: Vec<&String> = a.keys().chain(b.keys()).collect();
-            labels.sort_by(|x, y| crate::names::natural_cmp(x, y));
-            labels.dedup();
-            for label in labels {
-                let to = a.get(label).cloned().flatten();
-                let from = b.get(label).cloned().flatten();
-                let present = (a.contains_key(label), b.contains_key(label));
-                if to == from && present.0 == present.1 {
-                    continue;
-                }
-                let author = commit.author();
-                out.push(StageEvent {
-                    commit: id,
-                    time: to_utc(commit.committer().when()),
-                    author: format!(
-                        "{} <{}>",
-                        author.name().unwrap_or("?"),
-                        author.email().unwrap_or("?")
-                    ),
-                    subject: commit.summary().unwrap_or_default().to_owned(),
-                    model: model.to_owned(),
-                    version: label.clone(),
-                    from: if present.1 { from } else { None },
-                    to: if present.0 { to } else { None },
-                    path: join(&dir, &format!("{label}.yaml")),
-                });
+            last_tree = tree_id;
+            let now = self.stages_of(repo, tree.as_ref(), version)?;
+            let changes = diff_known(&mut known, &now);
+            if changes.is_empty() {
+                continue;
             }
+            let author = commit.author();
+            let name = author.name().unwrap_or("?").to_owned();
+            let email = author.email().unwrap_or("?").to_owned();
+            let subject = commit.summary().unwrap_or_default().to_owned();
+            let time = to_utc(commit.committer().when());
+            groups.push(
+                changes
+                    .into_iter()
+                    .map(|(label, from, to)| StageEvent {
+                        commit: id,
+                        time,
+                        author: format!("{name} <{email}>"),
+                        author_name: name.clone(),
+                        author_email: email.clone(),
+                        subject: subject.clone(),
+                        model: model.to_owned(),
+                        path: join(&dir, &format!("{label}.yaml")),
+                        version: label,
+                        from,
+                        to,
+                        parents: commit.parent_count(),
+                    })
+                    .collect(),
+            );
         }
-        Ok(out)
+        Ok(groups.into_iter().rev().flatten().collect())
     }
 
     /// Label -> stage (None when the manifest does not parse) of the versions in `tree`.
@@ -117,7 +132,10 @@ impl HistoryWalker {
             let Some(label) = e.name().and_then(|n| n.strip_suffix(".yaml")) else {
                 continue;
             };
-            if only.is_some_and(|v| v != label) || e.kind() != Some(ObjectType::Blob) {
+            if only.is_some_and(|v| v != label)
+                || e.kind() != Some(ObjectType::Blob)
+                || e.filemode() == 0o120000
+            {
                 continue;
             }
             let stage = match self.stages.get(&e.id()) {
@@ -135,7 +153,49 @@ impl HistoryWalker {
     }
 }
 
-fn subtree<'r>(repo: &'r Repository, tree: &Tree, path: &str) -> Result<Option<Tree<'r>>, RepoError> {
+/// Update `known` to the files in `now` and return the transitions `(label, from, to)` in
+/// natural label order. Unparseable files keep their last known stage.
+fn diff_known(
+    known: &mut Known,
+    now: &BTreeMap<String, Option<String>>,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    let mut out = Vec::new();
+    let gone: Vec<String> = known
+        .keys()
+        .filter(|l| !now.contains_key(*l))
+        .cloned()
+        .collect();
+    for label in gone {
+        if let Some(Some(stage)) = known.remove(&label) {
+            out.push((label, Some(stage), None));
+        }
+    }
+    for (label, stage) in now {
+        match (known.get(label), stage) {
+            (None, None) => {
+                known.insert(label.clone(), None);
+            }
+            (Some(_), None) => {}
+            (Some(Some(prev)), Some(s)) if prev == s => {}
+            (Some(Some(prev)), Some(s)) => {
+                out.push((label.clone(), Some(prev.clone()), Some(s.clone())));
+                known.insert(label.clone(), Some(s.clone()));
+            }
+            (None | Some(None), Some(s)) => {
+                out.push((label.clone(), None, Some(s.clone())));
+                known.insert(label.clone(), Some(s.clone()));
+            }
+        }
+    }
+    out.sort_by(|a, b| crate::names::natural_cmp(&a.0, &b.0));
+    out
+}
+
+fn subtree<'r>(
+    repo: &'r Repository,
+    tree: &Tree,
+    path: &str,
+) -> Result<Option<Tree<'r>>, RepoError> {
     match tree.get_path(Path::new(path)) {
         Ok(e) if e.kind() == Some(ObjectType::Tree) => Ok(Some(repo.find_tree(e.id())?)),
         Ok(_) => Ok(None),
@@ -146,5 +206,52 @@ fn subtree<'r>(repo: &'r Repository, tree: &Tree, path: &str) -> Result<Option<T
 
 /// A git timestamp as UTC.
 pub fn to_utc(t: git2::Time) -> DateTime<Utc> {
-    Utc.timestamp_opt(t.seconds(), 0).single().unwrap_or_default()
+    Utc.timestamp_opt(t.seconds(), 0)
+        .single()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(items: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<String>> {
+        items
+            .iter()
+            .map(|(l, s)| (l.to_string(), s.map(str::to_owned)))
+            .collect()
+    }
+
+    #[test]
+    fn broken_manifest_keeps_last_stage() {
+        let mut known = Known::new();
+        let ev = diff_known(&mut known, &map(&[("1", Some("dev"))]));
+        assert_eq!(ev, vec![("1".into(), None, Some("dev".into()))]);
+        assert!(diff_known(&mut known, &map(&[("1", None)])).is_empty());
+        let ev = diff_known(&mut known, &map(&[("1", Some("staging"))]));
+        assert_eq!(
+            ev,
+            vec![("1".into(), Some("dev".into()), Some("staging".into()))]
+        );
+        let ev = diff_known(&mut known, &map(&[]));
+        assert_eq!(ev, vec![("1".into(), Some("staging".into()), None)]);
+    }
+
+    #[test]
+    fn never_parsed_then_parsed_is_a_registration() {
+        let mut known = Known::new();
+        assert!(diff_known(&mut known, &map(&[("10", None)])).is_empty());
+        let ev = diff_known(&mut known, &map(&[("10", Some("dev")), ("9", Some("dev"))]));
+        assert_eq!(ev[0].0, "9");
+        assert_eq!(ev[1], ("10".into(), None, Some("dev".into())));
+        // Deleting a file that never parsed is not a transition.
+        assert!(diff_known(
+            &mut known,
+            &map(&[("9", Some("dev")), ("10", Some("dev")), ("x", None)])
+        )
+        .is_empty());
+        assert!(
+            diff_known(&mut known, &map(&[("9", Some("dev")), ("10", Some("dev"))])).is_empty()
+        );
+    }
 }

@@ -6,5 +6,6 @@ pub mod diag;
 pub mod history;
 pub mod manifest;
 pub mod names;
+pub mod register;
 pub mod registry;
 pub mod repo;

@@ -1,7 +1,12 @@
 //! `baton history <model> [--version V]`: the audit trail of stage transitions from git.
+//! Newest first, one row per version whose stage changed in a first-parent commit.
 
-use super::{Context, Outcome};
+use super::context::print_json;
+use super::{table, Context, Format, Outcome};
 use anyhow::{bail, Result};
+use baton::history::{HistoryWalker, StageEvent};
+use baton::repo::join;
+use serde_json::json;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,6 +20,105 @@ pub struct Args {
     pub rev: String,
 }
 
-pub fn run(_ctx: &Context, _args: Args) -> Result<Outcome> {
-    bail!("`history` is being built (issue 2)")
+pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
+    let format = ctx.text_or_json()?;
+    if !baton::names::is_model_name(&args.model) {
+        bail!(
+            "`{}` is not a valid model name (a DNS label: lower-case letters, digits and '-')",
+            args.model
+        );
+    }
+    let repo = ctx.open_repo()?;
+    let commit = baton::repo::resolve_commit(&repo, &args.rev)?;
+    let root = ctx.registry_root(&repo, &commit, &args.rev)?;
+    let events = HistoryWalker::new().model_history(
+        &repo,
+        commit.id(),
+        &root,
+        &args.model,
+        args.version.as_deref(),
+    )?;
+    if events.is_empty() {
+        let folder = join(&root, &format!("models/{}", args.model));
+        let exists = commit
+            .tree()?
+            .get_path(std::path::Path::new(&folder))
+            .is_ok();
+        match &args.version {
+            _ if !exists => bail!(
+                "unknown model `{}`: no `{folder}/` at {} and no version of it in its history",
+                args.model,
+                args.rev
+            ),
+            Some(v) => bail!(
+                "model `{}` has no version `{v}` in the history of {}",
+                args.model,
+                args.rev
+            ),
+            None => {}
+        }
+    }
+    match format {
+        Format::Json => print_json(&json!({
+            "model": args.model,
+            "version": args.version,
+            "revision": commit.id().to_string(),
+            "registry": root,
+            "transitions": events.iter().map(event_json).collect::<Vec<_>>(),
+        }))?,
+        _ => print!("{}", render_text(&args.model, &events)),
+    }
+    Ok(Outcome::Ok)
+}
+
+fn event_json(e: &StageEvent) -> serde_json::Value {
+    json!({
+        "commit": e.commit.to_string(),
+        "date": e.time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "version": e.version,
+        "from": e.from,
+        "to": e.to,
+        "author": {"name": e.author_name, "email": e.author_email},
+        "subject": e.subject,
+        "path": e.path,
+    })
+}
+
+/// `from -> to`, with `(new)` / `(deleted)` for a registration / deletion.
+fn transition(e: &StageEvent) -> String {
+    format!(
+        "{} -> {}",
+        e.from.as_deref().unwrap_or("(new)"),
+        e.to.as_deref().unwrap_or("(deleted)")
+    )
+}
+
+fn render_text(model: &str, events: &[StageEvent]) -> String {
+    if events.is_empty() {
+        return format!("{model}: no stage transitions\n");
+    }
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                e.time.format("%Y-%m-%d %H:%M").to_string(),
+                e.commit.to_string()[..10].to_owned(),
+                e.version.clone(),
+                transition(e),
+                e.author_name.clone(),
+                e.subject.clone(),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "DATE (UTC)",
+            "COMMIT",
+            "VERSION",
+            "TRANSITION",
+            "AUTHOR",
+            "SUBJECT",
+        ],
+        &rows,
+    )
 }

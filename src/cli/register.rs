@@ -1,8 +1,20 @@
 //! `baton register <model> --artifact FILE`: write a new version manifest in the first stage.
+//! It writes into the working tree (like `git` edits); committing it is the user's pull request.
 
-use super::{Context, Outcome};
-use anyhow::{bail, Result};
-use std::path::PathBuf;
+use super::context::print_json;
+use super::{Context, Format, Outcome};
+use anyhow::{anyhow, bail, Context as _, Result};
+use baton::manifest::{parse_policy, Artifact, VersionManifest};
+use baton::register::{
+    artifact_uri, digest, next_version, parse_metrics, render_manifest, render_model_yaml,
+};
+use baton::registry::invariants::artifact_location;
+use baton::repo::join;
+use git2::{ObjectType, Repository};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,8 +29,260 @@ pub struct Args {
     /// Version label (default: next integer after the highest numeric label).
     #[arg(long)]
     pub version: Option<String>,
+    /// Record this artifact URI (e.g. s3://bucket/key) instead of the local file's location;
+    /// sha256 and size are still computed from --artifact.
+    #[arg(long, value_name = "URI")]
+    pub uri: Option<String>,
+    /// A lineage entry (repeatable), e.g. --lineage code=https://github.com/acme/fraud@9f1c2e7.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub lineage: Vec<(String, String)>,
 }
 
-pub fn run(_ctx: &Context, _args: Args) -> Result<Outcome> {
-    bail!("`register` is being built (issue 2)")
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
+    let format = ctx.text_or_json()?;
+    if !baton::names::is_model_name(&args.model) {
+        bail!(
+            "`{}` is not a valid model name (a DNS label: lower-case letters, digits and '-', at most 63)",
+            args.model
+        );
+    }
+    if let Some(v) = &args.version {
+        if !baton::names::is_version_label(v) {
+            bail!("`{v}` is not a valid version label (^[A-Za-z0-9][A-Za-z0-9._-]{{0,62}}$)");
+        }
+    }
+    let repo = ctx.open_repo()?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| {
+            anyhow!("repository has no working directory (bare); register writes files")
+        })?
+        .to_path_buf();
+    let head = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+
+    // Registry folder and policy: from HEAD's git objects, like every other verb; in a
+    // repository without commits yet, from the working tree.
+    let (root, policy_text) = match &head {
+        Some(c) => {
+            let root = ctx.registry_root(&repo, c, "HEAD")?;
+            let text = baton::repo::read_file(&repo, c, &join(&root, "baton.yaml"))?
+                .ok_or_else(|| anyhow!("no baton.yaml at HEAD"))?;
+            (root, text)
+        }
+        None => {
+            let root = baton::repo::normalize_subdir(ctx.args.path.as_deref().unwrap_or(""));
+            let file = workdir.join(&root).join("baton.yaml");
+            let text = std::fs::read(&file)
+                .with_context(|| format!("no commits yet and cannot read {}", file.display()))?;
+            (root, text)
+        }
+    };
+    let policy_file = join(&root, "baton.yaml");
+    let policy =
+        parse_policy(&policy_text).map_err(|e| anyhow!("{}", e.into_diagnostic(&policy_file)))?;
+    let stage = policy
+        .first_stage()
+        .ok_or_else(|| anyhow!("{policy_file}: no stages"))?
+        .name
+        .clone();
+
+    let registry_dir = workdir.join(&root);
+    let model_rel = format!("models/{}", args.model);
+    let versions_rel = format!("{model_rel}/versions");
+
+    // Existing labels, committed or only in the working tree.
+    let mut existing: BTreeMap<String, &'static str> = BTreeMap::new();
+    for l in working_tree_labels(&registry_dir.join(&versions_rel))? {
+        existing.insert(l, "in the working tree");
+    }
+    if let Some(c) = &head {
+        for l in head_labels(&repo, c, &join(&root, &versions_rel))? {
+            existing.insert(l, "at HEAD");
+        }
+    }
+    let version = match &args.version {
+        Some(v) => v.clone(),
+        None => next_version(existing.keys().map(String::as_str)),
+    };
+    let manifest_rel = join(&root, &format!("{versions_rel}/{version}.yaml"));
+    if let Some(place) = existing.get(&version) {
+        eprintln!(
+            "error: {manifest_rel}: {} version {version} already exists ({place}); versions are immutable, register a new version instead",
+            args.model
+        );
+        return Ok(Outcome::Failed);
+    }
+
+    // The artifact: digest streamed from the local file.
+    let artifact_path = std::fs::canonicalize(&args.artifact)
+        .with_context(|| format!("artifact {}", args.artifact.display()))?;
+    if !artifact_path.is_file() {
+        bail!("artifact {}: not a regular file", args.artifact.display());
+    }
+    let file = std::fs::File::open(&artifact_path)
+        .with_context(|| format!("artifact {}", args.artifact.display()))?;
+    let (sha256, size) =
+        digest(file).with_context(|| format!("reading artifact {}", args.artifact.display()))?;
+    let uri = match &args.uri {
+        Some(u) => {
+            artifact_location(u).map_err(|why| anyhow!("--uri `{u}`: {why}"))?;
+            u.clone()
+        }
+        None => {
+            let reg = std::fs::canonicalize(&registry_dir).unwrap_or(registry_dir.clone());
+            artifact_uri(&artifact_path, &reg)
+        }
+    };
+
+    let metrics = match &args.metrics {
+        None => BTreeMap::new(),
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("metrics {}", p.display()))?;
+            parse_metrics(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?
+        }
+    };
+
+    let manifest = VersionManifest {
+        model: args.model.clone(),
+        version: version.clone(),
+        stage,
+        artifact: Artifact {
+            uri,
+            sha256,
+            size: Some(size),
+        },
+        metrics,
+        evidence: BTreeMap::new(),
+        lineage: args.lineage.iter().cloned().collect(),
+        requires: BTreeMap::new(),
+        traffic: None,
+        created: chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0)
+            .expect("now is representable"),
+    };
+
+    // A model without a folder gets a minimal model.yaml beside its first version.
+    let model_yaml_rel = join(&root, &format!("{model_rel}/model.yaml"));
+    let model_yaml_committed = match &head {
+        Some(c) => baton::repo::read_file(&repo, c, &model_yaml_rel)?.is_some(),
+        None => false,
+    };
+    let model_yaml_path = workdir.join(&model_yaml_rel);
+    let create_model_yaml = !model_yaml_committed && !model_yaml_path.exists();
+
+    let manifest_path = workdir.join(&manifest_rel);
+    std::fs::create_dir_all(manifest_path.parent().expect("has a parent"))
+        .with_context(|| format!("creating {}", registry_dir.join(&versions_rel).display()))?;
+    let mut out = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&manifest_path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!("error: {manifest_rel}: already exists; versions are immutable");
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => return Err(e).with_context(|| format!("writing {manifest_rel}")),
+    };
+    out.write_all(render_manifest(&manifest).as_bytes())
+        .with_context(|| format!("writing {manifest_rel}"))?;
+    if create_model_yaml {
+        write_new(&model_yaml_path, &render_model_yaml(&args.model))
+            .with_context(|| format!("writing {model_yaml_rel}"))?;
+    }
+
+    match format {
+        Format::Json => print_json(&json!({
+            "model": manifest.model,
+            "version": manifest.version,
+            "stage": manifest.stage,
+            "path": manifest_rel,
+            "artifact": {
+                "uri": manifest.artifact.uri,
+                "sha256": manifest.artifact.sha256,
+                "size": size,
+            },
+            "metrics": manifest.metrics,
+            "created": manifest.created.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "model_yaml_created": create_model_yaml.then_some(&model_yaml_rel),
+        }))?,
+        _ => {
+            println!(
+                "registered {} version {} in stage {}",
+                manifest.model, manifest.version, manifest.stage
+            );
+            println!("  wrote    {manifest_rel}");
+            if create_model_yaml {
+                println!("  wrote    {model_yaml_rel} (new model: fill in description and owners)");
+            }
+            println!("  artifact {}", manifest.artifact.uri);
+            println!("  sha256   {}", manifest.artifact.sha256);
+            println!("  size     {size} bytes");
+            let mut add = vec![manifest_rel.clone()];
+            if create_model_yaml {
+                add.push(model_yaml_rel.clone());
+            }
+            if matches!(
+                artifact_location(&manifest.artifact.uri),
+                Ok(baton::registry::invariants::ArtifactLocation::Registry(_))
+            ) {
+                add.push(join(&root, &manifest.artifact.uri));
+            }
+            println!(
+                "next: git add {} && git commit, then open a pull request",
+                add.join(" ")
+            );
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// Labels of `<label>.yaml` files in a working-tree versions folder (none when it is absent).
+fn working_tree_labels(dir: &Path) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    for e in entries {
+        let name = e?.file_name();
+        if let Some(l) = name.to_str().and_then(|n| n.strip_suffix(".yaml")) {
+            out.insert(l.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Labels of `<label>.yaml` entries in HEAD's versions folder.
+fn head_labels(repo: &Repository, head: &git2::Commit, dir: &str) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    let tree = head.tree()?;
+    let Ok(e) = tree.get_path(Path::new(dir)) else {
+        return Ok(out);
+    };
+    if e.kind() != Some(ObjectType::Tree) {
+        return Ok(out);
+    }
+    for v in repo.find_tree(e.id())?.iter() {
+        if let Some(l) = v.name().and_then(|n| n.strip_suffix(".yaml")) {
+            out.insert(l.to_owned());
+        }
+    }
+    Ok(out)
 }

@@ -39,7 +39,10 @@ impl TestRepo {
         let out = Command::new("git")
             .args(args)
             .current_dir(self.path())
-            .env("GIT_AUTHOR_DATE", std::env::var("GIT_AUTHOR_DATE").unwrap_or_default())
+            .env(
+                "GIT_AUTHOR_DATE",
+                std::env::var("GIT_AUTHOR_DATE").unwrap_or_default(),
+            )
             .output()
             .expect("run git");
         assert!(
@@ -59,7 +62,12 @@ impl TestRepo {
             .current_dir(self.path())
             .output()
             .expect("run git");
-        assert!(out.status.success(), "git {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {:?} failed: {}",
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 

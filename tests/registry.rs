@@ -1,0 +1,907 @@
+//! The registry read from git, end to end through the `baton` binary: `validate` (every
+//! invariant), `status`, `history` and `register`, on real repositories in temp dirs.
+
+mod common;
+
+use common::{code, stderr, stdout, TestRepo};
+use serde_json::Value;
+
+const FD: &str = "models/fraud-detector/versions";
+
+fn json(o: &std::process::Output) -> Value {
+    serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): stdout={} stderr={}", stdout(o), stderr(o)))
+}
+
+/// `validate --format json` must fail (exit 1) and report an error in `file` whose message
+/// contains `needle`; returns that error.
+fn expect_invalid(r: &TestRepo, file: &str, needle: &str) -> Value {
+    let o = r.baton(&["--format", "json", "validate"]);
+    assert_eq!(code(&o), 1, "stdout={} stderr={}", stdout(&o), stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["valid"], false);
+    let errors = v["errors"].as_array().unwrap();
+    errors
+        .iter()
+        .find(|e| e["file"] == file && e["message"].as_str().unwrap().contains(needle))
+        .unwrap_or_else(|| panic!("no error in {file} containing {needle:?}: {errors:#?}"))
+        .clone()
+}
+
+/// Commit an edit to the example registry, then expect exactly that problem.
+fn violate(file: &str, from: &str, to: &str, needle: &str) -> Value {
+    let r = TestRepo::with_example();
+    r.edit(file, from, to);
+    r.commit_all("break it");
+    expect_invalid(&r, file, needle)
+}
+
+// ---------------------------------------------------------------- validate: valid registry
+
+#[test]
+fn example_registry_is_valid_text_and_json() {
+    let r = TestRepo::with_example();
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).starts_with("ok: registry . at "),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("3 models, 10 versions, 2 environments"));
+
+    let v = json(&r.baton(&["--format", "json", "validate"]));
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["models"], 3);
+    assert_eq!(v["versions"], 10);
+    assert_eq!(v["environments"], 2);
+    assert_eq!(v["registry"], "");
+    assert_eq!(v["revision"], r.head());
+    assert_eq!(v["errors"], serde_json::json!([]));
+}
+
+#[test]
+fn bundled_registry_example_validates_in_place() {
+    // The README's registry, in this very repository, discovered through --path.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let o = common::baton(
+        &["--repo", root, "--path", "registry-example", "validate"],
+        std::path::Path::new(root),
+    );
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+}
+
+// ---------------------------------------------------------------- validate: each invariant
+
+#[test]
+fn unknown_stage() {
+    let e = violate(
+        &format!("{FD}/5.yaml"),
+        "stage: development",
+        "stage: qa",
+        "unknown stage `qa`",
+    );
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(3), Some(1))
+    );
+}
+
+#[test]
+fn two_versions_in_an_exclusive_stage() {
+    violate(
+        &format!("{FD}/5.yaml"),
+        "stage: development",
+        "stage: staging",
+        "stage `staging` holds at most one version of each model; `fraud-detector` has 2 (4, 5)",
+    );
+}
+
+#[test]
+fn canary_needs_exactly_one_version_without_traffic() {
+    // Two versions in the canary stage, neither carrying traffic.
+    violate(
+        &format!("{FD}/4.yaml"),
+        "stage: staging",
+        "stage: production",
+        "exactly one version of `fraud-detector` must carry no `traffic`",
+    );
+}
+
+#[test]
+fn canary_traffic_must_sum_below_100() {
+    let r = TestRepo::with_example();
+    r.edit(
+        &format!("{FD}/4.yaml"),
+        "stage: staging",
+        "stage: production\ntraffic: 60",
+    );
+    r.edit(
+        &format!("{FD}/5.yaml"),
+        "stage: development",
+        "stage: production\ntraffic: 40",
+    );
+    r.commit_all("over-split");
+    expect_invalid(
+        &r,
+        &format!("{FD}/5.yaml"),
+        "sums to 100; it must be below 100",
+    );
+}
+
+#[test]
+fn canary_traffic_is_a_percent_from_1_to_99() {
+    let r = TestRepo::with_example();
+    r.edit(
+        &format!("{FD}/4.yaml"),
+        "stage: staging",
+        "stage: production\ntraffic: 0",
+    );
+    r.commit_all("zero traffic");
+    let e = expect_invalid(&r, &format!("{FD}/4.yaml"), "traffic 0 must be 1..99");
+    assert_eq!(e["line"], 4);
+}
+
+#[test]
+fn traffic_outside_a_canary_stage() {
+    violate(
+        &format!("{FD}/4.yaml"),
+        "stage: staging",
+        "stage: staging\ntraffic: 10",
+        "traffic is only allowed in a canary stage; `staging` is not one",
+    );
+}
+
+#[test]
+fn requires_a_missing_version() {
+    violate(
+        &format!("{FD}/5.yaml"),
+        "feature-encoder: \"8\"",
+        "feature-encoder: \"99\"",
+        "requires `feature-encoder` version `99`, which is not registered",
+    );
+}
+
+#[test]
+fn environment_names_a_missing_stage() {
+    let e = violate(
+        "baton.yaml",
+        "  staging:\n    stage: staging",
+        "  staging:\n    stage: qa",
+        "environment `staging` deploys unknown stage `qa`",
+    );
+    assert!(e["line"].as_u64().is_some(), "{e}");
+}
+
+#[test]
+fn duplicate_target_paths() {
+    violate(
+        "baton.yaml",
+        "target: {kind: local, path: production}",
+        "target: {kind: local, path: ./staging/}",
+        "share the target path `staging`",
+    );
+}
+
+#[test]
+fn unknown_group() {
+    let e = violate(
+        "models/fraud-detector/model.yaml",
+        "group:fraud-team",
+        "group:fraud-squad",
+        "unknown group `fraud-squad`",
+    );
+    assert_eq!(e["line"], 3);
+}
+
+#[test]
+fn missing_signers_file() {
+    let r = TestRepo::with_example();
+    r.remove(".baton/allowed_signers");
+    r.commit_all("drop signers");
+    let e = expect_invalid(
+        &r,
+        "baton.yaml",
+        "signers file `.baton/allowed_signers` does not exist",
+    );
+    assert!(e["line"].as_u64().is_some());
+}
+
+#[test]
+fn bad_sha256() {
+    let e = violate(
+        &format!("{FD}/4.yaml"),
+        "sha256: fe1750217e0ae90c169b285dabd00f420670b8b1554f9a988659b020352e136d",
+        "sha256: FE1750217E",
+        "artifact.sha256 must be 64 lower-case hex characters",
+    );
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(6), Some(3))
+    );
+}
+
+#[test]
+fn artifact_path_with_dotdot() {
+    violate(
+        &format!("{FD}/4.yaml"),
+        "uri: artifacts/fraud-detector/4/model.onnx",
+        "uri: artifacts/../../outside/model.onnx",
+        "must not contain `..`",
+    );
+}
+
+#[test]
+fn absolute_artifact_path() {
+    violate(
+        &format!("{FD}/4.yaml"),
+        "uri: artifacts/fraud-detector/4/model.onnx",
+        "uri: /etc/passwd",
+        "must be a relative path inside the registry folder",
+    );
+}
+
+#[test]
+fn missing_artifact() {
+    let r = TestRepo::with_example();
+    r.remove("artifacts/fraud-detector/4/model.onnx");
+    r.commit_all("lose the artifact");
+    let e = expect_invalid(
+        &r,
+        &format!("{FD}/4.yaml"),
+        "artifact `artifacts/fraud-detector/4/model.onnx` does not exist in the registry",
+    );
+    assert_eq!(e["line"], 5);
+}
+
+#[test]
+fn file_name_must_equal_version_field() {
+    let r = TestRepo::with_example();
+    r.git(&["mv", &format!("{FD}/5.yaml"), &format!("{FD}/6.yaml")]);
+    r.commit_all("rename");
+    expect_invalid(
+        &r,
+        &format!("{FD}/6.yaml"),
+        "version `5` does not match the file name `6.yaml`",
+    );
+}
+
+#[test]
+fn symlink_in_the_registry_is_an_error() {
+    let r = TestRepo::with_example();
+    std::os::unix::fs::symlink(
+        "../../artifacts/fraud-detector/4/model.onnx",
+        r.path().join("models/fraud-detector/link.onnx"),
+    )
+    .unwrap();
+    r.commit_all("add a symlink");
+    expect_invalid(
+        &r,
+        "models/fraud-detector/link.onnx",
+        "symbolic links are not allowed",
+    );
+}
+
+// ---------------------------------------------------------------- validate: located parse errors
+
+#[test]
+fn yaml_syntax_error_is_located_text_and_json() {
+    let r = TestRepo::with_example();
+    r.edit(
+        &format!("{FD}/4.yaml"),
+        "stage: staging",
+        "stage: staging: oops",
+    );
+    r.commit_all("broken yaml");
+    let file = format!("{FD}/4.yaml");
+    let e = expect_invalid(&r, &file, "mapping values are not allowed");
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(3), Some(15))
+    );
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stdout(&o).contains(&format!("{file}:3:15: mapping values are not allowed")),
+        "{}",
+        stdout(&o)
+    );
+    // The rest of the registry is still checked: one error, not a cascade.
+    assert!(
+        stdout(&o).contains("invalid: registry . at "),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains(": 1 error\n"), "{}", stdout(&o));
+}
+
+#[test]
+fn unknown_field_is_located_text_and_json() {
+    let r = TestRepo::with_example();
+    r.edit(
+        &format!("{FD}/4.yaml"),
+        "metrics:\n",
+        "color: blue\nmetrics:\n",
+    );
+    r.commit_all("unknown field");
+    let file = format!("{FD}/4.yaml");
+    let e = expect_invalid(&r, &file, "unknown field `color`");
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(8), Some(1))
+    );
+    let o = r.baton(&["validate"]);
+    assert!(
+        stdout(&o).contains(&format!("{file}:8:1: unknown field `color`")),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn unknown_field_in_policy_is_located() {
+    let r = TestRepo::with_example();
+    r.edit("baton.yaml", "rollback:\n", "rollbak_typo: 1\nrollback:\n");
+    r.commit_all("typo");
+    let e = expect_invalid(&r, "baton.yaml", "unknown field `rollbak_typo`");
+    assert_eq!(e["column"], 1);
+    assert!(e["line"].as_u64().unwrap() > 3);
+}
+
+// ---------------------------------------------------------------- validate: git semantics
+
+#[test]
+fn uncommitted_edits_do_not_change_the_answer() {
+    let r = TestRepo::with_example();
+    r.edit(&format!("{FD}/4.yaml"), "stage: staging", "stage: nowhere");
+    r.write("baton.yaml", "this: is not a policy\n");
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let s = json(&r.baton(&["--format", "json", "status"]));
+    let prod = &s["environments"][1];
+    assert_eq!(prod["name"], "staging");
+    assert!(prod["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["model"] == "fraud-detector" && m["versions"][0]["version"] == "4"));
+}
+
+#[test]
+fn rev_of_an_older_commit() {
+    let r = TestRepo::with_example();
+    let good = r.head();
+    r.edit(&format!("{FD}/5.yaml"), "stage: development", "stage: qa");
+    r.commit_all("break");
+    assert_eq!(code(&r.baton(&["validate"])), 1);
+    let o = r.baton(&["validate", "--rev", &good]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let o = r.baton(&["validate", "--rev", "HEAD~1"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let v = json(&r.baton(&["--format", "json", "validate", "--rev", "HEAD~1"]));
+    assert_eq!(v["revision"], good);
+}
+
+#[test]
+fn bad_revision_exits_2() {
+    let r = TestRepo::with_example();
+    for verb in ["validate", "status"] {
+        let o = r.baton(&[verb, "--rev", "no-such-branch"]);
+        assert_eq!(code(&o), 2, "{verb}");
+        assert!(
+            stderr(&o).contains("unknown revision `no-such-branch`"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = r.baton(&["history", "fraud-detector", "--rev", "no-such-branch"]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn outside_a_repository_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = common::baton(
+        &["--repo", dir.path().to_str().unwrap(), "validate"],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("not a git repository"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+// ---------------------------------------------------------------- status
+
+#[test]
+fn status_text_and_json_on_the_example() {
+    let r = TestRepo::with_example();
+    let o = r.baton(&["status"]);
+    assert_eq!(code(&o), 0);
+    let text = stdout(&o);
+    assert!(
+        text.contains("environment production (stage production)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("environment staging (stage staging)"),
+        "{text}"
+    );
+    let fd_prod = text
+        .lines()
+        .find(|l| l.contains("fraud-detector") && l.contains("9b97887baea6"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        fd_prod.contains(" 3 ") && fd_prod.contains("100%"),
+        "{fd_prod}"
+    );
+
+    let v = json(&r.baton(&["--format", "json", "status"]));
+    assert_eq!(v["revision"], r.head());
+    let envs = v["environments"].as_array().unwrap();
+    assert_eq!(envs.len(), 2);
+    assert_eq!(envs[0]["name"], "production");
+    assert_eq!(envs[0]["stage"], "production");
+    let fd = envs[0]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "fraud-detector")
+        .unwrap();
+    assert_eq!(
+        fd["versions"],
+        serde_json::json!([{
+            "version": "3",
+            "traffic": 100,
+            "sha256": "9b97887baea689efa941253ac0dfbac2904ff300d9518642cf91a5787aa84b06"
+        }])
+    );
+}
+
+// ---------------------------------------------------------------- history
+
+/// Commit everything with a fixed author and committer date.
+fn commit_at(r: &TestRepo, date: &str, who: &str, msg: &str) -> String {
+    r.git(&["add", "-A"]);
+    let email = format!("{}@acme.com", who.to_lowercase());
+    r.git_env(
+        &[
+            ("GIT_AUTHOR_DATE", date),
+            ("GIT_COMMITTER_DATE", date),
+            ("GIT_AUTHOR_NAME", who),
+            ("GIT_AUTHOR_EMAIL", &email),
+        ],
+        &["commit", "-q", "--allow-empty", "-m", msg],
+    );
+    r.head()
+}
+
+#[test]
+fn history_with_promotions_demotions_merge_and_revert() {
+    let r = TestRepo::with_example();
+    let f4 = format!("{FD}/4.yaml");
+    let f3 = format!("{FD}/3.yaml");
+    let f5 = format!("{FD}/5.yaml");
+    // A promotion through a pull request, merged with a merge commit.
+    r.git(&["checkout", "-q", "-b", "promote-4"]);
+    r.edit(&f4, "stage: staging", "stage: production");
+    r.edit(&f3, "stage: production", "stage: archived");
+    commit_at(
+        &r,
+        "2026-11-21T10:00:00Z",
+        "Alice",
+        "Promote fraud-detector 4 to production",
+    );
+    r.git(&["checkout", "-q", "main"]);
+    r.git_env(
+        &[
+            ("GIT_COMMITTER_DATE", "2026-11-21T11:00:00Z"),
+            ("GIT_AUTHOR_DATE", "2026-11-21T11:00:00Z"),
+        ],
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "promote-4",
+            "-m",
+            "Merge pull request #7 from promote-4",
+        ],
+    );
+    let merge = r.head();
+    // A demotion straight on main: 4 back to staging, 3 back to production.
+    r.edit(&f4, "stage: production", "stage: staging");
+    r.edit(&f3, "stage: archived", "stage: production");
+    let demote = commit_at(&r, "2026-11-22T09:00:00Z", "Bob", "Demote fraud-detector 4");
+    // A promotion of 5 to staging (4 archived), then its revert.
+    r.edit(&f5, "stage: development", "stage: staging");
+    r.edit(&f4, "stage: staging", "stage: archived");
+    commit_at(
+        &r,
+        "2026-11-23T09:00:00Z",
+        "Carol",
+        "Promote fraud-detector 5 to staging",
+    );
+    r.git_env(
+        &[
+            ("GIT_COMMITTER_DATE", "2026-11-23T12:00:00Z"),
+            ("GIT_AUTHOR_DATE", "2026-11-23T12:00:00Z"),
+        ],
+        &["revert", "--no-edit", "HEAD"],
+    );
+    let revert = r.head();
+    // Deleting an archived version.
+    r.remove(&format!("{FD}/1.yaml"));
+    commit_at(
+        &r,
+        "2026-11-24T09:00:00Z",
+        "Carol",
+        "Delete fraud-detector 1",
+    );
+    // Another model's change does not show up.
+    r.edit(
+        "models/churn-predictor/versions/2.yaml",
+        "stage: staging",
+        "stage: archived",
+    );
+    commit_at(&r, "2026-11-25T09:00:00Z", "Dave", "Archive churn 2");
+
+    let v = json(&r.baton(&["--format", "json", "history", "fraud-detector"]));
+    assert_eq!(v["model"], "fraud-detector");
+    assert_eq!(v["revision"], r.head());
+    let t: Vec<(String, String, Value, Value)> = v["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["version"].as_str().unwrap().to_owned(),
+                e["subject"].as_str().unwrap().to_owned(),
+                e["from"].clone(),
+                e["to"].clone(),
+            )
+        })
+        .collect();
+    let s = |x: &str| Value::String(x.into());
+    let expected = vec![
+        ("1", "Delete fraud-detector 1", s("archived"), Value::Null),
+        (
+            "4",
+            "Revert \"Promote fraud-detector 5 to staging\"",
+            s("archived"),
+            s("staging"),
+        ),
+        (
+            "5",
+            "Revert \"Promote fraud-detector 5 to staging\"",
+            s("staging"),
+            s("development"),
+        ),
+        (
+            "4",
+            "Promote fraud-detector 5 to staging",
+            s("staging"),
+            s("archived"),
+        ),
+        (
+            "5",
+            "Promote fraud-detector 5 to staging",
+            s("development"),
+            s("staging"),
+        ),
+        (
+            "3",
+            "Demote fraud-detector 4",
+            s("archived"),
+            s("production"),
+        ),
+        (
+            "4",
+            "Demote fraud-detector 4",
+            s("production"),
+            s("staging"),
+        ),
+        (
+            "3",
+            "Merge pull request #7 from promote-4",
+            s("production"),
+            s("archived"),
+        ),
+        (
+            "4",
+            "Merge pull request #7 from promote-4",
+            s("staging"),
+            s("production"),
+        ),
+    ];
+    for (i, (ver, subj, from, to)) in expected.iter().enumerate() {
+        assert_eq!(
+            (&t[i].0[..], &t[i].1[..], &t[i].2, &t[i].3),
+            (*ver, *subj, from, to),
+            "transition {i}: {t:#?}"
+        );
+    }
+    // Then the five registrations of the initial commit, oldest last.
+    assert_eq!(t.len(), expected.len() + 5, "{t:#?}");
+    assert!(t[expected.len()..].iter().all(|e| e.2.is_null()));
+
+    let all = v["transitions"].as_array().unwrap();
+    let m = all.iter().find(|e| e["commit"] == merge.as_str()).unwrap();
+    assert_eq!(m["date"], "2026-11-21T11:00:00Z");
+    assert_eq!(m["path"], "models/fraud-detector/versions/3.yaml");
+    let d = all.iter().find(|e| e["commit"] == demote.as_str()).unwrap();
+    assert_eq!(
+        d["author"],
+        serde_json::json!({"name": "Bob", "email": "bob@acme.com"})
+    );
+    assert!(all.iter().any(|e| e["commit"] == revert.as_str()));
+
+    // --version filters; text is an aligned table, newest first.
+    let o = r.baton(&["history", "fraud-detector", "--version", "4"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("DATE (UTC)"), "{text}");
+    let col = lines[0].find("TRANSITION").unwrap();
+    assert_eq!(lines.len(), 1 + 5, "{text}");
+    assert_eq!(&lines[1][col..col + 20], "archived -> staging ");
+    assert!(lines[1].starts_with("2026-11-23 12:00  "), "{text}");
+    assert_eq!(&lines[5][col..col + 16], "(new) -> staging");
+    assert!(lines[3].contains("production -> staging") && lines[3].contains("Bob"));
+    assert!(text.contains(&demote[..10]));
+
+    // History as of an older revision.
+    let v = json(&r.baton(&[
+        "--format",
+        "json",
+        "history",
+        "fraud-detector",
+        "--rev",
+        &demote,
+    ]));
+    assert_eq!(v["transitions"][0]["subject"], "Demote fraud-detector 4");
+}
+
+#[test]
+fn history_of_unknown_model_or_version_exits_2() {
+    let r = TestRepo::with_example();
+    let o = r.baton(&["history", "no-such-model"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("unknown model `no-such-model`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = r.baton(&["history", "fraud-detector", "--version", "42"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("no version `42`"), "{}", stderr(&o));
+    let o = r.baton(&["history", "Not_A_Model"]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn history_survives_a_broken_intermediate_manifest() {
+    let r = TestRepo::with_example();
+    let f = format!("{FD}/5.yaml");
+    r.edit(&f, "stage: development", "stage: [oops");
+    r.commit_all("break 5");
+    r.edit(&f, "stage: [oops", "stage: development");
+    r.commit_all("fix 5");
+    r.edit(&f, "stage: development", "stage: staging");
+    r.edit(&format!("{FD}/4.yaml"), "stage: staging", "stage: archived");
+    r.commit_all("promote 5");
+    let v = json(&r.baton(&[
+        "--format",
+        "json",
+        "history",
+        "fraud-detector",
+        "--version",
+        "5",
+    ]));
+    let t = v["transitions"].as_array().unwrap();
+    assert_eq!(t.len(), 2, "{t:#?}");
+    assert_eq!(
+        (t[0]["from"].as_str(), t[0]["to"].as_str()),
+        (Some("development"), Some("staging"))
+    );
+    assert_eq!(t[1]["from"], Value::Null);
+}
+
+// ---------------------------------------------------------------- register
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn register_computes_digest_and_next_label_then_validates() {
+    let r = TestRepo::with_example();
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    r.write("artifacts/fraud-detector/6/model.onnx", "");
+    std::fs::write(
+        r.path().join("artifacts/fraud-detector/6/model.onnx"),
+        &bytes,
+    )
+    .unwrap();
+    r.write("metrics.json", r#"{"auc": 0.951, "p99_latency_ms": 9}"#);
+    let o = r.baton(&[
+        "--format",
+        "json",
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "artifacts/fraud-detector/6/model.onnx",
+        "--metrics",
+        "metrics.json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["version"], "6");
+    assert_eq!(v["stage"], "development");
+    assert_eq!(v["path"], format!("{FD}/6.yaml"));
+    assert_eq!(v["artifact"]["sha256"], sha256_hex(&bytes));
+    assert_eq!(v["artifact"]["size"], bytes.len());
+    assert_eq!(
+        v["artifact"]["uri"],
+        "artifacts/fraud-detector/6/model.onnx"
+    );
+    let text = r.read(&format!("{FD}/6.yaml"));
+    assert!(
+        text.starts_with("model: fraud-detector\nversion: \"6\"\nstage: development\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "  sha256: {}\n  size: 200000\n",
+        sha256_hex(&bytes)
+    )));
+    assert!(
+        text.contains("metrics:\n  auc: 0.951\n  p99_latency_ms: 9.0\n"),
+        "{text}"
+    );
+
+    // Not committed: HEAD still validates without it, and the next label counts it.
+    let o = r.baton(&["register", "fraud-detector", "--artifact", "metrics.json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("registered fraud-detector version 7 in stage development"));
+    r.remove(&format!("{FD}/7.yaml"));
+
+    r.remove("metrics.json");
+    r.commit_all("register fraud-detector 6");
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let o = r.baton(&["history", "fraud-detector", "--version", "6"]);
+    assert!(stdout(&o).contains("(new) -> development"));
+}
+
+#[test]
+fn register_refuses_to_overwrite() {
+    let r = TestRepo::with_example();
+    r.write("new.bin", "new artifact");
+    let before = r.read(&format!("{FD}/4.yaml"));
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "new.bin",
+        "--version",
+        "4",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(r.read(&format!("{FD}/4.yaml")), before);
+
+    // Also a version that exists only in the working tree.
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "new.bin",
+        "--version",
+        "rc1",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let written = r.read(&format!("{FD}/rc1.yaml"));
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "new.bin",
+        "--version",
+        "rc1",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(r.read(&format!("{FD}/rc1.yaml")), written);
+}
+
+#[test]
+fn register_a_new_model_outside_artifact_and_uri() {
+    let r = TestRepo::with_example();
+    let outside = tempfile::tempdir().unwrap();
+    let art = outside.path().join("m.bin");
+    std::fs::write(&art, b"weights").unwrap();
+    let o = r.baton(&[
+        "--format",
+        "json",
+        "register",
+        "ranker",
+        "--artifact",
+        art.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["version"], "1");
+    assert_eq!(v["model_yaml_created"], "models/ranker/model.yaml");
+    let canon = std::fs::canonicalize(&art).unwrap();
+    assert_eq!(v["artifact"]["uri"], format!("file://{}", canon.display()));
+    assert!(r
+        .read("models/ranker/model.yaml")
+        .starts_with("name: ranker\n"));
+
+    let o = r.baton(&[
+        "register",
+        "ranker",
+        "--artifact",
+        art.to_str().unwrap(),
+        "--uri",
+        "s3://acme-models/ranker/2/m.bin",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = r.read("models/ranker/versions/2.yaml");
+    assert!(
+        text.contains("uri: s3://acme-models/ranker/2/m.bin\n"),
+        "{text}"
+    );
+    assert!(text.contains(&sha256_hex(b"weights")));
+    r.commit_all("register ranker");
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+}
+
+#[test]
+fn register_rejects_bad_input_with_exit_2() {
+    let r = TestRepo::with_example();
+    r.write("a.bin", "x");
+    r.write("m.json", "{\"auc\": \"high\"}");
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "a.bin",
+        "--metrics",
+        "m.json",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("metric `auc` must be a number, found a string"),
+        "{}",
+        stderr(&o)
+    );
+    r.write("m.json", "{\n  \"auc\": 0.9,,\n}");
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "a.bin",
+        "--metrics",
+        "m.json",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("m.json: 2:"), "{}", stderr(&o));
+    let o = r.baton(&["register", "fraud-detector", "--artifact", "missing.bin"]);
+    assert_eq!(code(&o), 2);
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "a.bin",
+        "--uri",
+        "../x.bin",
+    ]);
+    assert_eq!(code(&o), 2);
+    let o = r.baton(&["register", "Bad_Name", "--artifact", "a.bin"]);
+    assert_eq!(code(&o), 2);
+    // Nothing was written.
+    assert!(!r.path().join(format!("{FD}/6.yaml")).exists());
+}
