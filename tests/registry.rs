@@ -282,6 +282,192 @@ fn symlink_in_the_registry_is_an_error() {
     );
 }
 
+#[test]
+fn requires_a_two_digit_version_is_found() {
+    // Version labels sort naturally ("9" < "10"); lookups must not use string order.
+    let r = TestRepo::with_example();
+    let fe = "models/feature-encoder/versions";
+    for v in ["9", "10"] {
+        let text = r
+            .read(&format!("{fe}/8.yaml"))
+            .replace("version: \"8\"", &format!("version: \"{v}\""))
+            .replace("stage: staging", "stage: development");
+        r.write(&format!("{fe}/{v}.yaml"), &text);
+    }
+    r.edit(
+        &format!("{FD}/5.yaml"),
+        "feature-encoder: \"8\"",
+        "feature-encoder: \"10\"",
+    );
+    r.commit_all("encoder 9 and 10");
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+}
+
+#[test]
+fn a_broken_required_manifest_is_reported_once() {
+    let r = TestRepo::with_example();
+    r.edit(
+        "models/feature-encoder/versions/8.yaml",
+        "stage: staging",
+        "stage: staging\nsurprise: 1",
+    );
+    r.commit_all("break encoder 8");
+    let v = json(&r.baton(&["--format", "json", "validate"]));
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["file"], "models/feature-encoder/versions/8.yaml");
+    assert_eq!(errors[0]["line"], 4);
+}
+
+#[test]
+fn metric_must_be_finite() {
+    let e = violate(
+        &format!("{FD}/4.yaml"),
+        "  auc: 0.941",
+        "  auc: .nan",
+        "metric `auc` must be a finite number",
+    );
+    assert_eq!(e["line"], 9);
+}
+
+#[test]
+fn decimal_looking_version_label_must_be_quoted() {
+    let r = TestRepo::with_example();
+    let text = r
+        .read(&format!("{FD}/5.yaml"))
+        .replace("version: \"5\"", "version: 5.10");
+    r.write(&format!("{FD}/5.10.yaml"), &text);
+    r.remove(&format!("{FD}/5.yaml"));
+    r.commit_all("5.10");
+    let e = expect_invalid(&r, &format!("{FD}/5.10.yaml"), "quote it");
+    assert_eq!(e["line"], 2);
+}
+
+#[test]
+fn stage_problems_point_at_the_stage() {
+    let r = TestRepo::with_example();
+    r.edit(
+        "baton.yaml",
+        "  - name: archived\n    terminal: true",
+        "  - name: archived\n    terminal: true\n    gates:\n      - evidence: sign-off",
+    );
+    r.edit(
+        "baton.yaml",
+        "group:ml-leads, owners",
+        "group:ml-heads, owners",
+    );
+    r.commit_all("bad stages");
+    let text = r.read("baton.yaml");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let e = expect_invalid(
+        &r,
+        "baton.yaml",
+        "terminal stage `archived` cannot have gates",
+    );
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(line_of("- name: archived") as u64), Some(5))
+    );
+    let e = expect_invalid(&r, "baton.yaml", "unknown group `ml-heads`");
+    assert_eq!(
+        e["line"].as_u64(),
+        Some(line_of("- name: production") as u64)
+    );
+}
+
+#[test]
+fn model_folder_rules() {
+    let r = TestRepo::with_example();
+    r.remove("models/churn-predictor/model.yaml");
+    r.write("models/Bad_Model/model.yaml", "name: Bad_Model\n");
+    r.write(&format!("{FD}/.hidden.yaml"), "model: fraud-detector\n");
+    r.commit_all("layout problems");
+    expect_invalid(
+        &r,
+        "models/churn-predictor/model.yaml",
+        "every model folder needs a model.yaml",
+    );
+    expect_invalid(&r, "models/Bad_Model", "must be a DNS label");
+    expect_invalid(&r, &format!("{FD}/.hidden.yaml"), "version label `.hidden`");
+}
+
+#[test]
+fn manifest_over_64_kib() {
+    let r = TestRepo::with_example();
+    let pad = format!("# {}\n", "x".repeat(70 * 1024));
+    let f = format!("{FD}/5.yaml");
+    let text = r.read(&f) + &pad;
+    r.write(&f, &text);
+    r.commit_all("huge");
+    expect_invalid(&r, &f, "the limit is 65536 (64 KiB)");
+}
+
+#[test]
+fn submodule_in_the_registry_is_an_error() {
+    let r = TestRepo::with_example();
+    let head = r.head();
+    r.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("160000,{head},models/fraud-detector/vendored"),
+    ]);
+    r.git(&["commit", "-q", "-m", "gitlink"]);
+    expect_invalid(
+        &r,
+        "models/fraud-detector/vendored",
+        "submodules are not allowed",
+    );
+}
+
+#[test]
+fn registry_in_a_subfolder_is_discovered_or_named() {
+    let r = TestRepo::new();
+    common::copy_dir(&common::example_dir(), &r.path().join("ml/registry"));
+    r.write("README.md", "app code lives here\n");
+    r.commit_all("registry in a sub-folder");
+    let v = json(&r.baton(&["--format", "json", "validate"]));
+    assert_eq!(v["registry"], "ml/registry");
+    assert_eq!(v["valid"], true);
+    let o = r.baton(&["--path", "./ml/registry/", "validate"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("ok: registry ml/registry at"));
+    let o = r.baton(&["--path", "ml", "validate"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("--path `ml`: no baton.yaml"),
+        "{}",
+        stderr(&o)
+    );
+    // Errors name repository-relative paths.
+    r.edit(
+        "ml/registry/models/fraud-detector/versions/5.yaml",
+        "stage: development",
+        "stage: qa",
+    );
+    r.commit_all("break");
+    expect_invalid(
+        &r,
+        "ml/registry/models/fraud-detector/versions/5.yaml",
+        "unknown stage `qa`",
+    );
+}
+
+#[test]
+fn status_of_a_registry_whose_policy_does_not_parse_exits_1() {
+    let r = TestRepo::with_example();
+    r.edit("baton.yaml", "version: 1", "version: 1\nversoin: 2");
+    r.commit_all("typo");
+    let o = r.baton(&["status"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("baton.yaml:4:1: unknown field `versoin`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 // ---------------------------------------------------------------- validate: located parse errors
 
 #[test]

@@ -21,6 +21,23 @@ pub struct Args {
 pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
     let format = ctx.text_or_json()?;
     let (_repo, reg) = ctx.load(&args.rev)?;
+    let problems = reg.load_diagnostics();
+    if reg.policy.is_none() {
+        for d in &problems {
+            eprintln!("{d}");
+        }
+        eprintln!(
+            "error: {} does not parse; no desired state",
+            reg.policy_path()
+        );
+        return Ok(Outcome::Failed);
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "warning: {} problem(s) in the registry (run `baton validate`); manifests that do not parse are left out",
+            problems.len()
+        );
+    }
     let desired = desired_state(&reg);
     match format {
         Format::Json => {

@@ -27,7 +27,10 @@ impl Visitor<'_> for LabelVisitor {
         Ok(v.to_string())
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
+        // `1.10` would silently become "1.1": make the writer quote it.
+        Err(E::custom(format!(
+            "version label {v} is a YAML number; quote it (\"{v}\") so it is read as written"
+        )))
     }
 }
 

@@ -55,6 +55,14 @@ fn check_policy(
 ) {
     let file = reg.policy_path();
     let d = |msg: String, key: &[&str]| Diagnostic::new(&file, msg).at_key(text, key);
+    // A problem of one stage, located at its `- name:` item.
+    let ds = |msg: String, stage: &str| {
+        let diag = Diagnostic::new(&file, msg);
+        match crate::manifest::locate::find_list_item(text, "stages", "name", stage) {
+            Some((l, c)) => diag.at(Some(l), Some(c)),
+            None => diag.at_key(text, &["stages"]),
+        }
+    };
     if p.stages.is_empty() {
         out.push(d(
             "`stages` is empty: at least one stage is needed".into(),
@@ -64,88 +72,85 @@ fn check_policy(
     let mut seen = BTreeSet::new();
     for s in &p.stages {
         if !crate::names::is_model_name(&s.name) {
-            out.push(d(
+            out.push(ds(
                 format!("stage name `{}` must be a lower-case DNS label", s.name),
-                &["stages"],
+                &s.name,
             ));
         }
         if !seen.insert(s.name.as_str()) {
-            out.push(d(
-                format!("stage `{}` is listed twice", s.name),
-                &["stages"],
-            ));
+            out.push(ds(format!("stage `{}` is listed twice", s.name), &s.name));
         }
         if s.terminal && !s.gates.is_empty() {
-            out.push(d(
+            out.push(ds(
                 format!("terminal stage `{}` cannot have gates", s.name),
-                &["stages"],
+                &s.name,
             ));
         }
         if s.terminal && s.canary {
-            out.push(d(
+            out.push(ds(
                 format!("stage `{}` cannot be both terminal and canary", s.name),
-                &["stages"],
+                &s.name,
             ));
         }
         for g in &s.gates {
             match g {
                 Gate::Metric(m) => {
                     if m.min.is_none() && m.max.is_none() && m.max_regression.is_none() {
-                        out.push(d(
+                        out.push(ds(
                             format!("metric gate `{}` in stage `{}` sets none of min, max, max_regression", m.name, s.name),
-                            &["stages"],
+                            &s.name,
                         ));
                     }
                     if m.max_regression.is_some_and(|r| r < 0.0) {
-                        out.push(d(
+                        out.push(ds(
                             format!("metric gate `{}`: max_regression must be >= 0", m.name),
-                            &["stages"],
+                            &s.name,
                         ));
                     }
                 }
                 Gate::Soak(sk) => {
                     if p.stage(&sk.stage).is_none() {
-                        out.push(d(
+                        out.push(ds(
                             format!(
                                 "soak gate in stage `{}` names unknown stage `{}`",
                                 s.name, sk.stage
                             ),
-                            &["stages"],
+                            &s.name,
                         ));
                     }
                 }
                 Gate::Approvals(a) => {
                     if a.min > 0 && a.from.is_empty() {
-                        out.push(d(
+                        out.push(ds(
                             format!("approvals gate in stage `{}` has an empty `from`", s.name),
-                            &["stages"],
+                            &s.name,
                         ));
                     }
                     for r in &a.from {
                         if let Some(m) = refs_problem(p, r, true) {
-                            out.push(d(
+                            out.push(ds(
                                 format!("approvals gate in stage `{}`: {m}", s.name),
-                                &["stages"],
+                                &s.name,
                             ));
                         }
                     }
                 }
                 Gate::Window(w) => {
                     if w.from.is_some() != w.to.is_some() {
-                        out.push(d(
+                        out.push(ds(
                             format!(
                                 "window gate in stage `{}` needs both `from` and `to`",
                                 s.name
                             ),
-                            &["stages"],
+                            &s.name,
                         ));
                     }
                 }
                 Gate::Evidence(e) => {
                     if e.trim().is_empty() {
-                        out.push(d(
+                        out.push(ds(
                             format!("evidence gate in stage `{}` names no evidence", s.name),
-                            &["stages"],
+                            &s.name,
                         ));
                     }
                 }
@@ -276,24 +281,24 @@ fn check_version(
     out: &mut Vec<Diagnostic>,
 ) {
     let m = &v.manifest;
-    let mut problems: Vec<(String, &[&str])> = Vec::new();
+    let mut problems: Vec<(String, Vec<&str>)> = Vec::new();
     if p.stage(&m.stage).is_none() {
         let known: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
         problems.push((
             format!("unknown stage `{}` (stages: {})", m.stage, known.join(", ")),
-            &["stage"],
+            vec!["stage"],
         ));
     }
     if !is_sha256(&m.artifact.sha256) {
         problems.push((
             "artifact.sha256 must be 64 lower-case hex characters".to_owned(),
-            &["artifact", "sha256"],
+            vec!["artifact", "sha256"],
         ));
     }
     match artifact_location(&m.artifact.uri) {
         Err(why) => problems.push((
             format!("artifact.uri `{}`: {why}", m.artifact.uri),
-            &["artifact", "uri"],
+            vec!["artifact", "uri"],
         )),
         Ok(ArtifactLocation::Registry(rel)) => match files.file_size(&reg.path(&rel)) {
             None => problems.push((
@@ -301,7 +306,7 @@ fn check_version(
                     "artifact `{}` does not exist in the registry at this revision",
                     reg.path(&rel)
                 ),
-                &["artifact", "uri"],
+                vec!["artifact", "uri"],
             )),
             Some(size) => {
                 if let Some(want) = m.artifact.size {
@@ -311,13 +316,25 @@ fn check_version(
                                 "artifact.size is {want} but `{}` is {size} bytes",
                                 reg.path(&rel)
                             ),
-                            &["artifact", "size"],
+                            vec!["artifact", "size"],
                         ));
                     }
                 }
             }
         },
         Ok(ArtifactLocation::External) => {}
+    }
+    let bad_metrics: Vec<&String> = m
+        .metrics
+        .iter()
+        .filter(|(_, v)| !v.is_finite())
+        .map(|(k, _)| k)
+        .collect();
+    for k in bad_metrics {
+        problems.push((
+            format!("metric `{k}` must be a finite number"),
+            vec!["metrics", k.as_str()],
+        ));
     }
     if let Some(t) = m.traffic {
         match p.stage(&m.stage) {
@@ -326,34 +343,46 @@ fn check_version(
                     "traffic is only allowed in a canary stage; `{}` is not one",
                     m.stage
                 ),
-                &["traffic"],
+                vec!["traffic"],
             )),
-            _ if !(1..=99).contains(&t) => {
-                problems.push((format!("traffic {t} must be 1..99 (percent)"), &["traffic"]))
-            }
+            _ if !(1..=99).contains(&t) => problems.push((
+                format!("traffic {t} must be 1..99 (percent)"),
+                vec!["traffic"],
+            )),
             _ => {}
         }
     }
     for (rm, rv) in &m.requires {
         match reg.model(rm) {
-            None => problems.push((format!("requires unknown model `{rm}`"), &["requires"])),
-            Some(model) if !model.versions.contains_key(rv.as_str()) => problems.push((
-                format!("requires `{rm}` version `{rv}`, which is not registered"),
-                &["requires"],
+            None => problems.push((
+                format!("requires unknown model `{rm}`"),
+                vec!["requires", rm.as_str()],
             )),
+            Some(model)
+                if reg.version(rm, rv).is_none()
+                    && !model.diagnostics.iter().any(|d| {
+                        d.file == reg.path(&format!("models/{rm}/versions/{rv}.yaml"))
+                    }) =>
+            {
+                // (A required manifest that exists but does not parse is reported once, there.)
+                problems.push((
+                    format!("requires `{rm}` version `{rv}`, which is not registered"),
+                    vec!["requires", rm.as_str()],
+                ))
+            }
             _ => {}
         }
         if rm == &m.model {
             problems.push((
                 "a version cannot require its own model".to_owned(),
-                &["requires"],
+                vec!["requires", rm.as_str()],
             ));
         }
     }
     if !problems.is_empty() {
         let text = files.text(v.blob).unwrap_or_default();
         for (msg, key) in problems {
-            out.push(Diagnostic::new(&v.path, msg).at_key(&text, key));
+            out.push(Diagnostic::new(&v.path, msg).at_key(&text, &key));
         }
     }
 }

@@ -67,11 +67,9 @@ impl PartialOrd for VersionKey {
     }
 }
 
-impl std::borrow::Borrow<str> for VersionKey {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
+// No `Borrow<str>`: BTreeMap lookups by `&str` would compare with str's order, not the
+// natural order the map is sorted by, and miss keys ("10" among "9", "10"). Look up with
+// `VersionKey(label)` or `Registry::version`.
 
 impl Registry {
     /// Repository-relative path of a registry-relative path.
