@@ -95,7 +95,10 @@ fn main() {
                 let reg = Loader::new().load(&repo, commit, s.root()).unwrap();
                 let files = GitFiles::new(&repo, commit).unwrap();
                 let problems = invariants::validate(&reg, &files);
-                assert!(problems.is_empty(), "synthetic registry invalid: {problems:?}");
+                assert!(
+                    problems.is_empty(),
+                    "synthetic registry invalid: {problems:?}"
+                );
             }
             let goal = if s.manifests() == 100_000 {
                 "< 1.5 s"

@@ -191,6 +191,35 @@ fn diff_known(
     out
 }
 
+/// Every `<label>.yaml` name that ever appeared in folder `dir` on the first-parent history of
+/// `head` (so `register` never reuses the label of a deleted version).
+pub fn labels_ever(
+    repo: &Repository,
+    head: Oid,
+    dir: &str,
+) -> Result<std::collections::BTreeSet<String>, RepoError> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut seen_trees = std::collections::HashSet::new();
+    let mut walk = repo.revwalk()?;
+    walk.push(head)?;
+    walk.simplify_first_parent()?;
+    for id in walk {
+        let commit = repo.find_commit(id?)?;
+        let Some(tree) = subtree(repo, &commit.tree()?, dir)? else {
+            continue;
+        };
+        if !seen_trees.insert(tree.id()) {
+            continue;
+        }
+        for e in tree.iter() {
+            if let Some(label) = e.name().and_then(|n| n.strip_suffix(".yaml")) {
+                out.insert(label.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn subtree<'r>(
     repo: &'r Repository,
     tree: &Tree,

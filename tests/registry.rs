@@ -1002,6 +1002,45 @@ fn register_refuses_to_overwrite() {
 }
 
 #[test]
+fn register_never_reuses_a_deleted_label() {
+    let r = TestRepo::with_example();
+    r.edit(
+        &format!("{FD}/5.yaml"),
+        "stage: development",
+        "stage: archived",
+    );
+    r.commit_all("archive 5");
+    r.remove(&format!("{FD}/5.yaml"));
+    r.commit_all("delete 5");
+    r.write("a.bin", "six");
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "a.bin",
+        "--version",
+        "5",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("labels are never reused"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!r.path().join(format!("{FD}/5.yaml")).exists());
+    let o = r.baton(&[
+        "--format",
+        "json",
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "a.bin",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(json(&o)["version"], "6");
+}
+
+#[test]
 fn register_a_new_model_outside_artifact_and_uri() {
     let r = TestRepo::with_example();
     let outside = tempfile::tempdir().unwrap();

@@ -103,7 +103,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         existing.insert(l, "in the working tree");
     }
     if let Some(c) = &head {
-        for l in head_labels(&repo, c, &join(&root, &versions_rel))? {
+        let dir = join(&root, &versions_rel);
+        for l in baton::history::labels_ever(&repo, c.id(), &dir)? {
+            existing.insert(l, "history");
+        }
+        for l in head_labels(&repo, c, &dir)? {
             existing.insert(l, "at HEAD");
         }
     }
@@ -113,10 +117,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
     };
     let manifest_rel = join(&root, &format!("{versions_rel}/{version}.yaml"));
     if let Some(place) = existing.get(&version) {
-        eprintln!(
-            "error: {manifest_rel}: {} version {version} already exists ({place}); versions are immutable, register a new version instead",
-            args.model
-        );
+        let m = &args.model;
+        if *place == "history" {
+            eprintln!("error: {manifest_rel}: {m} version {version} was registered before in the history of HEAD and deleted; labels are never reused, register a new version instead");
+        } else {
+            eprintln!("error: {manifest_rel}: {m} version {version} already exists ({place}); versions are immutable, register a new version instead");
+        }
         return Ok(Outcome::Failed);
     }
 
