@@ -38,6 +38,16 @@ pub fn resolve_commit<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>,
         rev: rev.to_owned(),
         message: e.message().to_owned(),
     };
+    if repo
+        .head()
+        .is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch)
+        && rev == "HEAD"
+    {
+        return Err(RepoError::UnknownRevision {
+            rev: rev.to_owned(),
+            message: "the repository has no commits yet".to_owned(),
+        });
+    }
     repo.revparse_single(rev)
         .map_err(unknown)?
         .peel_to_commit()

@@ -1002,6 +1002,37 @@ fn register_refuses_to_overwrite() {
 }
 
 #[test]
+fn register_in_a_repository_without_commits() {
+    let r = TestRepo::new();
+    std::fs::copy(
+        common::example_dir().join("baton.yaml"),
+        r.path().join("baton.yaml"),
+    )
+    .unwrap();
+    r.write("signers", "");
+    r.edit(
+        "baton.yaml",
+        "signers: .baton/allowed_signers",
+        "signers: signers",
+    );
+    r.write("artifacts/demo/1/model.bin", "weights");
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("no commits yet"), "{}", stderr(&o));
+    let o = r.baton(&[
+        "register",
+        "demo",
+        "--artifact",
+        "artifacts/demo/1/model.bin",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("registered demo version 1 in stage development"));
+    r.commit_all("first");
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+}
+
+#[test]
 fn register_never_reuses_a_deleted_label() {
     let r = TestRepo::with_example();
     r.edit(
