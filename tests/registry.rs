@@ -184,6 +184,16 @@ fn duplicate_target_paths() {
 }
 
 #[test]
+fn nested_target_paths() {
+    violate(
+        "baton.yaml",
+        "target: {kind: local, path: production}",
+        "target: {kind: local, path: staging/eu}",
+        "target path `staging/eu` is inside `staging`, the target path of environment `staging`",
+    );
+}
+
+#[test]
 fn unknown_group() {
     let e = violate(
         "models/fraud-detector/model.yaml",

@@ -233,6 +233,20 @@ fn check_policy(
             }
         }
     }
+    // Nested target folders would let a model folder of one environment collide with the
+    // other environment's folder (`prod` and `prod/eu`, with a model named `eu`).
+    for (outer, outer_env) in &paths {
+        for (inner, inner_env) in &paths {
+            if inner.starts_with(&format!("{outer}/")) {
+                out.push(d(
+                    format!(
+                        "environment `{inner_env}`: target path `{inner}` is inside `{outer}`, the target path of environment `{outer_env}`"
+                    ),
+                    &["environments", inner_env],
+                ));
+            }
+        }
+    }
 }
 
 fn check_models(reg: &Registry, p: &Policy, files: &dyn RegistryFiles, out: &mut Vec<Diagnostic>) {
