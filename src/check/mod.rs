@@ -1,13 +1,28 @@
 //! The gates engine (SPEC §2–§3): judge the change base...head, one verdict per gate per
 //! transition. Shared by `baton check` (pre-merge) and the controller (what landed).
 
+pub mod approvals;
+pub mod change;
+pub mod gates;
+pub mod render;
 pub mod report;
+pub mod snapshot;
 
 pub use report::{CheckReport, TransitionReport, Verdict};
 
-use crate::repo::RepoError;
+use crate::history::{HistoryWalker, StageEvent};
+use crate::manifest::Policy;
+use crate::registry::files::GitFiles;
+use crate::registry::{invariants, Registry};
+use crate::repo::{join, RepoError};
+use approvals::signers::AllowedSigners;
+use approvals::Evidence;
 use chrono::{DateTime, Utc};
+use gates::{Dependent, Facts};
 use git2::{Oid, Repository};
+use snapshot::{ModelCache, ModelView, Snapshot};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Errors that stop a check from producing a verdict (exit 2 at the CLI).
@@ -42,15 +57,432 @@ pub struct CheckOptions {
     pub github: Option<GithubSource>,
 }
 
-/// Judge the change `merge-base(base, head)...head`.
+/// Judge the change `merge-base(base, head)...head` (a one-shot [`Judge`]).
 pub fn judge(
     repo: &Repository,
     base: Oid,
     head: Oid,
     opts: &CheckOptions,
 ) -> Result<CheckReport, CheckError> {
-    let _ = (repo, base, head, opts);
-    Err(CheckError::Github(
-        "the gates engine is being built (issue 3)".into(),
-    ))
+    Judge::new().judge(repo, base, head, opts)
+}
+
+/// A reusable gates engine: keeps parsed manifests (by blob and model-tree id), the
+/// `requires` index and the history walker's cache between checks, so a daemon re-judging
+/// each new head pays only for what changed.
+#[derive(Default)]
+pub struct Judge {
+    cache: ModelCache,
+    history: HistoryWalker,
+    /// Per model tree at head: its versions that carry `requires`.
+    requires_index: HashMap<(String, Oid), Arc<Vec<Dependent>>>,
+}
+
+impl Judge {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Manifests parsed by this judge so far (tests and benchmarks).
+    pub fn parsed(&self) -> usize {
+        self.cache.parsed
+    }
+
+    /// Judge the change `merge-base(base, head)...head`.
+    pub fn judge(
+        &mut self,
+        repo: &Repository,
+        base: Oid,
+        head: Oid,
+        opts: &CheckOptions,
+    ) -> Result<CheckReport, CheckError> {
+        let merge_base = repo.merge_base(base, head)?;
+        let base_commit = repo.find_commit(base)?;
+        let root = crate::repo::registry_root(
+            repo,
+            &base_commit,
+            &base.to_string(),
+            opts.path.as_deref(),
+        )?;
+        let mut rules = Snapshot::open(repo, base, &root, &mut self.cache)?;
+        let mut old = Snapshot::open(repo, merge_base, &root, &mut self.cache)?;
+        let mut new = Snapshot::open(repo, head, &root, &mut self.cache)?;
+        let mut report = CheckReport {
+            base: base.to_string(),
+            merge_base: merge_base.to_string(),
+            head: head.to_string(),
+            registry: root.clone(),
+            transitions: Vec::new(),
+            change: Vec::new(),
+            models: BTreeMap::new(),
+            errors: Vec::new(),
+        };
+        let policy_path = join(&root, "baton.yaml");
+        let policy: Arc<Policy> = match &rules.policy {
+            Some(Ok(p)) => p.clone(),
+            other => {
+                let why = match other {
+                    Some(Err(e)) => {
+                        report.errors.push(e.clone().into_diagnostic(&policy_path));
+                        format!("baton.yaml at base does not parse: {e}")
+                    }
+                    _ => "no baton.yaml at base".to_owned(),
+                };
+                let mut v = gates::verdict("schema", false, why);
+                v.file = Some(policy_path);
+                report.change.push(v);
+                return Ok(report);
+            }
+        };
+
+        // Signers and the change.
+        let signers_rel = policy
+            .signers
+            .as_deref()
+            .and_then(|s| invariants::safe_relative(s).ok());
+        let signers = match &signers_rel {
+            Some(rel) => match rules.blob(rel) {
+                Some(b) => Some(AllowedSigners::parse(&String::from_utf8_lossy(
+                    repo.find_blob(b)?.content(),
+                ))),
+                None => None,
+            },
+            None => None,
+        };
+        let change = change::diff(
+            repo,
+            &mut old,
+            &mut new,
+            &mut self.cache,
+            signers_rel.as_deref(),
+        )?;
+
+        // Models the gates look at: changed ones (head), their requires partners, owners at base.
+        let mut head_models: BTreeMap<String, Arc<ModelView>> = BTreeMap::new();
+        for (name, (_, h)) in &change.models {
+            if let Some(h) = h {
+                head_models.insert(name.clone(), h.clone());
+            }
+        }
+        let partners: BTreeSet<String> = change
+            .transitions
+            .iter()
+            .filter_map(|t| t.new.as_ref()?.manifest())
+            .flat_map(|m| m.requires.keys().cloned())
+            .collect();
+        for p in partners {
+            if let std::collections::btree_map::Entry::Vacant(e) = head_models.entry(p) {
+                if let Some(m) = new.model(repo, e.key(), &mut self.cache)? {
+                    e.insert(m);
+                }
+            }
+        }
+        let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for name in change.models.keys() {
+            let o = rules
+                .model(repo, name, &mut self.cache)?
+                .map(|m| m.owners().to_vec())
+                .unwrap_or_default();
+            owners.insert(name.clone(), o);
+        }
+
+        // Reverse `requires`: only when a version leaves a deployed stage.
+        let leaving = change.transitions.iter().any(|t| {
+            t.from()
+                .is_some_and(|f| Some(f) != t.to() && policy.is_deployed(f))
+        });
+        let dependents = if leaving {
+            self.dependents(repo, &new)?
+        } else {
+            Vec::new()
+        };
+
+        // History of moving versions on the base branch.
+        let mut history: HashMap<String, Vec<StageEvent>> = HashMap::new();
+        for t in change
+            .transitions
+            .iter()
+            .filter(|t| t.moves() && t.new.is_some())
+        {
+            if !history.contains_key(&t.model) {
+                let h = self
+                    .history
+                    .model_history(repo, base, &root, &t.model, None)?;
+                history.insert(t.model.clone(), h);
+            }
+        }
+
+        // Approvals.
+        let mut policy_paths: Vec<String> = Vec::new();
+        if change.policy_changed {
+            policy_paths.push(policy_path.clone());
+        }
+        if change.signers_changed {
+            if let Some(rel) = &signers_rel {
+                policy_paths.push(join(&root, rel));
+            }
+        }
+        let model_paths: BTreeMap<&String, String> = change
+            .model_manifests
+            .iter()
+            .map(|m| (m, join(&root, &format!("models/{m}/model.yaml"))))
+            .collect();
+        let mut paths: Vec<String> = change.transitions.iter().map(|t| t.file.clone()).collect();
+        paths.extend(policy_paths.iter().cloned());
+        paths.extend(model_paths.values().cloned());
+        let mut evidence = approvals::collect(repo, merge_base, head, signers.as_ref(), &paths)?;
+        if let Some(s) = &signers {
+            for (line, why) in &s.problems {
+                evidence
+                    .notes
+                    .push(format!("allowed signers line {line}: {why}"));
+            }
+        } else {
+            evidence
+                .notes
+                .push("no allowed-signers file at base".into());
+        }
+        if let Some(gh) = &opts.github {
+            add_github(&mut evidence, gh)?;
+        }
+
+        // Judge every transition.
+        let empty_hist: Vec<StageEvent> = Vec::new();
+        for t in &change.transitions {
+            let (om, hm) = change.models.get(&t.model).cloned().unwrap_or((None, None));
+            let hist: Vec<StageEvent> = history
+                .get(&t.model)
+                .map(|h| {
+                    h.iter()
+                        .filter(|e| e.version == t.version)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_else(|| empty_hist.clone());
+            let facts = Facts {
+                policy: &policy,
+                owners: owners.get(&t.model).map_or(&[], |o| o.as_slice()),
+                old_model: om.as_deref(),
+                head_model: hm.as_deref(),
+                head_models: &head_models,
+                dependents: &dependents,
+                history: &hist,
+                now: opts.now,
+                evidence: &evidence,
+            };
+            let tr = gates::judge_transition(t, &facts);
+            for v in tr
+                .verdicts
+                .iter()
+                .filter(|v| v.rule == "schema" && !v.passed)
+            {
+                report
+                    .errors
+                    .push(crate::diag::Diagnostic::new(&t.file, v.reason.clone()).at(v.line, None));
+            }
+            report.transitions.push(tr);
+        }
+
+        // Change-wide: the policy at head, and approval of policy changes.
+        if change.policy_changed {
+            self.head_policy(repo, &new, &root, &policy_path, &mut report)?;
+            report.change.push(gates::policy_change::judge(
+                &policy,
+                &evidence,
+                &policy_paths,
+                "baton.yaml",
+            ));
+        } else if change.signers_changed {
+            report.change.push(gates::policy_change::judge(
+                &policy,
+                &evidence,
+                &policy_paths,
+                "the allowed-signers file",
+            ));
+        }
+
+        // Model-wide: model.yaml changes and layout problems of changed models.
+        for (name, (_, h)) in &change.models {
+            let mut vs = Vec::new();
+            if let Some(h) = h {
+                for d in &h.diagnostics {
+                    report.errors.push(d.clone());
+                    let mut v = gates::verdict("schema", false, d.message.clone());
+                    v.file = Some(d.file.clone());
+                    vs.push(v);
+                }
+                if let Some(Err(e)) = &h.manifest {
+                    let file = join(&root, &format!("models/{name}/model.yaml"));
+                    report.errors.push(e.clone().into_diagnostic(&file));
+                    let mut v = gates::verdict("schema", false, e.message.clone());
+                    v.file = Some(file);
+                    v.line = e.line;
+                    vs.push(v);
+                }
+                if h.manifest.is_none() && !h.versions.is_empty() {
+                    let file = join(&root, &format!("models/{name}/model.yaml"));
+                    let mut v = gates::verdict(
+                        "schema",
+                        false,
+                        "missing: every model folder needs a model.yaml",
+                    );
+                    v.file = Some(file);
+                    vs.push(v);
+                }
+            }
+            if let Some(p) = model_paths.get(name) {
+                vs.push(gates::policy_change::judge(
+                    &policy,
+                    &evidence,
+                    std::slice::from_ref(p),
+                    &format!("models/{name}/model.yaml"),
+                ));
+            }
+            if !vs.is_empty() {
+                report.models.insert(name.clone(), vs);
+            }
+        }
+        report.errors.sort();
+        report.errors.dedup();
+        Ok(report)
+    }
+
+    /// The head's baton.yaml must parse and validate; otherwise nothing new may deploy.
+    fn head_policy(
+        &mut self,
+        repo: &Repository,
+        new: &Snapshot,
+        root: &str,
+        policy_path: &str,
+        report: &mut CheckReport,
+    ) -> Result<(), CheckError> {
+        let problems = match &new.policy {
+            None => vec![crate::diag::Diagnostic::new(
+                policy_path,
+                "baton.yaml is missing at head",
+            )],
+            Some(Err(e)) => vec![e.clone().into_diagnostic(policy_path)],
+            Some(Ok(p)) => {
+                let reg = Registry {
+                    commit: new.commit,
+                    root: root.to_owned(),
+                    tree: new.tree.as_ref().map(|t| t.id()).unwrap_or(Oid::zero()),
+                    policy: Some(p.clone()),
+                    policy_blob: new.policy_blob,
+                    models: BTreeMap::new(),
+                    diagnostics: Vec::new(),
+                };
+                let files = GitFiles::new(repo, new.commit)?;
+                invariants::validate(&reg, &files)
+                    .into_iter()
+                    .filter(|d| d.file == policy_path)
+                    .collect()
+            }
+        };
+        let v = match problems.first() {
+            None => {
+                let mut v = gates::verdict("schema", true, "baton.yaml at head is valid");
+                v.file = Some(policy_path.to_owned());
+                v
+            }
+            Some(d) => {
+                let mut v = gates::verdict(
+                    "schema",
+                    false,
+                    format!("baton.yaml at head is invalid: {}", d.message),
+                );
+                v.file = Some(policy_path.to_owned());
+                v.line = d.line;
+                v
+            }
+        };
+        report.errors.extend(problems);
+        report.change.push(v);
+        Ok(())
+    }
+
+    /// Every version at head that requires another model's version (cached per model tree).
+    fn dependents(
+        &mut self,
+        repo: &Repository,
+        new: &Snapshot,
+    ) -> Result<Vec<Dependent>, CheckError> {
+        let mut out = Vec::new();
+        let prefix = new.path("models");
+        for (name, tree) in new.model_names() {
+            let key = (name.clone(), tree);
+            if let Some(hit) = self.requires_index.get(&key) {
+                out.extend(hit.iter().cloned());
+                continue;
+            }
+            let list = Arc::new(scan_requires(repo, &prefix, &name, tree)?);
+            out.extend(list.iter().cloned());
+            self.requires_index.insert(key, list);
+        }
+        if self.requires_index.len() > 200_000 {
+            self.requires_index.clear();
+        }
+        Ok(out)
+    }
+}
+
+/// The versions of one model folder that carry `requires` (blobs without the word skip parsing).
+fn scan_requires(
+    repo: &Repository,
+    prefix: &str,
+    model: &str,
+    tree: Oid,
+) -> Result<Vec<Dependent>, CheckError> {
+    let t = repo.find_tree(tree)?;
+    let Some(vs) = t.get_name("versions") else {
+        return Ok(Vec::new());
+    };
+    let Ok(vt) = repo.find_tree(vs.id()) else {
+        return Ok(Vec::new());
+    };
+    let odb = repo.odb()?;
+    let mut out = Vec::new();
+    for e in vt.iter() {
+        if e.kind() != Some(git2::ObjectType::Blob) {
+            continue;
+        }
+        let Some(label) = e.name().and_then(|n| n.strip_suffix(".yaml")) else {
+            continue;
+        };
+        let obj = odb.read(e.id())?;
+        let data = obj.data();
+        if !data.windows(9).any(|w| w == b"requires:") {
+            continue;
+        }
+        let Ok(m) = crate::manifest::parse_version(data) else {
+            continue;
+        };
+        for (rm, rv) in &m.requires {
+            out.push(Dependent {
+                model: model.to_owned(),
+                version: label.to_owned(),
+                stage: m.stage.clone(),
+                requires: (rm.clone(), rv.clone()),
+                path: format!("{prefix}/{model}/versions/{label}.yaml"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Add GitHub reviews to the evidence: approvals on the PR head, the PR author as an author.
+fn add_github(ev: &mut Evidence, gh: &GithubSource) -> Result<(), CheckError> {
+    let client = approvals::github::Client {
+        api_url: gh.api_url.clone(),
+        token: gh.token.clone(),
+    };
+    let pr = client
+        .pull_reviews(&gh.repo, gh.pr)
+        .map_err(CheckError::Github)?;
+    ev.change_authors
+        .insert(format!("github:{}", pr.author.to_lowercase()));
+    let (approvals, notes) = approvals::github::approvals(&pr);
+    ev.approvals.extend(approvals);
+    ev.notes.extend(notes);
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! change-wide verdicts (`policy-change`, `schema`). Stable JSON; see docs/cli.md.
 
 use crate::diag::Diagnostic;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -35,6 +36,13 @@ pub struct TransitionReport {
     /// True when judged as a rollback (a return to a stage held before on the branch).
     pub rollback: bool,
     pub verdicts: Vec<Verdict>,
+    /// When only time gates (`window`, `soak`) fail: the earliest instant they could all pass
+    /// (the window's next opening, the end of the soak). A re-check is due then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+    /// When a `window` gate passes: the instant it closes (deploy before then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_until: Option<DateTime<Utc>>,
 }
 
 impl TransitionReport {

@@ -1,7 +1,10 @@
 //! `baton check --base REV [--head REV]`: judge a proposed change against the gates (SPEC §2).
 
-use super::{Context, Outcome};
-use anyhow::{bail, Result};
+use super::{Context, Format, Outcome};
+use anyhow::{Context as _, Result};
+use baton::check::{render, CheckOptions, GithubSource};
+use chrono::{DateTime, Utc};
+use std::io::IsTerminal;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,8 +20,57 @@ pub struct Args {
     /// The pull request number for --github.
     #[arg(long, value_name = "N", requires = "github")]
     pub pr: Option<u64>,
+    /// The clock for `window` and `soak` (RFC 3339); for reproducible runs and tests.
+    #[arg(long, hide = true, value_name = "RFC3339")]
+    pub now: Option<String>,
 }
 
-pub fn run(_ctx: &Context, _args: Args) -> Result<Outcome> {
-    bail!("`check` is being built (issue 3)")
+pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
+    let repo = ctx.open_repo()?;
+    let base = baton::repo::resolve_commit(&repo, &args.base)?.id();
+    let head = baton::repo::resolve_commit(&repo, &args.head)?.id();
+    let now: DateTime<Utc> = match &args.now {
+        Some(s) => DateTime::parse_from_rfc3339(s)
+            .with_context(|| format!("--now `{s}`: not an RFC 3339 time"))?
+            .with_timezone(&Utc),
+        None => Utc::now(),
+    };
+    let github = match (args.github, args.pr) {
+        (Some(repo), Some(pr)) => {
+            if !repo.contains('/') {
+                anyhow::bail!("--github `{repo}`: expected owner/repo");
+            }
+            Some(GithubSource {
+                repo,
+                pr,
+                token: std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()),
+                api_url: std::env::var("GITHUB_API_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| "https://api.github.com".into()),
+            })
+        }
+        _ => None,
+    };
+    let opts = CheckOptions {
+        path: ctx.args.path.clone(),
+        now,
+        github,
+    };
+    let report = baton::check::judge(&repo, base, head, &opts)?;
+    let out = match ctx.args.format {
+        Format::Text => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            render::text::render(&report, color)
+        }
+        Format::Json => render::json::render(&report),
+        Format::Markdown => render::markdown::render(&report),
+        Format::Github => render::github::render(&report),
+    };
+    print!("{out}");
+    Ok(if report.passed() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
 }

@@ -1,0 +1,57 @@
+//! `approvals`: at least `min` distinct approvers from `from` approved this exact change
+//! (signed commits bound to the manifest, or forge reviews); the change's authors never count.
+
+use super::{verdict, Facts};
+use crate::check::approvals::{tally, Tally, Target};
+use crate::check::change::Transition;
+use crate::check::report::Verdict;
+use crate::manifest::policy::ApprovalsGate;
+
+/// Count approvals of `target` for transition `t` by the approvers `from` expands to.
+pub fn count(t: &Transition, f: &Facts, target: &Target, from: &[String]) -> Tally {
+    let allowed: Vec<String> = f
+        .policy
+        .expand_principals(from, f.owners)
+        .into_iter()
+        .map(|p| p.to_lowercase())
+        .collect();
+    tally(f.evidence, target, std::slice::from_ref(&t.file), &allowed)
+}
+
+/// `2 of 2 approvals from group:ml-leads, owners: a, b; not counted: ...`.
+pub fn describe(t: &Tally, min: u32, from: &[String]) -> String {
+    let mut s = format!(
+        "{} of {min} approval{} from {}",
+        t.counted.len(),
+        if min == 1 { "" } else { "s" },
+        from.join(", ")
+    );
+    if !t.counted.is_empty() {
+        s.push_str(&format!(": {}", t.counted.join(", ")));
+    }
+    if !t.ignored.is_empty() {
+        s.push_str(&format!("; not counted: {}", t.ignored.join("; ")));
+    }
+    s
+}
+
+pub fn judge(t: &Transition, f: &Facts, g: &ApprovalsGate) -> Verdict {
+    let to = t.to().unwrap_or_default();
+    let mut v = if g.min == 0 {
+        verdict("approvals", true, "no approvals required")
+    } else {
+        let target = Target::Version {
+            model: t.model.clone(),
+            version: t.version.clone(),
+            stage: to.to_owned(),
+        };
+        let tally = count(t, f, &target, &g.from);
+        let mut reason = describe(&tally, g.min, &g.from);
+        if !f.evidence.has_signers && tally.counted.len() < g.min as usize {
+            reason.push_str("; no allowed-signers file at base, so signed approvals cannot count");
+        }
+        verdict("approvals", tally.counted.len() >= g.min as usize, reason)
+    };
+    v.file = Some(t.file.clone());
+    v
+}

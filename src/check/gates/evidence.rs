@@ -1,0 +1,32 @@
+//! `evidence`: the named evidence exists in the version manifest with `passed: true`.
+
+use super::{located, verdict};
+use crate::check::change::Transition;
+use crate::check::report::Verdict;
+
+pub fn judge(t: &Transition, name: &str) -> Verdict {
+    let text = t.new.as_ref().map(|n| n.text.clone()).unwrap_or_default();
+    let Some(m) = t.new.as_ref().and_then(|n| n.manifest()) else {
+        return verdict("evidence", false, "manifest did not parse");
+    };
+    let v = match m.evidence.get(name) {
+        None => verdict("evidence", false, format!("evidence `{name}` is missing")),
+        Some(e) if !e.passed => {
+            verdict("evidence", false, format!("evidence `{name}` did not pass"))
+        }
+        Some(e) => verdict(
+            "evidence",
+            true,
+            match &e.report {
+                Some(r) => format!("`{name}` passed (report {r})"),
+                None => format!("`{name}` passed"),
+            },
+        ),
+    };
+    let key: &[&str] = if m.evidence.contains_key(name) {
+        &["evidence", name]
+    } else {
+        &["evidence"]
+    };
+    located(v, &t.file, &text, key)
+}

@@ -1,0 +1,88 @@
+//! `immutable` (SPEC §1.1): model, version, artifact, lineage, requires and created never
+//! change once on the branch; metrics and evidence may only gain keys. Only stage and traffic move.
+
+use super::{located, verdict};
+use crate::check::change::Transition;
+use crate::check::report::Verdict;
+use crate::manifest::VersionManifest;
+
+/// The immutable fields that differ between `old` and `new` (key paths for locating).
+pub fn changed_fields(old: &VersionManifest, new: &VersionManifest) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut push = |name: &str, key: &[&str]| {
+        out.push((name.to_owned(), key.iter().map(|k| k.to_string()).collect()))
+    };
+    if old.model != new.model {
+        push("model", &["model"]);
+    }
+    if old.version != new.version {
+        push("version", &["version"]);
+    }
+    if old.artifact.uri != new.artifact.uri {
+        push("artifact.uri", &["artifact", "uri"]);
+    }
+    if old.artifact.sha256 != new.artifact.sha256 {
+        push("artifact.sha256", &["artifact", "sha256"]);
+    }
+    if old.artifact.size != new.artifact.size {
+        push("artifact.size", &["artifact", "size"]);
+    }
+    if old.lineage != new.lineage {
+        push("lineage", &["lineage"]);
+    }
+    if old.requires != new.requires {
+        push("requires", &["requires"]);
+    }
+    if old.created != new.created {
+        push("created", &["created"]);
+    }
+    for (k, v) in &old.metrics {
+        match new.metrics.get(k) {
+            Some(n) if n == v => {}
+            Some(_) => push(&format!("metrics.{k}"), &["metrics", k]),
+            None => push(&format!("metrics.{k} (removed)"), &["metrics"]),
+        }
+    }
+    for (k, v) in &old.evidence {
+        match new.evidence.get(k) {
+            Some(n) if n == v => {}
+            Some(_) => push(&format!("evidence.{k}"), &["evidence", k]),
+            None => push(&format!("evidence.{k} (removed)"), &["evidence"]),
+        }
+    }
+    out
+}
+
+pub fn judge(t: &Transition) -> Verdict {
+    let (Some(old), Some(new)) = (
+        t.old.as_ref().and_then(|o| o.manifest()),
+        t.new.as_ref().and_then(|n| n.manifest()),
+    ) else {
+        return verdict("immutable", true, "nothing to compare");
+    };
+    let changed = changed_fields(old, new);
+    if changed.is_empty() {
+        return verdict(
+            "immutable",
+            true,
+            "only stage, traffic and new metrics/evidence keys changed",
+        );
+    }
+    let names: Vec<&str> = changed.iter().map(|(n, _)| n.as_str()).collect();
+    let key: Vec<&str> = changed[0].1.iter().map(String::as_str).collect();
+    let text = t.new.as_ref().map(|n| n.text.clone()).unwrap_or_default();
+    located(
+        verdict(
+            "immutable",
+            false,
+            format!(
+                "immutable field{} changed: {} (register a new version instead)",
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ),
+        ),
+        &t.file,
+        &text,
+        &key,
+    )
+}

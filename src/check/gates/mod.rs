@@ -1,0 +1,158 @@
+//! The rules of SPEC §2, one module per gate. Each is a pure function from a transition and
+//! pre-fetched [`Facts`] to verdicts; [`judge_transition`] decides which rules apply.
+
+pub mod approvals;
+pub mod delete;
+pub mod evidence;
+pub mod exclusive;
+pub mod immutable;
+pub mod metric;
+pub mod policy_change;
+pub mod requires;
+pub mod rollback;
+pub mod schema;
+pub mod soak;
+pub mod stage_order;
+pub mod window;
+
+use super::approvals::Evidence;
+use super::change::Transition;
+use super::report::{TransitionReport, Verdict};
+use super::snapshot::ModelView;
+use crate::history::StageEvent;
+use crate::manifest::{Gate, Policy};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A version at head that requires another model's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependent {
+    pub model: String,
+    pub version: String,
+    pub stage: String,
+    /// The required model and version.
+    pub requires: (String, String),
+    pub path: String,
+}
+
+/// Everything a gate may look at, gathered at the edge before judging.
+pub struct Facts<'a> {
+    /// Policy from the base side.
+    pub policy: &'a Policy,
+    /// Owners of the transition's model, from the base side.
+    pub owners: &'a [String],
+    /// The transition's model at the old side (merge-base) and at head.
+    pub old_model: Option<&'a ModelView>,
+    pub head_model: Option<&'a ModelView>,
+    /// Models loaded at head (the changed ones and their `requires` partners).
+    pub head_models: &'a BTreeMap<String, Arc<ModelView>>,
+    /// Versions at head that require some version of the transition's model.
+    pub dependents: &'a [Dependent],
+    /// Stage events of this version on the base branch's first-parent history, newest first.
+    pub history: &'a [StageEvent],
+    pub now: DateTime<Utc>,
+    pub evidence: &'a Evidence,
+}
+
+/// A verdict for `rule`.
+pub fn verdict(rule: &str, passed: bool, reason: impl Into<String>) -> Verdict {
+    Verdict {
+        rule: rule.to_owned(),
+        passed,
+        reason: reason.into(),
+        file: None,
+        line: None,
+    }
+}
+
+/// Attach a file and the line of `key` in `text` (when found).
+pub fn located(mut v: Verdict, file: &str, text: &str, key: &[&str]) -> Verdict {
+    v.file = Some(file.to_owned());
+    v.line = crate::manifest::locate::find_key(text, key).map(|(l, _)| l);
+    v
+}
+
+/// Judge one transition: the rules that apply to it, in a stable order.
+pub fn judge_transition(t: &Transition, f: &Facts) -> TransitionReport {
+    let mut report = TransitionReport {
+        model: t.model.clone(),
+        version: t.version.clone(),
+        from: t.from().map(str::to_owned),
+        to: t.to().map(str::to_owned),
+        file: t.file.clone(),
+        rollback: false,
+        verdicts: Vec::new(),
+        not_before: None,
+        open_until: None,
+    };
+    let v = &mut report.verdicts;
+    if t.is_delete() {
+        v.push(delete::judge(t, f));
+        return report;
+    }
+    let schema = schema::judge(t, f);
+    let schema_ok = schema.passed;
+    v.push(schema);
+    if !schema_ok {
+        return report;
+    }
+    let held = rollback::held_before(t, f);
+    report.rollback = held.is_some();
+    let v = &mut report.verdicts;
+    v.push(stage_order::judge(t, f, held.as_ref()));
+    if t.old.as_ref().is_some_and(|o| o.manifest().is_some()) {
+        v.push(immutable::judge(t));
+    }
+    v.push(exclusive::judge(t, f));
+    v.push(requires::judge(t, f));
+    let to = t.to().unwrap_or_default();
+    let Some(stage) = f.policy.stage(to) else {
+        return report;
+    };
+    if !t.moves() || stage.terminal {
+        return report;
+    }
+    if let Some(h) = &held {
+        v.push(rollback::judge(t, f, h));
+    }
+    let mut waits: Vec<DateTime<Utc>> = Vec::new();
+    for g in &stage.gates {
+        match g {
+            Gate::Metric(m) if held.is_none() => v.push(metric::judge(t, f, m)),
+            Gate::Metric(_) => {}
+            Gate::Evidence(name) => v.push(evidence::judge(t, name)),
+            Gate::Soak(s) if held.is_none() => {
+                let (verdict, at) = soak::judge(t, f, s);
+                if let Some(at) = at.filter(|_| !verdict.passed) {
+                    waits.push(at);
+                }
+                v.push(verdict);
+            }
+            Gate::Soak(_) => {}
+            Gate::Window(w) => {
+                let state = window::evaluate(w, f.now);
+                if state.open {
+                    report.open_until = match (report.open_until, state.closes_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                } else if let Some(at) = state.opens_at {
+                    waits.push(at);
+                }
+                v.push(window::judge(w, &state));
+            }
+            Gate::Approvals(a) if held.is_none() => v.push(approvals::judge(t, f, a)),
+            Gate::Approvals(_) => {}
+        }
+    }
+    let time_only = report
+        .verdicts
+        .iter()
+        .filter(|v| !v.passed)
+        .all(|v| v.rule == "window" || v.rule == "soak");
+    if !waits.is_empty() && time_only {
+        report.not_before = waits.into_iter().max();
+    }
+    report
+}

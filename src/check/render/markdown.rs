@@ -1,0 +1,95 @@
+//! Markdown rendering for a pull-request comment: a table of transitions × gates, then the
+//! reasons of every failing gate.
+
+use super::{movement, name, summary, RULES};
+use crate::check::report::{CheckReport, Verdict};
+use std::fmt::Write;
+
+fn cell(vs: &[&Verdict]) -> &'static str {
+    if vs.is_empty() {
+        "–"
+    } else if vs.iter().all(|v| v.passed) {
+        "✅"
+    } else {
+        "❌"
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn render(r: &CheckReport) -> String {
+    let mut out = String::new();
+    let head = if r.passed() {
+        "✅ baton check passed"
+    } else {
+        "❌ baton check failed"
+    };
+    let _ = writeln!(out, "### {head}\n\n{}\n", summary(r));
+    let used: Vec<&str> = RULES
+        .iter()
+        .copied()
+        .filter(|rule| {
+            r.transitions
+                .iter()
+                .any(|t| t.verdicts.iter().any(|v| v.rule == *rule))
+        })
+        .collect();
+    if !r.transitions.is_empty() {
+        let _ = writeln!(out, "| transition | {} |", used.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---|".repeat(used.len()));
+        for t in &r.transitions {
+            let cells: Vec<&str> = used
+                .iter()
+                .map(|rule| {
+                    let vs: Vec<&Verdict> = t.verdicts.iter().filter(|v| v.rule == *rule).collect();
+                    cell(&vs)
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "| `{}` {}{} | {} |",
+                name(t),
+                movement(t, "→"),
+                if t.rollback { " (rollback)" } else { "" },
+                cells.join(" | ")
+            );
+        }
+        out.push('\n');
+    }
+    let mut failures: Vec<String> = Vec::new();
+    for t in &r.transitions {
+        for v in t.verdicts.iter().filter(|v| !v.passed) {
+            failures.push(format!(
+                "- `{}` **{}**: {}",
+                name(t),
+                v.rule,
+                esc(&v.reason)
+            ));
+        }
+    }
+    for v in r.change.iter().filter(|v| !v.passed) {
+        failures.push(format!("- change **{}**: {}", v.rule, esc(&v.reason)));
+    }
+    for (m, vs) in &r.models {
+        for v in vs.iter().filter(|v| !v.passed) {
+            failures.push(format!("- model `{m}` **{}**: {}", v.rule, esc(&v.reason)));
+        }
+    }
+    if !failures.is_empty() {
+        let _ = writeln!(out, "**Failing gates**\n");
+        for f in failures {
+            let _ = writeln!(out, "{f}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "<sub>base `{}` · merge base `{}` · head `{}`</sub>",
+        &r.base.get(..10).unwrap_or(&r.base),
+        &r.merge_base.get(..10).unwrap_or(&r.merge_base),
+        &r.head.get(..10).unwrap_or(&r.head)
+    );
+    out
+}

@@ -1,0 +1,306 @@
+//! A lazily loaded view of the registry at one commit: the policy and, on demand, single
+//! model folders (cached by tree id), so a check parses what the change touches, not everything.
+
+use crate::diag::Diagnostic;
+use crate::manifest::{
+    parse_model, parse_policy, parse_version, ModelManifest, ParseError, Policy, VersionManifest,
+};
+use crate::registry::VersionKey;
+use crate::repo::{join, RepoError};
+use git2::{ObjectType, Oid, Repository, Tree};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A parsed version manifest file.
+#[derive(Debug, Clone)]
+pub struct VersionFile {
+    pub label: String,
+    /// Repository-relative path.
+    pub path: String,
+    pub blob: Oid,
+    pub parsed: Result<Arc<VersionManifest>, ParseError>,
+    /// The manifest text (to locate keys in diagnostics).
+    pub text: Arc<str>,
+}
+
+impl VersionFile {
+    pub fn manifest(&self) -> Option<&VersionManifest> {
+        self.parsed.as_ref().ok().map(|m| m.as_ref())
+    }
+}
+
+/// One `models/<name>/` folder at one commit.
+#[derive(Debug, Clone)]
+pub struct ModelView {
+    pub name: String,
+    pub tree: Oid,
+    pub manifest_blob: Option<Oid>,
+    pub manifest: Option<Result<Arc<ModelManifest>, ParseError>>,
+    pub versions: BTreeMap<VersionKey, VersionFile>,
+    /// Layout problems (bad file names, special entries).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ModelView {
+    pub fn version(&self, label: &str) -> Option<&VersionFile> {
+        self.versions.get(label)
+    }
+
+    /// Parsed versions currently in `stage`.
+    pub fn in_stage<'a>(&'a self, stage: &'a str) -> impl Iterator<Item = &'a VersionFile> + 'a {
+        self.versions
+            .values()
+            .filter(move |v| v.manifest().is_some_and(|m| m.stage == stage))
+    }
+
+    pub fn owners(&self) -> &[String] {
+        match &self.manifest {
+            Some(Ok(m)) => &m.owners,
+            _ => &[],
+        }
+    }
+}
+
+/// A parsed version manifest and its text.
+type ParsedBlob = (Result<Arc<VersionManifest>, ParseError>, Arc<str>);
+
+/// Parsed model folders and manifests, kept across checks (keyed by tree / blob id).
+#[derive(Default)]
+pub struct ModelCache {
+    models: HashMap<(String, Oid), Arc<ModelView>>,
+    blobs: HashMap<Oid, ParsedBlob>,
+    policies: HashMap<Oid, Result<Arc<Policy>, ParseError>>,
+    /// Manifests parsed since the cache was made (for tests and benchmarks).
+    pub parsed: usize,
+}
+
+/// Entries kept before the cache starts over (bounds a long-running daemon's memory).
+const MAX_BLOBS: usize = 400_000;
+
+impl ModelCache {
+    fn trim(&mut self) {
+        if self.blobs.len() > MAX_BLOBS {
+            self.blobs.clear();
+            self.models.clear();
+            self.policies.clear();
+        }
+    }
+
+    fn version_blob(&mut self, repo: &Repository, oid: Oid) -> Result<ParsedBlob, RepoError> {
+        if let Some(hit) = self.blobs.get(&oid) {
+            return Ok(hit.clone());
+        }
+        let blob = repo.find_blob(oid)?;
+        let parsed = parse_version(blob.content()).map(Arc::new);
+        let text: Arc<str> = String::from_utf8_lossy(blob.content()).into();
+        self.parsed += 1;
+        self.blobs.insert(oid, (parsed.clone(), text.clone()));
+        Ok((parsed, text))
+    }
+}
+
+/// The registry folder at one commit, read lazily.
+pub struct Snapshot<'r> {
+    pub commit: Oid,
+    /// Registry folder, repository-relative ("" for the root).
+    pub root: String,
+    /// The registry folder's tree, `None` when the folder is missing at this commit.
+    pub tree: Option<Tree<'r>>,
+    models: Option<Tree<'r>>,
+    pub policy_blob: Option<Oid>,
+    pub policy: Option<Result<Arc<Policy>, ParseError>>,
+    pub policy_text: Arc<str>,
+    loaded: BTreeMap<String, Option<Arc<ModelView>>>,
+}
+
+impl<'r> Snapshot<'r> {
+    pub fn open(
+        repo: &'r Repository,
+        commit: Oid,
+        root: &str,
+        cache: &mut ModelCache,
+    ) -> Result<Self, RepoError> {
+        let top = repo.find_commit(commit)?.tree()?;
+        let tree = if root.is_empty() {
+            Some(top)
+        } else {
+            match top.get_path(Path::new(root)) {
+                Ok(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
+                _ => None,
+            }
+        };
+        let mut snap = Snapshot {
+            commit,
+            root: root.to_owned(),
+            models: None,
+            policy_blob: None,
+            policy: None,
+            policy_text: Arc::from(""),
+            loaded: BTreeMap::new(),
+            tree: None,
+        };
+        if let Some(t) = &tree {
+            if let Some(e) = t.get_name("models") {
+                if e.kind() == Some(ObjectType::Tree) {
+                    snap.models = Some(repo.find_tree(e.id())?);
+                }
+            }
+            if let Some(e) = t.get_name("baton.yaml") {
+                if e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120000 {
+                    let oid = e.id();
+                    let blob = repo.find_blob(oid)?;
+                    snap.policy_text = String::from_utf8_lossy(blob.content()).into();
+                    let parsed = match cache.policies.get(&oid) {
+                        Some(p) => p.clone(),
+                        None => {
+                            let p = parse_policy(blob.content()).map(Arc::new);
+                            cache.policies.insert(oid, p.clone());
+                            p
+                        }
+                    };
+                    snap.policy_blob = Some(oid);
+                    snap.policy = Some(parsed);
+                }
+            }
+        }
+        snap.tree = tree;
+        Ok(snap)
+    }
+
+    /// Repository-relative path of a registry-relative path.
+    pub fn path(&self, rel: &str) -> String {
+        join(&self.root, rel)
+    }
+
+    /// The parsed policy, when present and valid.
+    pub fn policy(&self) -> Option<&Arc<Policy>> {
+        self.policy.as_ref().and_then(|p| p.as_ref().ok())
+    }
+
+    /// Tree id of `models/<name>` (None when absent or not a folder).
+    pub fn model_tree(&self, name: &str) -> Option<Oid> {
+        let e = self.models.as_ref()?.get_name(name)?;
+        (e.kind() == Some(ObjectType::Tree)).then(|| e.id())
+    }
+
+    /// Names of the model folders, sorted.
+    pub fn model_names(&self) -> Vec<(String, Oid)> {
+        let Some(t) = &self.models else {
+            return Vec::new();
+        };
+        t.iter()
+            .filter(|e| e.kind() == Some(ObjectType::Tree))
+            .filter_map(|e| Some((e.name()?.to_owned(), e.id())))
+            .collect()
+    }
+
+    /// Blob id of a registry-relative path.
+    pub fn blob(&self, rel: &str) -> Option<Oid> {
+        let e = self.tree.as_ref()?.get_path(Path::new(rel)).ok()?;
+        (e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120000).then(|| e.id())
+    }
+
+    /// Load (and remember) the model folder `name`.
+    pub fn model(
+        &mut self,
+        repo: &Repository,
+        name: &str,
+        cache: &mut ModelCache,
+    ) -> Result<Option<Arc<ModelView>>, RepoError> {
+        if let Some(m) = self.loaded.get(name) {
+            return Ok(m.clone());
+        }
+        let loaded = match self.model_tree(name) {
+            None => None,
+            Some(tree) => {
+                let path = self.path(&format!("models/{name}"));
+                let key = (path.clone(), tree);
+                match cache.models.get(&key) {
+                    Some(m) => Some(m.clone()),
+                    None => {
+                        cache.trim();
+                        let m = Arc::new(load_model(repo, name, &path, tree, cache)?);
+                        cache.models.insert(key, m.clone());
+                        Some(m)
+                    }
+                }
+            }
+        };
+        self.loaded.insert(name.to_owned(), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Models loaded so far (by [`Snapshot::model`]).
+    pub fn loaded(&self) -> impl Iterator<Item = &Arc<ModelView>> {
+        self.loaded.values().flatten()
+    }
+}
+
+fn load_model(
+    repo: &Repository,
+    name: &str,
+    path: &str,
+    tree: Oid,
+    cache: &mut ModelCache,
+) -> Result<ModelView, RepoError> {
+    let t = repo.find_tree(tree)?;
+    let mut view = ModelView {
+        name: name.to_owned(),
+        tree,
+        manifest_blob: None,
+        manifest: None,
+        versions: BTreeMap::new(),
+        diagnostics: Vec::new(),
+    };
+    if let Some(e) = t.get_name("model.yaml") {
+        if e.kind() == Some(ObjectType::Blob) {
+            let blob = repo.find_blob(e.id())?;
+            view.manifest_blob = Some(e.id());
+            view.manifest = Some(parse_model(blob.content()).map(Arc::new));
+        }
+    }
+    let Some(vs) = t.get_name("versions") else {
+        return Ok(view);
+    };
+    if vs.kind() != Some(ObjectType::Tree) {
+        view.diagnostics.push(Diagnostic::new(
+            join(path, "versions"),
+            "`versions` must be a folder",
+        ));
+        return Ok(view);
+    }
+    for e in repo.find_tree(vs.id())?.iter() {
+        let fname = e.name().unwrap_or_default();
+        let vpath = join(path, &format!("versions/{fname}"));
+        let label = match (fname.strip_suffix(".yaml"), e.kind(), e.filemode()) {
+            (Some(l), Some(ObjectType::Blob), m) if m != 0o120000 => l,
+            _ => {
+                view.diagnostics.push(Diagnostic::new(
+                    &vpath,
+                    "unexpected entry in versions/ (only <version>.yaml files belong here)",
+                ));
+                continue;
+            }
+        };
+        if !crate::names::is_version_label(label) {
+            view.diagnostics.push(Diagnostic::new(
+                &vpath,
+                format!("version label `{label}` must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,62}}$"),
+            ));
+            continue;
+        }
+        let (parsed, text) = cache.version_blob(repo, e.id())?;
+        view.versions.insert(
+            VersionKey(label.to_owned()),
+            VersionFile {
+                label: label.to_owned(),
+                path: vpath,
+                blob: e.id(),
+                parsed,
+                text,
+            },
+        );
+    }
+    Ok(view)
+}

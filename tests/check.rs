@@ -1,0 +1,681 @@
+//! `baton check` on real git repositories: each rule of SPEC §2 with a passing and a failing
+//! pull request, exit codes, and the blocking summary the daemon relies on.
+
+mod common;
+mod world;
+
+use common::{code, stderr};
+use world::*;
+
+/// Canary promotion of churn-predictor 2 to production with 10% traffic.
+fn canary_cp2(w: &World) {
+    w.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+}
+
+#[test]
+fn canary_promotion_with_two_signed_approvals_passes() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.commit("promote churn-predictor 2 to production", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1, "{j:#}");
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(!ok);
+    assert!(reason.starts_with("0 of 2 approvals"), "{reason}");
+
+    w.approve(&w.alice, "churn-predictor@2 -> production");
+    w.approve(&w.bob, "churn-predictor@2 -> production");
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+    assert_eq!(j["passed"], true);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(ok, "{reason}");
+    assert!(
+        reason.contains("alice@acme.com") && reason.contains("bob@acme.com"),
+        "{reason}"
+    );
+    let (ok, reason) = rule(&j, "churn-predictor@2", "exclusive");
+    assert!(ok, "{reason}");
+    assert!(reason.contains("1 (90%), 2 (10%)"), "{reason}");
+}
+
+#[test]
+fn no_change_passes_and_bad_revision_exits_2() {
+    let w = World::new();
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0);
+    assert_eq!(j["transitions"].as_array().unwrap().len(), 0);
+    let out = w.repo.baton(&["check", "--base", "nope"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("unknown revision `nope`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w
+        .repo
+        .baton(&["check", "--base", "main", "--now", "yesterday"]);
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn schema_rule() {
+    // Fail: an unknown field, located.
+    let w = World::new();
+    w.edit(FD5, "stage: development", "stage: development\nbogus: 1");
+    w.commit("bad field", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    let vs = verdicts(&j, "fraud-detector@5", "schema");
+    assert_eq!(vs[0]["passed"], false);
+    assert!(vs[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("unknown field `bogus`"));
+    assert_eq!(vs[0]["line"], 4);
+    assert_eq!(vs[0]["file"], FD5);
+    assert_eq!(j["errors"][0]["file"], FD5);
+
+    // Fail: a stage the base policy does not know.
+    let w = World::new();
+    w.edit(FD5, "stage: development", "stage: canary-lab");
+    w.commit("unknown stage", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "fraud-detector@5", "schema");
+    assert!(
+        !ok && reason.contains("unknown stage `canary-lab`"),
+        "{reason}"
+    );
+
+    // Pass: a well-formed new version entering the first stage.
+    let w = World::new();
+    let text = w.repo.read(FD5).replace("version: \"5\"", "version: \"6\"");
+    w.repo.write("models/fraud-detector/versions/6.yaml", &text);
+    w.commit("register fraud-detector 6", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+    assert!(rule(&j, "fraud-detector@6", "schema").0);
+    assert!(rule(&j, "fraud-detector@6", "stage-order").0);
+}
+
+#[test]
+fn stage_order_rule() {
+    // Fail: development -> production skips staging.
+    let w = World::new();
+    w.edit(FD5, "stage: development", "stage: production\ntraffic: 5");
+    w.commit("skip", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "fraud-detector@5", "stage-order");
+    assert!(!ok);
+    assert!(reason.contains("skips `staging`"), "{reason}");
+
+    // Fail: a new version entering staging directly.
+    let w = World::new();
+    let text = w
+        .repo
+        .read(FD5)
+        .replace("version: \"5\"", "version: \"6\"")
+        .replace("stage: development", "stage: staging");
+    w.repo.write("models/fraud-detector/versions/6.yaml", &text);
+    w.commit("new in staging", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "fraud-detector@6", "stage-order");
+    assert!(
+        !ok && reason.contains("must enter the first stage `development`"),
+        "{reason}"
+    );
+
+    // Fail: backward move of a version that never held the stage.
+    let w = World::new();
+    w.edit(FD4, "stage: staging", "stage: development");
+    w.commit("back", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "fraud-detector@4", "stage-order");
+    assert!(
+        !ok && reason.contains("only allowed as a rollback"),
+        "{reason}"
+    );
+
+    // Pass: development -> staging (with its evidence), archiving the old staging holder.
+    let w = World::new();
+    w.edit(FD5, "stage: development", "stage: staging");
+    w.edit(
+        FD5,
+        "lineage:",
+        "evidence:\n  offline-eval: {passed: true}\nlineage:",
+    );
+    w.edit(FD4, "stage: staging", "stage: archived");
+    w.commit("promote 5 to staging", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+    assert!(rule(&j, "fraud-detector@5", "stage-order").0);
+    let (ok, reason) = rule(&j, "fraud-detector@4", "stage-order");
+    assert!(ok && reason.contains("terminal"), "{reason}");
+}
+
+#[test]
+fn immutable_rule() {
+    // Fail: the artifact digest changes with the promotion.
+    let w = World::new();
+    canary_cp2(&w);
+    w.edit(CP2, "sha256: bbdf", "sha256: cbdf");
+    w.commit("promote and swap artifact", T1);
+    let (_, j) = w.check(&[]);
+    let vs = verdicts(&j, "churn-predictor@2", "immutable");
+    assert_eq!(vs[0]["passed"], false);
+    assert!(vs[0]["reason"].as_str().unwrap().contains("artifact"));
+    assert_eq!(vs[0]["line"], 7, "{:#}", vs[0]);
+
+    // Fail: a same-stage edit changing an existing metric still goes through immutable.
+    let w = World::new();
+    w.edit(FD4, "auc: 0.941", "auc: 0.951");
+    w.commit("tweak metric", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "fraud-detector@4", "immutable");
+    assert!(!ok && reason.contains("metrics.auc"), "{reason}");
+
+    // Pass: a same-stage edit adding a metric key.
+    let w = World::new();
+    w.edit(FD4, "auc: 0.941", "auc: 0.941\n  f1: 0.8");
+    w.commit("add metric", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+    assert!(rule(&j, "fraud-detector@4", "immutable").0);
+}
+
+#[test]
+fn exclusive_rule() {
+    // Fail: two versions without traffic in the canary stage.
+    let w = World::new();
+    w.edit(CP2, "stage: staging", "stage: production");
+    w.commit("promote without traffic", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "exclusive");
+    assert!(!ok && reason.contains("exactly one version"), "{reason}");
+
+    // Fail: two versions in the (non-canary, deployed) staging stage.
+    let w = World::new();
+    w.edit(FD5, "stage: development", "stage: staging");
+    w.edit(
+        FD5,
+        "lineage:",
+        "evidence:\n  offline-eval: {passed: true}\nlineage:",
+    );
+    w.commit("two in staging", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "fraud-detector@5", "exclusive");
+    assert!(!ok && reason.contains("at most one version"), "{reason}");
+
+    // Pass: replace the holder (the old one archived).
+    let w = World::new();
+    w.edit(CP2, "stage: staging", "stage: production");
+    w.edit(CP1, "stage: production", "stage: archived");
+    w.commit("promote and archive", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "exclusive");
+    assert!(ok && reason.contains("2 (100%)"), "{reason}");
+}
+
+#[test]
+fn requires_rule() {
+    // Fail: fraud-detector 4 requires feature-encoder 8, still in staging.
+    let w = World::new();
+    w.edit(FD4, "stage: staging", "stage: production\ntraffic: 10");
+    w.commit("promote fd4", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "fraud-detector@4", "requires");
+    assert!(
+        !ok && reason.contains("feature-encoder@8, which is in `staging`"),
+        "{reason}"
+    );
+
+    // Fail: archiving feature-encoder 7 while fraud-detector 3 in production requires it.
+    let w = World::new();
+    w.edit(FE7, "stage: production", "stage: archived");
+    w.commit("archive fe7", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "feature-encoder@7", "requires");
+    assert!(
+        !ok && reason.contains("fraud-detector@3 stays in `production`"),
+        "{reason}"
+    );
+
+    // Pass: both move together.
+    let w = World::new();
+    w.edit(FD4, "stage: staging", "stage: production\ntraffic: 10");
+    w.edit(
+        "models/feature-encoder/versions/8.yaml",
+        "stage: staging",
+        "stage: production\ntraffic: 10",
+    );
+    w.commit("promote fd4 with fe8", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "fraud-detector@4", "requires");
+    assert!(
+        ok && reason.contains("feature-encoder@8 in `production` too"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn metric_rule() {
+    // Fail: below min, and regression beyond max_regression.
+    let w = World::with(|r| r.edit(CP2, "auc: 0.938", "auc: 0.915"));
+    canary_cp2(&w);
+    w.commit("promote", T1);
+    let (_, j) = w.check(&[]);
+    let vs = verdicts(&j, "churn-predictor@2", "metric");
+    assert_eq!(vs.len(), 2);
+    assert_eq!(vs[0]["passed"], false);
+    let reason = vs[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("auc 0.915 < min 0.92"), "{reason}");
+    assert!(
+        reason.contains("regression 0.016 vs churn-predictor@1 (0.931) > max_regression 0.005"),
+        "{reason}"
+    );
+    assert_eq!(vs[0]["line"], 10);
+
+    // Fail: above max (lower is better).
+    let w = World::with(|r| r.edit(CP2, "p99_latency_ms: 7.4", "p99_latency_ms: 51"));
+    canary_cp2(&w);
+    w.commit("promote", T1);
+    let (_, j) = w.check(&[]);
+    let vs = verdicts(&j, "churn-predictor@2", "metric");
+    assert_eq!(vs[1]["passed"], false);
+    assert!(vs[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("p99_latency_ms 51 > max 50"));
+
+    // lower_is_better regression: a latency gate comparing with production.
+    let w = World::with(|r| {
+        r.edit(
+            "baton.yaml",
+            "- metric: {name: p99_latency_ms, max: 50, lower_is_better: true}",
+            "- metric: {name: p99_latency_ms, max: 50, max_regression: 0.5, lower_is_better: true}",
+        );
+        r.edit(CP2, "p99_latency_ms: 7.4", "p99_latency_ms: 8.6");
+    });
+    canary_cp2(&w);
+    w.commit("promote", T1);
+    let (_, j) = w.check(&[]);
+    let vs = verdicts(&j, "churn-predictor@2", "metric");
+    let reason = vs[1]["reason"].as_str().unwrap();
+    assert_eq!(vs[1]["passed"], false, "{reason}");
+    assert!(
+        reason.contains("regression 0.6 vs churn-predictor@1 (8)"),
+        "{reason}"
+    );
+
+    // Pass.
+    let w = World::new();
+    canary_cp2(&w);
+    w.commit("promote", T1);
+    let (_, j) = w.check(&[]);
+    let vs = verdicts(&j, "churn-predictor@2", "metric");
+    assert!(vs.iter().all(|v| v["passed"] == true), "{vs:#?}");
+}
+
+#[test]
+fn evidence_rule() {
+    let w = World::new();
+    w.edit(FD5, "stage: development", "stage: staging");
+    w.edit(FD4, "stage: staging", "stage: archived");
+    w.commit("promote without evidence", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "fraud-detector@5", "evidence");
+    assert!(
+        !ok && reason == "evidence `offline-eval` is missing",
+        "{reason}"
+    );
+
+    let w = World::new();
+    w.edit(FD5, "stage: development", "stage: staging");
+    w.edit(
+        FD5,
+        "lineage:",
+        "evidence:\n  offline-eval: {passed: false}\nlineage:",
+    );
+    w.edit(FD4, "stage: staging", "stage: archived");
+    w.commit("promote with failed evidence", T1);
+    let (_, j) = w.check(&[]);
+    assert_eq!(
+        rule(&j, "fraud-detector@5", "evidence"),
+        (false, "evidence `offline-eval` did not pass".into())
+    );
+
+    let w = World::new();
+    w.edit(FD5, "stage: development", "stage: staging");
+    w.edit(
+        FD5,
+        "lineage:",
+        "evidence:\n  offline-eval: {passed: true, report: r.json}\nlineage:",
+    );
+    w.edit(FD4, "stage: staging", "stage: archived");
+    w.commit("promote with evidence", T1);
+    let (_, j) = w.check(&[]);
+    assert_eq!(
+        rule(&j, "fraud-detector@5", "evidence"),
+        (true, "`offline-eval` passed (report r.json)".into())
+    );
+}
+
+#[test]
+fn soak_rule() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.commit("promote", T1);
+    // 4 days after entering staging: passes.
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "soak");
+    assert!(ok, "{reason}");
+    assert!(
+        reason.contains("in `staging` since 2026-11-20T10:00:00Z"),
+        "{reason}"
+    );
+    // One hour after: fails, and says when it passes.
+    let (_, j) = w.check(&["--now", "2026-11-20T11:00:00Z"]);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "soak");
+    assert!(!ok);
+    assert!(
+        reason.contains("passes at 2026-11-21T10:00:00Z"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn soak_counts_only_the_base_branch() {
+    // A version that entered staging on the PR branch itself has not soaked at all.
+    let w = World::new();
+    w.edit(FD5, "stage: development", "stage: staging");
+    w.edit(
+        FD5,
+        "lineage:",
+        "evidence:\n  offline-eval: {passed: true}\nlineage:",
+    );
+    w.edit(FD4, "stage: staging", "stage: archived");
+    w.commit("to staging", "2026-11-21T09:00:00Z");
+    w.edit(FD5, "stage: staging", "stage: production\ntraffic: 5");
+    w.commit("to production", T1);
+    let (_, j) = w.check(&[]);
+    // merge-base..head shows development -> production: skips staging, and no soak in staging.
+    let (ok, reason) = rule(&j, "fraud-detector@5", "soak");
+    assert!(
+        !ok && reason.contains("never sat in `staging` on the base branch"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn window_rule() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.commit("promote", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "window");
+    assert!(ok, "{reason}");
+    assert_eq!(
+        reason,
+        "window mon,tue,wed,thu 09:00-16:00 Europe/Berlin is open until Tue 2026-11-24 16:00 CET"
+    );
+    assert_eq!(j["transitions"][0]["open_until"], "2026-11-24T15:00:00Z");
+
+    // Friday: closed until Monday 09:00 Berlin.
+    let (c, j) = w.check(&["--now", "2026-11-27T10:00:00Z"]);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "window");
+    assert!(!ok);
+    assert!(
+        reason.contains("is closed; it opens Mon 2026-11-30 09:00 CET"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn approvals_rule_counts_owners_and_leads() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.commit("promote", T1);
+    // carol is neither an ml-lead nor an owner of churn-predictor.
+    w.approve(&w.carol, "churn-predictor@2 -> production");
+    w.approve(&w.alice, "churn-predictor@2 -> production");
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(!ok);
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: alice@acme.com"),
+        "{reason}"
+    );
+    assert!(reason.contains("carol@acme.com (commit "), "{reason}");
+    assert!(reason.contains("not an allowed approver"), "{reason}");
+    // An approval of another stage does not count for production.
+    w.approve(&w.bob, "churn-predictor@2 -> staging");
+    let (c, _) = w.check(&[]);
+    assert_eq!(c, 1);
+    w.approve(&w.bob, "churn-predictor@2 -> production");
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+}
+
+#[test]
+fn policy_change_rule() {
+    // Fail: baton.yaml changed without a policy owner's approval; this blocks everything.
+    let w = World::new();
+    w.edit(
+        "baton.yaml",
+        "fraud-team: [dave@acme.com]",
+        "fraud-team: [dave@acme.com, erin@acme.com]",
+    );
+    w.commit("add erin to fraud-team", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    assert_eq!(j["blocks_all"], true);
+    let ch = &j["change"];
+    let pc = ch
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["rule"] == "policy-change")
+        .unwrap();
+    assert_eq!(pc["passed"], false);
+    assert_eq!(pc["file"], "baton.yaml");
+    // alice is not a policy owner; carol is.
+    w.approve(&w.alice, "policy");
+    let (c, _) = w.check(&[]);
+    assert_eq!(c, 1);
+    w.approve(&w.carol, "policy");
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+
+    // A model.yaml change blocks only that model.
+    let w = World::new();
+    w.edit(
+        "models/churn-predictor/model.yaml",
+        "bob@acme.com",
+        "bob@acme.com, erin@acme.com",
+    );
+    w.commit("owners", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    assert_eq!(j["blocks_all"], false);
+    assert!(j["blocked_models"]["churn-predictor"].is_array(), "{j:#}");
+}
+
+#[test]
+fn head_policy_that_does_not_parse_blocks_all() {
+    let w = World::new();
+    w.edit("baton.yaml", "version: 1", "version: 1\nbogus: true");
+    w.commit("break policy", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    assert_eq!(j["blocks_all"], true);
+    let schema = j["change"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["rule"] == "schema")
+        .unwrap();
+    assert_eq!(schema["passed"], false);
+    assert_eq!(schema["line"], 4);
+    assert!(schema["reason"]
+        .as_str()
+        .unwrap()
+        .contains("unknown field `bogus`"));
+}
+
+#[test]
+fn delete_rule() {
+    let w = World::new();
+    w.repo.remove("models/fraud-detector/versions/1.yaml");
+    w.commit("delete archived", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+    assert_eq!(
+        rule(&j, "fraud-detector@1", "delete"),
+        (true, "deleted from terminal stage `archived`".into())
+    );
+
+    let w = World::new();
+    w.repo.remove(FD3);
+    w.commit("delete production", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "fraud-detector@3", "delete");
+    assert!(
+        !ok && reason.contains("only from a terminal stage (archived); it is in `production`"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn git_revert_of_a_merged_promotion_passes_as_rollback() {
+    let w = World::new();
+    w.edit(CP2, "stage: staging", "stage: production");
+    w.edit(CP1, "stage: production", "stage: archived");
+    w.commit("promote churn-predictor 2", T1);
+    w.approve(&w.alice, "churn-predictor@2 -> production");
+    w.approve(&w.bob, "churn-predictor@2 -> production");
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+    // Merge (a merge commit, as GitHub's merge button makes).
+    w.repo.git(&["checkout", "-q", "main"]);
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "pr",
+            "-m",
+            "Merge pull request #1",
+        ],
+    );
+    // Revert the merge on a branch.
+    w.repo.git(&["checkout", "-q", "-b", "revert"]);
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", NOW), ("GIT_COMMITTER_DATE", NOW)],
+        &["revert", "--no-edit", "-m", "1", "HEAD"],
+    );
+    // Late at night on a Tuesday (window closed) the rollback still needs its window; at 11:00 it passes.
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+    let trs = j["transitions"].as_array().unwrap();
+    assert_eq!(trs.len(), 2);
+    for t in trs {
+        assert_eq!(t["rollback"], true, "{t:#}");
+    }
+    let (ok, reason) = rule(&j, "churn-predictor@1", "rollback");
+    assert!(
+        ok && reason.contains("rollbacks need no approvals"),
+        "{reason}"
+    );
+    assert!(verdicts(&j, "churn-predictor@1", "approvals").is_empty());
+    assert!(verdicts(&j, "churn-predictor@1", "metric").is_empty());
+    assert!(verdicts(&j, "churn-predictor@1", "soak").is_empty());
+    let (ok, reason) = rule(&j, "churn-predictor@2", "stage-order");
+    assert!(ok && reason.contains("is a rollback"), "{reason}");
+}
+
+#[test]
+fn rollback_rule_with_required_approvals() {
+    let w = World::with(|r| r.edit("baton.yaml", "  approvals: 0 ", "  approvals: 1 "));
+    w.edit(CP2, "stage: staging", "stage: production");
+    w.edit(CP1, "stage: production", "stage: archived");
+    w.commit("promote", T1);
+    w.repo.git(&["checkout", "-q", "main"]);
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        &["merge", "-q", "--ff-only", "pr"],
+    );
+    w.repo.git(&["checkout", "-q", "-b", "revert"]);
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", NOW), ("GIT_COMMITTER_DATE", NOW)],
+        &["revert", "--no-edit", "HEAD"],
+    );
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "churn-predictor@1", "rollback");
+    assert!(!ok && reason.contains("0 of 1 approval"), "{reason}");
+    // alice is an ml-lead (production's approvers); bob owns churn-predictor (staging has no
+    // approvals gate, so the model's owners and the policy owners approve returns to it).
+    w.approve(&w.alice, "churn-predictor@1 -> production");
+    let (c, _) = w.check(&[]);
+    assert_eq!(c, 1);
+    w.approve(&w.bob, "churn-predictor@2 -> staging");
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+}
+
+#[test]
+fn blocking_is_per_model() {
+    let w = World::new();
+    // churn-predictor: a good canary promotion, approved.
+    canary_cp2(&w);
+    // fraud-detector: an illegal skip.
+    w.edit(FD5, "stage: development", "stage: production\ntraffic: 5");
+    w.commit("two promotions", T1);
+    w.approve(&w.alice, "churn-predictor@2 -> production");
+    w.approve(&w.bob, "churn-predictor@2 -> production");
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    assert_eq!(j["blocks_all"], false);
+    let blocked = j["blocked_models"].as_object().unwrap();
+    assert_eq!(blocked.keys().collect::<Vec<_>>(), vec!["fraud-detector"]);
+}
+
+#[test]
+fn judge_library_reuses_its_cache_between_heads() {
+    use baton::check::{CheckOptions, Judge};
+    let w = World::new();
+    let base = w.repo.git(&["rev-parse", "main"]);
+    canary_cp2(&w);
+    let h1 = w.commit("promote", T1);
+    w.edit(FD5, "stage: development", "stage: production\ntraffic: 5");
+    let h2 = w.commit("skip", T1);
+    let repo = git2::Repository::open(w.repo.path()).unwrap();
+    let opts = CheckOptions {
+        path: None,
+        now: chrono::DateTime::parse_from_rfc3339(NOW).unwrap().into(),
+        github: None,
+    };
+    let oid = |s: &str| git2::Oid::from_str(s).unwrap();
+    let mut judge = Judge::new();
+    let r1 = judge.judge(&repo, oid(&base), oid(&h1), &opts).unwrap();
+    assert_eq!(
+        r1.blocked_models().keys().collect::<Vec<_>>(),
+        vec!["churn-predictor"]
+    );
+    let r2 = judge.judge(&repo, oid(&base), oid(&h2), &opts).unwrap();
+    assert_eq!(r2.transitions.len(), 2);
+    assert!(r2.blocked_models().contains_key("fraud-detector"));
+    assert!(!r2.blocks_all());
+    // Judging the same head again parses nothing: manifests are cached by blob id.
+    let parsed = judge.parsed();
+    let r3 = judge.judge(&repo, oid(&base), oid(&h2), &opts).unwrap();
+    assert_eq!(r3, r2);
+    assert_eq!(judge.parsed(), parsed);
+}
