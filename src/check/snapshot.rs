@@ -44,7 +44,7 @@ pub struct ModelView {
 
 impl ModelView {
     pub fn version(&self, label: &str) -> Option<&VersionFile> {
-        self.versions.get(label)
+        self.versions.get(&VersionKey(label.to_owned()))
     }
 
     /// Parsed versions currently in `stage`.
