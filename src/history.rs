@@ -77,6 +77,7 @@ impl HistoryWalker {
         let mut groups: Vec<Vec<StageEvent>> = Vec::new();
         let mut known: Known = BTreeMap::new();
         let mut last_tree: Option<Oid> = None;
+        let mut prev: Vec<(String, Oid)> = Vec::new();
         for id in walk {
             let id = id?;
             let commit = repo.find_commit(id)?;
@@ -86,8 +87,17 @@ impl HistoryWalker {
                 continue;
             }
             last_tree = tree_id;
-            let now = self.stages_of(repo, tree.as_ref(), version)?;
-            let changes = diff_known(&mut known, &now);
+            let cur = manifest_entries(tree.as_ref(), version);
+            let mut changed = Vec::new();
+            for (label, blob) in changed_entries(&prev, &cur) {
+                let stage = match blob {
+                    Some(oid) => Some(self.stage_of(repo, oid)?),
+                    None => None,
+                };
+                changed.push((label, stage));
+            }
+            prev = cur;
+            let changes = apply_changes(&mut known, changed);
             if changes.is_empty() {
                 continue;
             }
@@ -119,72 +129,98 @@ impl HistoryWalker {
         Ok(groups.into_iter().rev().flatten().collect())
     }
 
-    /// Label -> stage (None when the manifest does not parse) of the versions in `tree`.
-    fn stages_of(
-        &mut self,
-        repo: &Repository,
-        tree: Option<&Tree>,
-        only: Option<&str>,
-    ) -> Result<BTreeMap<String, Option<String>>, RepoError> {
-        let mut out = BTreeMap::new();
-        let Some(tree) = tree else { return Ok(out) };
-        for e in tree.iter() {
-            let Some(label) = e.name().and_then(|n| n.strip_suffix(".yaml")) else {
-                continue;
-            };
-            if only.is_some_and(|v| v != label)
-                || e.kind() != Some(ObjectType::Blob)
-                || e.filemode() == 0o120000
-            {
-                continue;
-            }
-            let stage = match self.stages.get(&e.id()) {
-                Some(s) => s.clone(),
-                None => {
-                    let blob = repo.find_blob(e.id())?;
-                    let s = parse_version(blob.content()).ok().map(|m| m.stage);
-                    self.stages.insert(e.id(), s.clone());
-                    s
-                }
-            };
-            out.insert(label.to_owned(), stage);
+    /// The stage in a manifest blob (None when it does not parse), cached by blob id.
+    fn stage_of(&mut self, repo: &Repository, blob: Oid) -> Result<Option<String>, RepoError> {
+        if let Some(s) = self.stages.get(&blob) {
+            return Ok(s.clone());
         }
-        Ok(out)
+        let b = repo.find_blob(blob)?;
+        let s = parse_version(b.content()).ok().map(|m| m.stage);
+        self.stages.insert(blob, s.clone());
+        Ok(s)
     }
 }
 
-/// Update `known` to the files in `now` and return the transitions `(label, from, to)` in
-/// natural label order. Unparseable files keep their last known stage.
-fn diff_known(
-    known: &mut Known,
-    now: &BTreeMap<String, Option<String>>,
-) -> Vec<(String, Option<String>, Option<String>)> {
+/// `(file name, blob id)` of the `<label>.yaml` regular files in `tree`, in tree order.
+fn manifest_entries(tree: Option<&Tree>, only: Option<&str>) -> Vec<(String, Oid)> {
+    let Some(tree) = tree else {
+        return Vec::new();
+    };
+    tree.iter()
+        .filter(|e| e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120000)
+        .filter_map(|e| {
+            let name = e.name()?;
+            let label = name.strip_suffix(".yaml")?;
+            if only.is_some_and(|v| v != label) {
+                return None;
+            }
+            Some((name.to_owned(), e.id()))
+        })
+        .collect()
+}
+
+/// Labels whose file was added or changed (`Some(blob)`) or removed (`None`) between two
+/// entry lists in tree order (merge-join on the file name).
+fn changed_entries(prev: &[(String, Oid)], cur: &[(String, Oid)]) -> Vec<(String, Option<Oid>)> {
+    let label = |n: &str| n.strip_suffix(".yaml").unwrap_or(n).to_owned();
+    let (mut i, mut j) = (0, 0);
     let mut out = Vec::new();
-    let gone: Vec<String> = known
-        .keys()
-        .filter(|l| !now.contains_key(*l))
-        .cloned()
-        .collect();
-    for label in gone {
-        if let Some(Some(stage)) = known.remove(&label) {
-            out.push((label, Some(stage), None));
+    while i < prev.len() || j < cur.len() {
+        let ord = match (prev.get(i), cur.get(j)) {
+            (Some(a), Some(b)) => a.0.as_bytes().cmp(b.0.as_bytes()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Less => {
+                out.push((label(&prev[i].0), None));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push((label(&cur[j].0), Some(cur[j].1)));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if prev[i].1 != cur[j].1 {
+                    out.push((label(&cur[j].0), Some(cur[j].1)));
+                }
+                i += 1;
+                j += 1;
+            }
         }
     }
-    for (label, stage) in now {
-        match (known.get(label), stage) {
-            (None, None) => {
-                known.insert(label.clone(), None);
+    out
+}
+
+/// Apply one commit's changed files to `known` and return the transitions `(label, from, to)`
+/// in natural label order. A file is `None` when removed, else its stage (`None` when it does
+/// not parse: it keeps its last known stage).
+fn apply_changes(
+    known: &mut Known,
+    changed: Vec<(String, Option<Option<String>>)>,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    let mut out = Vec::new();
+    for (label, now) in changed {
+        match now {
+            None => {
+                if let Some(Some(stage)) = known.remove(&label) {
+                    out.push((label, Some(stage), None));
+                }
             }
-            (Some(_), None) => {}
-            (Some(Some(prev)), Some(s)) if prev == s => {}
-            (Some(Some(prev)), Some(s)) => {
-                out.push((label.clone(), Some(prev.clone()), Some(s.clone())));
-                known.insert(label.clone(), Some(s.clone()));
+            Some(None) => {
+                known.entry(label).or_insert(None);
             }
-            (None | Some(None), Some(s)) => {
-                out.push((label.clone(), None, Some(s.clone())));
-                known.insert(label.clone(), Some(s.clone()));
-            }
+            Some(Some(s)) => match known.get(&label) {
+                Some(Some(prev)) if *prev == s => {}
+                Some(Some(prev)) => {
+                    out.push((label.clone(), Some(prev.clone()), Some(s.clone())));
+                    known.insert(label, Some(s));
+                }
+                None | Some(None) => {
+                    out.push((label.clone(), None, Some(s.clone())));
+                    known.insert(label, Some(s));
+                }
+            },
         }
     }
     out.sort_by(|a, b| crate::names::natural_cmp(&a.0, &b.0));
@@ -244,43 +280,64 @@ pub fn to_utc(t: git2::Time) -> DateTime<Utc> {
 mod tests {
     use super::*;
 
-    fn map(items: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<String>> {
-        items
-            .iter()
-            .map(|(l, s)| (l.to_string(), s.map(str::to_owned)))
-            .collect()
+    fn st(s: Option<&str>) -> Option<Option<String>> {
+        Some(s.map(str::to_owned))
     }
 
     #[test]
     fn broken_manifest_keeps_last_stage() {
         let mut known = Known::new();
-        let ev = diff_known(&mut known, &map(&[("1", Some("dev"))]));
+        let ev = apply_changes(&mut known, vec![("1".into(), st(Some("dev")))]);
         assert_eq!(ev, vec![("1".into(), None, Some("dev".into()))]);
-        assert!(diff_known(&mut known, &map(&[("1", None)])).is_empty());
-        let ev = diff_known(&mut known, &map(&[("1", Some("staging"))]));
+        assert!(apply_changes(&mut known, vec![("1".into(), st(None))]).is_empty());
+        let ev = apply_changes(&mut known, vec![("1".into(), st(Some("staging")))]);
         assert_eq!(
             ev,
             vec![("1".into(), Some("dev".into()), Some("staging".into()))]
         );
-        let ev = diff_known(&mut known, &map(&[]));
+        let ev = apply_changes(&mut known, vec![("1".into(), None)]);
         assert_eq!(ev, vec![("1".into(), Some("staging".into()), None)]);
     }
 
     #[test]
     fn never_parsed_then_parsed_is_a_registration() {
         let mut known = Known::new();
-        assert!(diff_known(&mut known, &map(&[("10", None)])).is_empty());
-        let ev = diff_known(&mut known, &map(&[("10", Some("dev")), ("9", Some("dev"))]));
+        assert!(apply_changes(&mut known, vec![("10".into(), st(None))]).is_empty());
+        let ev = apply_changes(
+            &mut known,
+            vec![
+                ("10".into(), st(Some("dev"))),
+                ("9".into(), st(Some("dev"))),
+            ],
+        );
         assert_eq!(ev[0].0, "9");
         assert_eq!(ev[1], ("10".into(), None, Some("dev".into())));
         // Deleting a file that never parsed is not a transition.
-        assert!(diff_known(
-            &mut known,
-            &map(&[("9", Some("dev")), ("10", Some("dev")), ("x", None)])
-        )
-        .is_empty());
-        assert!(
-            diff_known(&mut known, &map(&[("9", Some("dev")), ("10", Some("dev"))])).is_empty()
+        assert!(apply_changes(&mut known, vec![("x".into(), st(None))]).is_empty());
+        assert!(apply_changes(&mut known, vec![("x".into(), None)]).is_empty());
+    }
+
+    #[test]
+    fn merge_join_in_tree_order() {
+        let o = |n: u8| Oid::from_bytes(&[n; 20]).unwrap();
+        // Tree order is bytewise on the file name: "1.0.yaml" < "1.yaml" < "10.yaml".
+        let prev = vec![
+            ("1.0.yaml".to_owned(), o(1)),
+            ("1.yaml".to_owned(), o(2)),
+            ("2.yaml".to_owned(), o(3)),
+        ];
+        let cur = vec![
+            ("1.yaml".to_owned(), o(9)),
+            ("10.yaml".to_owned(), o(4)),
+            ("2.yaml".to_owned(), o(3)),
+        ];
+        assert_eq!(
+            changed_entries(&prev, &cur),
+            vec![
+                ("1.0".to_owned(), None),
+                ("1".to_owned(), Some(o(9))),
+                ("10".to_owned(), Some(o(4))),
+            ]
         );
     }
 }

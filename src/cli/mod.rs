@@ -87,6 +87,9 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        restore_sigpipe();
+    }
     let ctx = Context::new(cli.global);
     let result = match cli.command {
         Command::Validate(a) => validate::run(&ctx, a),
@@ -106,5 +109,15 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// One-shot verbs end quietly on a closed pipe (`baton history m | head`), like other Unix
+/// tools, instead of panicking in `println!`. `serve` keeps Rust's default (SIGPIPE ignored)
+/// so that a peer closing a socket is an error, not the end of the daemon.
+fn restore_sigpipe() {
+    // SAFETY: resetting a signal disposition to its default at startup, before any threads.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
