@@ -1,0 +1,561 @@
+//! Approvals (SPEC §3) and their security cases on real repositories with real SSH-signed
+//! commits: a PR cannot add its own signer or loosen its own rules; unsigned, unknown-key,
+//! stale, self-authored, duplicate and tampered approvals do not count. GitHub reviews come
+//! from a local HTTP server serving GitHub's documented JSON.
+
+mod common;
+mod world;
+
+use common::{stdout, SshKey};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use world::*;
+
+const TARGET: &str = "churn-predictor@2 -> production";
+
+fn canary_cp2(w: &World) -> String {
+    w.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+    w.commit("promote churn-predictor 2 to production", T1)
+}
+
+fn approvals(w: &World) -> (bool, String) {
+    let (_, j) = w.check(&[]);
+    rule(&j, "churn-predictor@2", "approvals")
+}
+
+#[test]
+fn two_allowed_signers_pass() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(ok, "{reason}");
+}
+
+#[test]
+fn pr_adding_its_own_signer_does_not_count() {
+    let w = World::new();
+    canary_cp2(&w);
+    // The PR lists dave's key under alice's principal, and dave signs as "alice".
+    let line = w
+        .dave
+        .allowed_signers_line()
+        .replace("dave@acme.com", "alice@acme.com");
+    let signers = format!("{}{line}\n", w.repo.read(".baton/allowed_signers"));
+    w.repo.write(".baton/allowed_signers", &signers);
+    w.commit("add a signer", T1);
+    let fake_alice = SshKey {
+        private: w.dave.private.clone(),
+        principal: "alice@acme.com".into(),
+    };
+    w.approve(&fake_alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(!ok);
+    assert!(reason.starts_with("1 of 2"), "{reason}");
+    assert!(
+        reason.contains("is not in the allowed signers at base"),
+        "{reason}"
+    );
+    // And the signers change itself needs the policy owners.
+    assert_eq!(j["blocks_all"], true);
+    let pc = &j["change"][0];
+    assert_eq!(pc["rule"], "policy-change");
+    assert_eq!(pc["file"], ".baton/allowed_signers");
+    assert!(pc["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("the allowed-signers file changed"));
+}
+
+#[test]
+fn pr_loosening_a_threshold_is_judged_by_the_base_policy() {
+    let w = World::with(|r| r.edit(CP2, "auc: 0.938", "auc: 0.91"));
+    canary_cp2(&w);
+    w.edit(
+        "baton.yaml",
+        "- approvals: {min: 2, from: [group:ml-leads, owners]}",
+        "- approvals: {min: 0, from: [group:ml-leads, owners]}",
+    );
+    w.edit(
+        "baton.yaml",
+        "- metric: {name: auc, min: 0.92, max_regression: 0.005}",
+        "- metric: {name: auc, min: 0.5}",
+    );
+    w.commit("loosen the gates", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(!ok && reason.starts_with("0 of 2"), "{reason}");
+    let vs = verdicts(&j, "churn-predictor@2", "metric");
+    assert_eq!(vs[0]["passed"], false);
+    assert!(vs[0]["reason"].as_str().unwrap().contains("< min 0.92"));
+    let pc = j["change"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["rule"] == "policy-change")
+        .unwrap();
+    assert_eq!(pc["passed"], false);
+}
+
+#[test]
+fn unsigned_trailer_does_not_count() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        &[
+            "-c",
+            "user.email=alice@acme.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "approve",
+            "-m",
+            &format!("Baton-Approve: {TARGET}"),
+        ],
+    );
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok);
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: bob@acme.com"),
+        "{reason}"
+    );
+    assert!(reason.contains(": unsigned"), "{reason}");
+}
+
+#[test]
+fn key_not_in_allowed_signers_does_not_count() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.dave, TARGET);
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok);
+    assert!(
+        reason.contains("is not in the allowed signers at base"),
+        "{reason}"
+    );
+    assert!(reason.contains("key SHA256:"), "{reason}");
+}
+
+#[test]
+fn approval_before_a_later_edit_is_stale() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    assert!(approvals(&w).0);
+    w.edit(CP2, "traffic: 10", "traffic: 50");
+    w.commit("more traffic", T1);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok);
+    assert!(reason.starts_with("0 of 2"), "{reason}");
+    assert_eq!(
+        reason
+            .matches("stale, the manifest changed after it")
+            .count(),
+        2,
+        "{reason}"
+    );
+    // Approving again binds to the new manifest.
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    assert!(approvals(&w).0);
+}
+
+#[test]
+fn author_cannot_approve_own_change() {
+    let w = World::new();
+    w.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+    w.commit_as("alice@acme.com", "alice promotes churn-predictor 2");
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok);
+    assert!(reason.contains("alice@acme.com (commit "), "{reason}");
+    assert!(
+        reason.contains("an author of the change cannot approve it"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn signer_of_the_change_is_an_author_even_under_another_name() {
+    let w = World::new();
+    w.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+    w.repo.git(&["add", "-A"]);
+    // Signed with alice's key while claiming to be someone else.
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={}", w.alice.private.display()),
+            "-c",
+            "user.email=alice@acme.com",
+            "commit",
+            "-q",
+            "-S",
+            "--author",
+            "Intern <intern@acme.com>",
+            "-m",
+            "promote",
+        ],
+    );
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok, "{reason}");
+    assert!(
+        reason.contains("an author of the change cannot approve it"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn one_approver_counts_once() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.alice, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok);
+    assert!(reason.starts_with("1 of 2"), "{reason}");
+    assert!(reason.contains("already counted"), "{reason}");
+}
+
+#[test]
+fn tampered_commit_does_not_verify() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.alice, TARGET);
+    let signed = w.approve(&w.bob, TARGET);
+    // Rewrite bob's commit object with a changed message but the same signature header.
+    let raw = w.repo.git(&["cat-file", "commit", &signed]);
+    assert!(raw.contains("gpgsig -----BEGIN SSH SIGNATURE-----"));
+    let tampered = raw.replacen("\napprove\n", "\napprove (edited)\n", 1);
+    assert_ne!(raw, tampered);
+    let path = w.repo.path().join("tampered-commit");
+    std::fs::write(&path, format!("{tampered}\n")).unwrap();
+    let oid = w
+        .repo
+        .git(&["hash-object", "-t", "commit", "-w", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    w.repo.git(&["update-ref", "refs/heads/pr", &oid]);
+    // git itself agrees the signature is bad.
+    let signers = w.repo.path().join(".baton/allowed_signers");
+    let oracle = Command::new("git")
+        .args([
+            "-c",
+            &format!("gpg.ssh.allowedSignersFile={}", signers.display()),
+            "verify-commit",
+            &oid,
+        ])
+        .current_dir(w.repo.path())
+        .output()
+        .unwrap();
+    assert!(!oracle.status.success());
+    let good = Command::new("git")
+        .args([
+            "-c",
+            &format!("gpg.ssh.allowedSignersFile={}", signers.display()),
+            "verify-commit",
+            &signed,
+        ])
+        .current_dir(w.repo.path())
+        .output()
+        .unwrap();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let (ok, reason) = approvals(&w);
+    assert!(!ok);
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: alice@acme.com"),
+        "{reason}"
+    );
+    assert!(reason.contains("signature does not verify"), "{reason}");
+}
+
+#[test]
+fn allowed_signers_options_are_honoured() {
+    // bob's key only for namespace "file"; carol's expired; "*@acme.com" for dave's key.
+    let w = World::new();
+    let bob_file = w
+        .bob
+        .allowed_signers_line()
+        .replace("namespaces=\"git\"", "namespaces=\"file\"");
+    let carol_old = w.carol.allowed_signers_line().replace(
+        "namespaces=\"git\"",
+        "namespaces=\"git\",valid-before=\"20200101\"",
+    );
+    let dave_any = w
+        .dave
+        .allowed_signers_line()
+        .replace("dave@acme.com", "\"*@acme.com,!mallory@acme.com\"");
+    w.repo.write(
+        ".baton/allowed_signers",
+        &format!(
+            "{}\n{bob_file}\n{carol_old}\n{dave_any}\n",
+            w.alice.allowed_signers_line()
+        ),
+    );
+    w.repo.git(&["checkout", "-q", "main"]);
+    w.commit("restrict signers", T1);
+    w.repo.git(&["checkout", "-q", "pr"]);
+    w.repo.git(&["reset", "-q", "--hard", "main"]);
+    canary_cp2(&w);
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(
+        !ok && reason.contains("is not in the allowed signers at base"),
+        "{reason}"
+    );
+    // dave's key is trusted for any @acme.com principal: signing as erin (an owner) counts.
+    let as_erin = SshKey {
+        private: w.dave.private.clone(),
+        principal: "erin@acme.com".into(),
+    };
+    w.approve(&as_erin, TARGET);
+    w.approve(&w.alice, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(ok, "{reason}");
+    assert!(reason.contains("erin@acme.com"), "{reason}");
+}
+
+#[test]
+fn approvals_on_a_merged_branch_count_after_merge() {
+    // The daemon's view: base = last deployed, head = main after a merge commit.
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    let deployed = w.repo.git(&["rev-parse", "main"]);
+    w.repo.git(&["checkout", "-q", "main"]);
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        &[
+            "-c",
+            "user.email=carol@acme.com",
+            "merge",
+            "-q",
+            "--no-ff",
+            "pr",
+            "-m",
+            "Merge #1",
+        ],
+    );
+    let out = w.repo.baton(&[
+        "--format", "json", "check", "--base", &deployed, "--head", "main", "--now", NOW,
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(j["passed"], true, "{j:#}");
+}
+
+// ---- GitHub reviews from a local server -------------------------------------------------
+
+struct Server {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn review(id: u64, login: &str, state: &str, sha: &str) -> String {
+    format!(
+        r#"{{"id":{id},"node_id":"PRR_{id}","user":{{"login":"{login}","id":{id},"type":"User"}},"body":"","state":"{state}","html_url":"https://github.com/acme/registry/pull/7#pullrequestreview-{id}","pull_request_url":"https://api.github.com/repos/acme/registry/pulls/7","author_association":"MEMBER","submitted_at":"2026-11-23T10:00:00Z","commit_id":"{sha}"}}"#
+    )
+}
+
+fn check_github(w: &World, api: &str) -> (i32, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args([
+            "--repo",
+            w.repo.path().to_str().unwrap(),
+            "--format",
+            "json",
+            "check",
+            "--base",
+            "main",
+            "--now",
+            NOW,
+            "--github",
+            "acme/registry",
+            "--pr",
+            "7",
+        ])
+        .env("GITHUB_API_URL", api)
+        .env("GITHUB_TOKEN", "test-token")
+        .output()
+        .unwrap();
+    let j = serde_json::from_str(&stdout(&out)).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap(), j)
+}
+
+#[test]
+fn github_reviews_count_on_the_head_commit() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.bob, TARGET);
+    let head_after = w.repo.head();
+    let pull = format!(
+        r#"{{"number":7,"state":"open","user":{{"login":"erin-gh"}},"head":{{"ref":"pr","sha":"{head_after}"}},"base":{{"ref":"main","sha":"0000"}}}}"#
+    );
+    let server_url_placeholder = "{URL}";
+    let page1 = format!(
+        "[{},{}]",
+        review(1, "alice-acme", "CHANGES_REQUESTED", &head_after),
+        review(2, "erin-gh", "APPROVED", &head_after)
+    );
+    let page2 = format!(
+        "[{},{}]",
+        review(3, "alice-acme", "APPROVED", &head_after),
+        review(4, "alice-acme", "COMMENTED", &head_after)
+    );
+    let routes = vec![
+        ("/repos/acme/registry/pulls/7".to_owned(), String::new(), pull),
+        (
+            "/repos/acme/registry/pulls/7/reviews?per_page=100".to_owned(),
+            format!("Link: <{server_url_placeholder}/repos/acme/registry/pulls/7/reviews?per_page=100&page=2>; rel=\"next\", <{server_url_placeholder}/repos/acme/registry/pulls/7/reviews?per_page=100&page=2>; rel=\"last\"\r\n"),
+            page1,
+        ),
+        (
+            "/repos/acme/registry/pulls/7/reviews?per_page=100&page=2".to_owned(),
+            String::new(),
+            page2,
+        ),
+    ];
+    // The Link header names the server's own URL.
+    let server = serve_with_self_url(routes);
+    let (c, j) = check_github(&w, &server.url);
+    assert_eq!(c, 0, "{j:#}");
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(ok, "{reason}");
+    assert!(reason.contains("github:alice-acme"), "{reason}");
+    assert!(reason.contains("bob@acme.com"), "{reason}");
+    let reqs = server.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert!(
+        reqs.iter()
+            .all(|r| r.contains("Bearer test-token") || r.contains("bearer test-token")),
+        "{reqs:#?}"
+    );
+}
+
+#[test]
+fn github_review_of_an_older_commit_does_not_count() {
+    let w = World::new();
+    let old = canary_cp2(&w);
+    w.approve(&w.bob, TARGET);
+    let head = w.repo.head();
+    let pull = format!(r#"{{"number":7,"user":{{"login":"erin-gh"}},"head":{{"sha":"{head}"}}}}"#);
+    let reviews = format!("[{}]", review(1, "alice-acme", "APPROVED", &old));
+    let server = serve_with_self_url(vec![
+        (
+            "/repos/acme/registry/pulls/7".to_owned(),
+            String::new(),
+            pull,
+        ),
+        (
+            "/repos/acme/registry/pulls/7/reviews?per_page=100".to_owned(),
+            String::new(),
+            reviews,
+        ),
+    ]);
+    let (c, j) = check_github(&w, &server.url);
+    assert_eq!(c, 1);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(!ok && reason.starts_with("1 of 2"), "{reason}");
+}
+
+#[test]
+fn github_pr_author_review_and_api_errors() {
+    let w = World::new();
+    canary_cp2(&w);
+    let head = w.repo.head();
+    // The PR's author is alice-acme: her own review does not count.
+    let pull =
+        format!(r#"{{"number":7,"user":{{"login":"alice-acme"}},"head":{{"sha":"{head}"}}}}"#);
+    let reviews = format!("[{}]", review(1, "alice-acme", "APPROVED", &head));
+    let server = serve_with_self_url(vec![
+        (
+            "/repos/acme/registry/pulls/7".to_owned(),
+            String::new(),
+            pull,
+        ),
+        (
+            "/repos/acme/registry/pulls/7/reviews?per_page=100".to_owned(),
+            String::new(),
+            reviews,
+        ),
+    ]);
+    let (c, j) = check_github(&w, &server.url);
+    assert_eq!(c, 1);
+    let (_, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(reason.contains("github:alice-acme (GitHub review by alice-acme): an author of the change cannot approve it"), "{reason}");
+    // An unknown PR is an environment error: exit 2.
+    let server = serve_with_self_url(Vec::new());
+    let (c, _) = check_github(&w, &server.url);
+    assert_eq!(c, 2);
+}
+
+/// Like [`serve`], replacing `{URL}` in headers with the server's own base URL.
+fn serve_with_self_url(routes: Vec<(String, String, String)>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("http://{addr}");
+    let routes: Vec<_> = routes
+        .into_iter()
+        .map(|(p, h, b)| (p, h.replace("{URL}", &url), b))
+        .collect();
+    let listener = TcpListener::bind(addr).unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = requests.clone();
+    std::thread::spawn(move || serve_loop(listener, routes, log));
+    Server { url, requests }
+}
+
+fn serve_loop(
+    listener: TcpListener,
+    routes: Vec<(String, String, String)>,
+    log: Arc<Mutex<Vec<String>>>,
+) {
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+        log.lock().unwrap().push(head.clone());
+        let (status, headers, body) = match routes.iter().find(|r| r.0 == path) {
+            Some((_, h, b)) => ("200 OK", h.clone(), b.clone()),
+            None => (
+                "404 Not Found",
+                String::new(),
+                "{\"message\":\"Not Found\"}".into(),
+            ),
+        };
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+            body.len()
+        );
+    }
+}
