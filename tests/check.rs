@@ -679,3 +679,39 @@ fn judge_library_reuses_its_cache_between_heads() {
     assert_eq!(r3, r2);
     assert_eq!(judge.parsed(), parsed);
 }
+
+/// The four output formats on a fixed scenario (fixed dates, the example's static keys, so
+/// commit ids are stable). `BATON_BLESS=1 cargo test --test check golden` rewrites them.
+#[test]
+fn golden_output_formats() {
+    let r = common::TestRepo::new();
+    common::copy_dir(&common::example_dir(), r.path());
+    let dated = [("GIT_AUTHOR_DATE", T0), ("GIT_COMMITTER_DATE", T0)];
+    r.git(&["add", "-A"]);
+    r.git_env(&dated, &["commit", "-q", "-m", "baseline"]);
+    r.git(&["checkout", "-q", "-b", "pr"]);
+    r.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+    r.edit(FD5, "stage: development", "stage: production\ntraffic: 5");
+    r.remove("models/fraud-detector/versions/1.yaml");
+    r.git(&["add", "-A"]);
+    let dated = [("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)];
+    r.git_env(&dated, &["commit", "-q", "-m", "promote"]);
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for (format, file) in [
+        ("text", "check.txt"),
+        ("json", "check.json"),
+        ("markdown", "check.md"),
+        ("github", "check.github"),
+    ] {
+        let out = r.baton(&["--format", format, "check", "--base", "main", "--now", NOW]);
+        assert_eq!(code(&out), 1, "{}", stderr(&out));
+        let got = common::stdout(&out);
+        let path = golden.join(file);
+        if std::env::var_os("BATON_BLESS").is_some() {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(&path, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(got, want, "{format} output differs from {}", path.display());
+    }
+}

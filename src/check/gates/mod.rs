@@ -73,8 +73,24 @@ pub fn located(mut v: Verdict, file: &str, text: &str, key: &[&str]) -> Verdict 
     v
 }
 
+/// Verdicts without a line point at the manifest's `stage` line (where the move is).
+fn locate_at_stage(t: &Transition, report: &mut TransitionReport) {
+    let Some(new) = &t.new else { return };
+    let line = crate::manifest::locate::find_key(&new.text, &["stage"]).map(|(l, _)| l);
+    for v in report.verdicts.iter_mut().filter(|v| v.line.is_none()) {
+        v.file.get_or_insert_with(|| t.file.clone());
+        v.line = line;
+    }
+}
+
 /// Judge one transition: the rules that apply to it, in a stable order.
 pub fn judge_transition(t: &Transition, f: &Facts) -> TransitionReport {
+    let mut report = judge_rules(t, f);
+    locate_at_stage(t, &mut report);
+    report
+}
+
+fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
     let mut report = TransitionReport {
         model: t.model.clone(),
         version: t.version.clone(),

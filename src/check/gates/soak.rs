@@ -23,24 +23,39 @@ pub fn stint(f: &Facts, stage: &str) -> Option<(DateTime<Utc>, Option<DateTime<U
     Some((entered, left))
 }
 
-fn human(d: Duration) -> String {
-    let secs = d.num_seconds().max(0) as u64;
-    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+/// A compact duration: `4d`, `1d 2h`, `5h 30m`, `45s`.
+pub fn human(d: Duration) -> String {
+    let secs = d.num_seconds().max(0);
+    let (days, hours, mins, s) = (
+        secs / 86400,
+        secs % 86400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    let mut parts = Vec::new();
+    for (n, unit) in [(days, "d"), (hours, "h"), (mins, "m"), (s, "s")] {
+        if n > 0 {
+            parts.push(format!("{n}{unit}"));
+        }
+    }
+    if parts.is_empty() {
+        "0s".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// The verdict, and when it would pass if the version stays in the soak stage.
 pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTime<Utc>>) {
     let need = Duration::from_std(g.duration.0).unwrap_or(Duration::MAX);
+    let needs = human(need);
     let stage = &g.stage;
     let mut v = match stint(f, stage) {
         None => (
             verdict(
                 "soak",
                 false,
-                format!(
-                    "never sat in `{stage}` on the base branch; needs {}",
-                    g.duration
-                ),
+                format!("never sat in `{stage}` on the base branch; needs {}", needs),
             ),
             None,
         ),
@@ -56,7 +71,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
                         format!(
                             "in `{stage}` since {since} ({}), needs {}",
                             human(sat),
-                            g.duration
+                            needs
                         ),
                     ),
                     None,
@@ -69,7 +84,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
                         format!(
                             "sat in `{stage}` only {} (from {since}), needs {}",
                             human(sat),
-                            g.duration
+                            needs
                         ),
                     ),
                     None,
@@ -83,7 +98,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
                         format!(
                             "in `{stage}` since {since}, only {}; needs {} (passes at {})",
                             human(sat),
-                            g.duration,
+                            needs,
                             at.format("%Y-%m-%dT%H:%M:%SZ")
                         ),
                     ),
