@@ -2,6 +2,7 @@
 //! The library holds the registry model, the gates engine and the controller; `main.rs` is the CLI edge.
 
 pub mod check;
+pub mod daemon;
 pub mod diag;
 pub mod history;
 pub mod manifest;

@@ -1,7 +1,10 @@
-//! `baton serve`: the controller daemon (SPEC §5).
+//! `baton serve`: the controller daemon (SPEC §5). Resolves the repository and state dir,
+//! sets up logging, and runs `baton::daemon` (`--once` for a single pass).
 
-use super::{Context, Outcome};
-use anyhow::{bail, Result};
+use super::context::print_json;
+use super::{Context, Format, Outcome};
+use anyhow::{Context as _, Result};
+use baton::daemon::{ControllerConfig, ServeConfig};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +41,99 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn run(_ctx: &Context, _args: Args) -> Result<Outcome> {
-    bail!("`serve` is being built (issue 4)")
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => b.json().flatten_event(true).try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
+    let format = ctx.text_or_json()?;
+    init_logging(args.log_format);
+    let (repo, state_dir) = match &args.url {
+        Some(_) => {
+            let state = args
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("baton-state"));
+            (baton::daemon::run::clone_dir(&state), state)
+        }
+        None => {
+            let repo = baton::repo::open(&ctx.args.repo)?;
+            let workdir = repo
+                .workdir()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(|| repo.path().to_path_buf());
+            let state = args
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| repo.path().join("baton"));
+            (workdir, state)
+        }
+    };
+    let cfg = ServeConfig {
+        controller: ControllerConfig {
+            repo,
+            branch: args.branch.clone(),
+            path: ctx.args.path.clone(),
+            interval: args.interval,
+            trust: args.trust.clone(),
+            fetch_timeout: std::time::Duration::from_secs(60),
+        },
+        url: args.url.clone(),
+        state_dir,
+        listen: args.listen.clone(),
+        once: args.once,
+        webhook_secret: std::env::var("BATON_WEBHOOK_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty()),
+    };
+    if !cfg.once {
+        baton::daemon::serve(cfg).context("baton serve")?;
+        return Ok(Outcome::Ok);
+    }
+    let report = baton::daemon::once(&cfg).context("baton serve --once")?;
+    match format {
+        Format::Json => print_json(&report.status)?,
+        _ => print_once(&report.status),
+    }
+    Ok(if report.ok() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+fn print_once(s: &baton::daemon::view::StatusView) {
+    let head = s.head.as_deref().unwrap_or("-");
+    println!("branch {} at {}", s.branch, &head[..head.len().min(10)]);
+    for e in &s.environments {
+        println!("environment {} (stage {}) -> {}", e.name, e.stage, e.target);
+        for m in &e.models {
+            let deployed = m
+                .deployed
+                .iter()
+                .map(|v| v.version.clone())
+                .collect::<Vec<_>>()
+                .join(",");
+            let deployed = if deployed.is_empty() {
+                "-".into()
+            } else {
+                deployed
+            };
+            println!("  {:<24} {:<10} {}", m.model, deployed, m.sync.as_str());
+            for r in &m.reasons {
+                println!("      {r}");
+            }
+        }
+    }
+    for e in &s.errors {
+        println!("error: {e}");
+    }
 }

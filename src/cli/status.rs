@@ -38,6 +38,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             problems.len()
         );
     }
+    if let Some(dir) = &args.state_dir {
+        return state_dir_status(&reg, dir, format);
+    }
     let desired = desired_state(&reg);
     match format {
         Format::Json => {
@@ -99,6 +102,91 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
                     "{}",
                     table::render(&["  MODEL", "VERSION", "TRAFFIC", "SHA256"], &rows)
                 );
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `--state-dir`: desired vs deployed per environment, with sync, health and reasons.
+fn state_dir_status(
+    reg: &baton::registry::Registry,
+    dir: &std::path::Path,
+    format: Format,
+) -> Result<Outcome> {
+    use anyhow::Context as _;
+    let view = baton::daemon::inspect::inspect(reg, dir)
+        .with_context(|| format!("--state-dir {}", dir.display()))?;
+    let label = |vs: &[baton::daemon::view::VersionView]| -> String {
+        if vs.is_empty() {
+            return "-".into();
+        }
+        vs.iter()
+            .map(|v| {
+                if vs.len() > 1 {
+                    format!("{} ({}%)", v.version, v.traffic)
+                } else {
+                    v.version.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match format {
+        Format::Json => {
+            let mut v = serde_json::to_value(&view)?;
+            v["revision"] = json!(reg.commit.to_string());
+            v["state_dir"] = json!(dir);
+            print_json(&v)?;
+        }
+        _ => {
+            let head = view.head.as_deref().unwrap_or("-");
+            println!(
+                "registry {} at {}; daemon state {} (last reconciled {})",
+                if reg.root.is_empty() {
+                    "."
+                } else {
+                    reg.root.as_str()
+                },
+                &reg.commit.to_string()[..10],
+                dir.display(),
+                &head[..head.len().min(10)]
+            );
+            for env in &view.environments {
+                println!();
+                println!(
+                    "environment {} (stage {}) -> {}",
+                    env.name, env.stage, env.target
+                );
+                let rows: Vec<Vec<String>> = env
+                    .models
+                    .iter()
+                    .map(|m| {
+                        let mut sync = m.sync.as_str().to_owned();
+                        if let Some(t) = m.waiting_until {
+                            sync = format!("{sync} until {}", t.to_rfc3339());
+                        }
+                        vec![
+                            format!("  {}", m.model),
+                            label(&m.desired),
+                            label(&m.deployed),
+                            sync,
+                            m.health.clone(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(&["  MODEL", "DESIRED", "DEPLOYED", "SYNC", "HEALTH"], &rows)
+                );
+                for m in env.models.iter().filter(|m| !m.reasons.is_empty()) {
+                    for r in &m.reasons {
+                        println!("  {}: {r}", m.model);
+                    }
+                }
+            }
+            for e in &view.errors {
+                println!("error: {e}");
             }
         }
     }

@@ -1,0 +1,1067 @@
+//! One reconcile pass, level-triggered: read the branch head, re-check what landed (per-model
+//! holds), derive each environment's intent, plan against the target, apply, and publish.
+
+use super::artifact::Fetcher;
+use super::events::{Event, EventLog};
+use super::gate::{self, HoldKind, ModelVerdict};
+use super::health;
+use super::metrics::{Metrics, ModelInfo};
+use super::plan::{self, Step, SwitchKind};
+use super::release::{releases_of, Release};
+use super::state::{Failure, Hold, ModelState, PersistedState, StateDir, StateError};
+use super::target::{self, Observed, Target};
+use super::view::{self, EnvironmentView, HeldView, ModelView, StatusView, Sync};
+use super::window;
+use crate::check::{self, CheckOptions};
+use crate::diag::Diagnostic;
+use crate::manifest::policy::{TargetSpec, WindowGate};
+use crate::manifest::{Gate, Policy};
+use crate::registry::files::GitFiles;
+use crate::registry::{desired::desired_state, invariants, Loader, Registry};
+use crate::repo::RepoError;
+use chrono::{DateTime, Utc};
+use git2::{Oid, Repository};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Errors that end a reconcile pass early; the pass is retried with backoff.
+#[derive(Debug, Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("branch `{0}` not found in the repository")]
+    NoBranch(String),
+}
+
+/// How the controller was started.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// The repository read (the watched one, or the clone of `--url`).
+    pub repo: PathBuf,
+    pub branch: String,
+    /// `--path`.
+    pub path: Option<String>,
+    pub interval: Duration,
+    pub trust: Option<String>,
+    /// Timeout of artifact downloads.
+    pub fetch_timeout: Duration,
+}
+
+/// The result of one pass.
+#[derive(Debug, Clone, Default)]
+pub struct PassOutcome {
+    /// Some switch failed (will be retried).
+    pub failed: bool,
+    /// A stop was requested between steps.
+    pub interrupted: bool,
+}
+
+pub struct Controller {
+    cfg: ControllerConfig,
+    repo: Repository,
+    loader: Loader,
+    dir: StateDir,
+    state: PersistedState,
+    targets: BTreeMap<String, (TargetSpec, Box<dyn Target>)>,
+    /// Located errors of the last head.
+    errors: Vec<Diagnostic>,
+    /// When each head was first seen, for commit-to-deployed latency.
+    seen: Option<(String, Instant)>,
+    stop: Arc<AtomicBool>,
+    pub events: EventLog,
+    pub metrics: Metrics,
+    pub status: StatusView,
+    cache: Option<(String, Arc<Policy>, Effective)>,
+}
+
+/// environment -> model -> release the environment should run (after holds).
+type Effective = BTreeMap<String, BTreeMap<String, Release>>;
+
+fn backoff(interval: Duration, attempts: u32) -> Duration {
+    let base = interval.max(Duration::from_millis(100));
+    base.saturating_mul(1u32 << attempts.min(12).saturating_sub(1))
+        .min(Duration::from_secs(300))
+}
+
+fn window_gates<'p>(policy: &'p Policy, stage: &str) -> Vec<&'p WindowGate> {
+    policy
+        .stage(stage)
+        .map(|s| {
+            s.gates
+                .iter()
+                .filter_map(|g| match g {
+                    Gate::Window(w) => Some(w),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The model a repository-relative path under `<root>/models/<model>/` belongs to.
+fn model_of(root: &str, file: &str) -> Option<String> {
+    let prefix = crate::repo::join(root, "models/");
+    file.strip_prefix(&prefix)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+}
+
+fn short(c: &str) -> &str {
+    &c[..c.len().min(10)]
+}
+
+impl Controller {
+    /// Open the repository and the (locked) state dir.
+    pub fn new(
+        cfg: ControllerConfig,
+        dir: StateDir,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, ControllerError> {
+        let repo = crate::repo::open(&cfg.repo)?;
+        let state = dir.load()?.unwrap_or_default();
+        let events = EventLog::open(&dir.events_path()).map_err(|e| StateError::Io {
+            path: dir.events_path(),
+            source: e,
+        })?;
+        Ok(Controller {
+            cfg,
+            repo,
+            loader: Loader::new(),
+            dir,
+            state,
+            targets: BTreeMap::new(),
+            errors: Vec::new(),
+            seen: None,
+            stop,
+            events,
+            metrics: Metrics::default(),
+            status: StatusView::default(),
+            cache: None,
+        })
+    }
+
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.dir.root
+    }
+
+    /// The branch head.
+    pub fn head(&self) -> Result<Oid, ControllerError> {
+        let name = format!("refs/heads/{}", self.cfg.branch);
+        let r = self
+            .repo
+            .find_reference(&name)
+            .map_err(|_| ControllerError::NoBranch(self.cfg.branch.clone()))?;
+        Ok(r.peel_to_commit()?.id())
+    }
+
+    fn load(&mut self, commit: &str) -> Result<Registry, ControllerError> {
+        let oid = Oid::from_str(commit)?;
+        let root = self.state.registry.clone();
+        Ok(self.loader.load(&self.repo, oid, &root)?)
+    }
+
+    /// One full pass. Errors leave the state as it was; the caller retries with backoff.
+    pub fn reconcile(&mut self) -> Result<PassOutcome, ControllerError> {
+        let started = Instant::now();
+        let head = self.head()?.to_string();
+        let now = Utc::now();
+        if self.state.head.is_none() {
+            self.start_from_trusted(&head)?;
+        }
+        if self.seen.as_ref().map(|s| &s.0) != Some(&head) {
+            self.seen = Some((head.clone(), Instant::now()));
+        }
+        if self.state.head.as_deref() != Some(head.as_str()) || !self.state.held.is_empty() {
+            self.recheck(&head, now)?;
+        }
+        let (policy, effective) = self.effective(&head)?;
+        let mut outcome = PassOutcome::default();
+        let mut envs = Vec::new();
+        let head_desired = self.head_desired(&head);
+        for (env, spec) in policy.environments.iter() {
+            let wanted = effective.get(env).cloned().unwrap_or_default();
+            let observed = self.apply_env(env, spec, &policy, &wanted, now, &mut outcome);
+            let hd = head_desired
+                .as_ref()
+                .and_then(|d| d.get(env))
+                .unwrap_or(&wanted);
+            envs.push(self.env_view(env, &spec.stage, hd, &observed, now));
+            if outcome.interrupted {
+                break;
+            }
+        }
+        self.publish(envs, now);
+        self.dir.save(&self.state)?;
+        self.dir.save_status(&self.status)?;
+        self.metrics.reconciles_total += 1;
+        self.metrics
+            .reconcile_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(outcome)
+    }
+
+    fn start_from_trusted(&mut self, head: &str) -> Result<(), ControllerError> {
+        let trusted = match &self.cfg.trust {
+            Some(rev) => crate::repo::resolve_commit(&self.repo, rev)?
+                .id()
+                .to_string(),
+            None => head.to_owned(),
+        };
+        let commit = self.repo.find_commit(Oid::from_str(&trusted)?)?;
+        let root =
+            crate::repo::registry_root(&self.repo, &commit, &trusted, self.cfg.path.as_deref())?;
+        self.state = PersistedState {
+            version: 1,
+            branch: self.cfg.branch.clone(),
+            registry: root,
+            head: Some(trusted.clone()),
+            trusted: trusted.clone(),
+            policy_commit: trusted.clone(),
+            ..Default::default()
+        };
+        self.events.push(
+            Event::new(
+                "trusted",
+                format!(
+                    "empty state dir: trusting {} as the baseline",
+                    short(&trusted)
+                ),
+            )
+            .commit(&trusted),
+        );
+        Ok(())
+    }
+
+    /// Judge prev -> head per model (each held model from its own baseline) and update holds.
+    fn recheck(&mut self, head: &str, now: DateTime<Utc>) -> Result<(), ControllerError> {
+        let prev = self.state.head.clone().unwrap_or_else(|| head.to_owned());
+        if prev != head {
+            self.events.push(
+                Event::new(
+                    "head",
+                    format!("branch {} moved to {}", self.cfg.branch, short(head)),
+                )
+                .commit(head),
+            );
+        }
+        let reg_h = match self.load(head) {
+            Ok(r) => Some(r),
+            Err(ControllerError::Repo(e)) => {
+                self.errors = vec![Diagnostic::new(self.state.registry.clone(), e.to_string())];
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let diags = match &reg_h {
+            Some(reg) => {
+                let files = GitFiles::new(&self.repo, reg.commit)?;
+                invariants::validate(reg, &files)
+            }
+            None => self.errors.clone(),
+        };
+        let root = self.state.registry.clone();
+        let head_wide: Vec<&Diagnostic> = diags
+            .iter()
+            .filter(|d| model_of(&root, &d.file).is_none())
+            .collect();
+        let Some(reg_h) = reg_h.filter(|r| r.policy.is_some() && head_wide.is_empty()) else {
+            // A bad head: nothing new deploys; everyone keeps what runs.
+            let reasons: Vec<String> = diags.iter().map(|d| format!("bad head: {d}")).collect();
+            if prev != head {
+                self.events.push(
+                    Event::new(
+                        "bad-head",
+                        format!(
+                            "{} deploys nothing new: {}",
+                            short(head),
+                            reasons.join("; ")
+                        ),
+                    )
+                    .commit(head),
+                );
+            }
+            let models = self.known_models(&prev)?;
+            for m in models {
+                self.hold(&m, &prev, HoldKind::Blocked, reasons.clone(), None, now);
+            }
+            self.errors = diags;
+            self.state.head = Some(head.to_owned());
+            return Ok(());
+        };
+        self.errors = diags.clone();
+        let mut per_model: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for d in &diags {
+            if let Some(m) = model_of(&root, &d.file) {
+                per_model.entry(m).or_default().push(format!("schema: {d}"));
+            }
+        }
+
+        // Group every model by the baseline it is judged from.
+        let mut models: BTreeSet<String> = reg_h.models.keys().cloned().collect();
+        models.extend(self.state.held.keys().cloned());
+        models.extend(self.known_models(&prev)?);
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in models {
+            let base = self
+                .state
+                .held
+                .get(&m)
+                .map(|h| h.baseline.clone())
+                .unwrap_or_else(|| prev.clone());
+            groups.entry(base).or_default().push(m);
+        }
+        let mut policy_held = false;
+        for (base, models) in groups {
+            let (verdicts, blocks_all) = self.judge_group(&base, head, &reg_h, &models, now);
+            policy_held |= blocks_all;
+            for (m, v) in verdicts {
+                let extra = per_model.remove(&m).unwrap_or_default();
+                let v = match (v, extra.is_empty()) {
+                    (v, true) => v,
+                    (ModelVerdict::Pass, false) => ModelVerdict::blocked(extra),
+                    (ModelVerdict::Hold { mut reasons, .. }, false) => {
+                        reasons.extend(extra);
+                        ModelVerdict::blocked(reasons)
+                    }
+                };
+                match v {
+                    ModelVerdict::Pass => self.release_hold(&m, head),
+                    ModelVerdict::Hold {
+                        kind,
+                        reasons,
+                        until,
+                    } => {
+                        self.hold(&m, &base, kind, reasons, until, now);
+                    }
+                }
+            }
+        }
+        if !policy_held {
+            self.state.policy_commit = head.to_owned();
+        }
+        self.state.head = Some(head.to_owned());
+        self.cache = None;
+        self.cascade_requires(&prev, now)?;
+        Ok(())
+    }
+
+    /// Models present in the registry at `commit` (empty when it does not load).
+    fn known_models(&mut self, commit: &str) -> Result<Vec<String>, ControllerError> {
+        Ok(match self.load(commit) {
+            Ok(r) => r.models.keys().cloned().collect(),
+            Err(ControllerError::Repo(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        })
+    }
+
+    /// Verdicts for `models`, all judged base -> head.
+    fn judge_group(
+        &mut self,
+        base: &str,
+        head: &str,
+        reg_h: &Registry,
+        models: &[String],
+        now: DateTime<Utc>,
+    ) -> (Vec<(String, ModelVerdict)>, bool) {
+        let pass = || {
+            models
+                .iter()
+                .map(|m| (m.clone(), ModelVerdict::Pass))
+                .collect()
+        };
+        if base == head {
+            return (pass(), false);
+        }
+        let reg_b = match self.load(base) {
+            Ok(r) => r,
+            Err(e) => {
+                let why = vec![format!(
+                    "check: cannot read the baseline {}: {e}",
+                    short(base)
+                )];
+                let v = models
+                    .iter()
+                    .map(|m| (m.clone(), ModelVerdict::blocked(why.clone())))
+                    .collect();
+                return (v, true);
+            }
+        };
+        let changed = gate::changed_models(&reg_b, reg_h);
+        if models.iter().all(|m| !changed.contains(m)) {
+            return (pass(), false);
+        }
+        let opts = CheckOptions {
+            path: Some(self.state.registry.clone()),
+            now,
+            github: None,
+        };
+        let (b, h) = match (Oid::from_str(base), Oid::from_str(head)) {
+            (Ok(b), Ok(h)) => (b, h),
+            _ => return (pass(), false),
+        };
+        match check::judge(&self.repo, b, h, &opts) {
+            Ok(report) => {
+                let all = report.blocks_all();
+                let v = models
+                    .iter()
+                    .map(|m| {
+                        let v = if changed.contains(m) || all {
+                            gate::classify(&report, m, reg_b.policy.as_deref(), now)
+                        } else {
+                            ModelVerdict::Pass
+                        };
+                        (m.clone(), v)
+                    })
+                    .collect();
+                (v, all)
+            }
+            Err(e) => {
+                let why = vec![format!(
+                    "check: could not judge {}...{}: {e}",
+                    short(base),
+                    short(head)
+                )];
+                // Unknown verdict: a policy change may be unapproved, so hold everyone.
+                let v = models
+                    .iter()
+                    .map(|m| (m.clone(), ModelVerdict::blocked(why.clone())))
+                    .collect();
+                (v, true)
+            }
+        }
+    }
+
+    fn hold(
+        &mut self,
+        model: &str,
+        baseline: &str,
+        kind: HoldKind,
+        reasons: Vec<String>,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) {
+        let existing = self.state.held.get(model);
+        let changed = existing.is_none_or(|h| h.reasons != reasons || h.kind != kind);
+        let since = existing.map(|h| h.since).unwrap_or(now);
+        let baseline = existing
+            .map(|h| h.baseline.clone())
+            .unwrap_or(baseline.to_owned());
+        if changed {
+            let word = match kind {
+                HoldKind::Blocked => "blocked",
+                HoldKind::Waiting => "waiting",
+            };
+            let msg = match until {
+                Some(t) => format!(
+                    "{model} {word} until {}: {}",
+                    t.to_rfc3339(),
+                    reasons.join("; ")
+                ),
+                None => format!("{model} {word}: {}", reasons.join("; ")),
+            };
+            self.events
+                .push(Event::new(word, msg).model(model).commit(&baseline));
+        }
+        self.state.held.insert(
+            model.to_owned(),
+            Hold {
+                baseline,
+                kind,
+                reasons,
+                until,
+                since,
+            },
+        );
+    }
+
+    fn release_hold(&mut self, model: &str, head: &str) {
+        if self.state.held.remove(model).is_some() {
+            self.events.push(
+                Event::new(
+                    "unblocked",
+                    format!("{model} goes ahead at {}", short(head)),
+                )
+                .model(model)
+                .commit(head),
+            );
+        }
+    }
+
+    /// Hold models whose releases need a version their environment will not run.
+    fn cascade_requires(&mut self, prev: &str, now: DateTime<Utc>) -> Result<(), ControllerError> {
+        let head = self.state.head.clone().unwrap_or_default();
+        if prev == head {
+            return Ok(());
+        }
+        for _ in 0..16 {
+            let (_, eff) = self.effective(&head)?;
+            let unmet = gate::unmet_requires(&eff);
+            let fresh: Vec<_> = unmet
+                .into_iter()
+                .filter(|(m, _)| !self.state.held.contains_key(m))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for (m, reasons) in fresh {
+                self.hold(&m, prev, HoldKind::Blocked, reasons, None, now);
+            }
+            self.cache = None;
+        }
+        Ok(())
+    }
+
+    /// The policy in force and each environment's releases after holds (cached per holds).
+    fn effective(&mut self, head: &str) -> Result<(Arc<Policy>, Effective), ControllerError> {
+        let key = format!(
+            "{head} {} {:?}",
+            self.state.policy_commit,
+            self.state
+                .held
+                .iter()
+                .map(|(m, h)| (m, &h.baseline))
+                .collect::<Vec<_>>()
+        );
+        if let Some((k, p, e)) = &self.cache {
+            if *k == key {
+                return Ok((p.clone(), e.clone()));
+            }
+        }
+        let pc = self.state.policy_commit.clone();
+        let policy = match self.load(&pc)?.policy {
+            Some(p) => p,
+            None => Arc::new(Policy {
+                version: 1,
+                stages: vec![],
+                rollback: Default::default(),
+                groups: Default::default(),
+                policy_owners: vec![],
+                signers: None,
+                environments: Default::default(),
+            }),
+        };
+        let mut commits: BTreeSet<String> = self
+            .state
+            .held
+            .values()
+            .map(|h| h.baseline.clone())
+            .collect();
+        commits.insert(head.to_owned());
+        let mut by_commit: BTreeMap<String, Effective> = BTreeMap::new();
+        for c in commits {
+            let reg = match self.load(&c) {
+                Ok(r) => r,
+                Err(ControllerError::Repo(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let d = desired_state(&reg)
+                .iter()
+                .map(|(env, ed)| (env.clone(), releases_of(ed, &c, &reg.root)))
+                .collect();
+            by_commit.insert(c, d);
+        }
+        let mut out: Effective = BTreeMap::new();
+        for env in policy.environments.keys() {
+            let mut rels = BTreeMap::new();
+            let mut models: BTreeSet<&String> = BTreeSet::new();
+            for d in by_commit.values() {
+                if let Some(e) = d.get(env) {
+                    models.extend(e.keys());
+                }
+            }
+            for m in models {
+                let c = self
+                    .state
+                    .held
+                    .get(m)
+                    .map(|h| h.baseline.as_str())
+                    .unwrap_or(head);
+                if let Some(r) = by_commit
+                    .get(c)
+                    .and_then(|d| d.get(env))
+                    .and_then(|e| e.get(m))
+                {
+                    rels.insert(m.clone(), r.clone());
+                }
+            }
+            out.insert(env.clone(), rels);
+        }
+        self.cache = Some((key, policy.clone(), out.clone()));
+        Ok((policy, out))
+    }
+
+    /// What the head says per environment (for status), when its registry loads with a policy.
+    fn head_desired(&mut self, head: &str) -> Option<Effective> {
+        let reg = self.load(head).ok()?;
+        reg.policy.as_ref()?;
+        Some(
+            desired_state(&reg)
+                .iter()
+                .map(|(env, ed)| (env.clone(), releases_of(ed, head, &reg.root)))
+                .collect(),
+        )
+    }
+
+    fn target(&mut self, env: &str, spec: &TargetSpec) -> &mut Box<dyn Target> {
+        let stale = self.targets.get(env).is_none_or(|(s, _)| s != spec);
+        if stale {
+            let t = target::build(env, spec, &self.dir.root);
+            self.targets.insert(env.to_owned(), (spec.clone(), t));
+        }
+        &mut self.targets.get_mut(env).unwrap().1
+    }
+
+    /// Observe, plan and apply one environment; returns what the target runs afterwards.
+    fn apply_env(
+        &mut self,
+        env: &str,
+        spec: &crate::manifest::Environment,
+        policy: &Policy,
+        wanted: &BTreeMap<String, Release>,
+        now: DateTime<Utc>,
+        outcome: &mut PassOutcome,
+    ) -> BTreeMap<String, Observed> {
+        let observed = match self.target(env, &spec.target).observe() {
+            Ok(o) => o,
+            Err(e) => {
+                outcome.failed = true;
+                self.metrics.failures_total += 1;
+                self.events.push(
+                    Event::new("failed", format!("{env}: cannot read the target: {e}")).env(env),
+                );
+                return BTreeMap::new();
+            }
+        };
+        let windows = window_gates(policy, &spec.stage);
+        let trusted = self.state.trusted.clone();
+        let mut intent: BTreeMap<String, Release> = BTreeMap::new();
+        let mut names: BTreeSet<String> = wanted.keys().cloned().collect();
+        names.extend(observed.keys().cloned());
+        let mstates = self.state.environments.entry(env.to_owned()).or_default();
+        for m in names {
+            let ms = mstates.entry(m.clone()).or_default();
+            if ms.last_good.is_none() {
+                ms.last_good = observed
+                    .get(&m)
+                    .and_then(|o| o.record.as_ref())
+                    .map(|r| r.release.clone());
+            }
+            let desired = wanted.get(&m);
+            let same = match (desired, &ms.last_good) {
+                (Some(d), Some(g)) => d.same_content(g),
+                (None, None) => true,
+                _ => false,
+            };
+            let fp = desired
+                .map(|d| d.fingerprint())
+                .unwrap_or_else(|| "undeploy".into());
+            if same {
+                ms.failure = None;
+            }
+            let keep_old = !same
+                && ((desired.is_some_and(|d| d.commit != trusted)
+                    && window::wait_until(&windows, now).is_some())
+                    || ms
+                        .failure
+                        .as_ref()
+                        .is_some_and(|f| f.fingerprint == fp && (f.health || now < f.next_at)));
+            let chosen = if keep_old {
+                ms.last_good.as_ref()
+            } else {
+                desired
+            };
+            if let Some(r) = chosen {
+                intent.insert(m.clone(), r.clone());
+            }
+        }
+        let steps = plan::plan(&intent, &observed);
+        for step in steps {
+            if self.stop.load(Ordering::SeqCst) {
+                outcome.interrupted = true;
+                break;
+            }
+            self.apply_step(env, spec, step, now, outcome);
+        }
+        match self.target(env, &spec.target).observe() {
+            Ok(o) => o,
+            Err(_) => observed,
+        }
+    }
+
+    fn apply_step(
+        &mut self,
+        env: &str,
+        spec: &crate::manifest::Environment,
+        step: Step,
+        now: DateTime<Utc>,
+        outcome: &mut PassOutcome,
+    ) {
+        let interval = self.cfg.interval;
+        match step {
+            Step::Undeploy { model } => {
+                let r = self.target(env, &spec.target).undeploy(&model);
+                let ms = self.model_state(env, &model);
+                match r {
+                    Ok(()) => {
+                        ms.last_good = None;
+                        ms.failure = None;
+                        self.events.push(
+                            Event::new(
+                                "undeployed",
+                                format!("{env}: {model} left stage {}", spec.stage),
+                            )
+                            .env(env)
+                            .model(&model),
+                        );
+                    }
+                    Err(e) => {
+                        let reason = e.to_string();
+                        self.fail(env, &model, "undeploy".into(), reason, false, interval, now);
+                        outcome.failed = true;
+                    }
+                }
+            }
+            Step::Switch {
+                model,
+                release,
+                kind,
+                drift,
+            } => {
+                self.target(env, &spec.target);
+                let fetcher = Fetcher {
+                    repo: &self.repo,
+                    timeout: self.cfg.fetch_timeout,
+                };
+                let t = &mut self.targets.get_mut(env).expect("target built").1;
+                let result = t
+                    .stage(&release, &fetcher)
+                    .and_then(|()| t.switch(&release, Utc::now()))
+                    .map_err(|e| e.to_string());
+                let fp = release.fingerprint();
+                let switched = match result {
+                    Ok(s) => s,
+                    Err(reason) => {
+                        self.fail(env, &model, fp, reason, false, interval, now);
+                        outcome.failed = true;
+                        return;
+                    }
+                };
+                if kind == SwitchKind::Deploy {
+                    if let Some(h) = &spec.health {
+                        let p = release.primary();
+                        let he = health::HealthEnv {
+                            env,
+                            model: &model,
+                            version: &p.version,
+                            artifact: &switched.artifact,
+                            sha256: &p.sha256,
+                        };
+                        let timeout = h
+                            .timeout
+                            .as_ref()
+                            .map(|t| t.0)
+                            .unwrap_or(health::DEFAULT_TIMEOUT);
+                        if let Err(reason) = health::run(&h.command, &he, &self.dir.root, timeout) {
+                            self.events.push(
+                                Event::new(
+                                    "health-failed",
+                                    format!(
+                                        "{env}: {model}@{} is unhealthy: {reason}",
+                                        release.label()
+                                    ),
+                                )
+                                .env(env)
+                                .model(&model)
+                                .version(&p.version)
+                                .commit(&release.commit),
+                            );
+                            let t = self.target(env, &spec.target);
+                            let back = match &switched.previous {
+                                Some(prev) => t
+                                    .switch(&prev.release, Utc::now())
+                                    .map(|_| prev.release.label()),
+                                None => t.undeploy(&model).map(|_| "nothing".to_owned()),
+                            };
+                            match back {
+                                Ok(label) => self.events.push(
+                                    Event::new(
+                                        "rolled-back",
+                                        format!("{env}: {model} back on {label}"),
+                                    )
+                                    .env(env)
+                                    .model(&model),
+                                ),
+                                Err(e) => self.events.push(
+                                    Event::new(
+                                        "failed",
+                                        format!("{env}: {model}: switching back failed: {e}"),
+                                    )
+                                    .env(env)
+                                    .model(&model),
+                                ),
+                            }
+                            self.fail(env, &model, fp, reason, true, interval, now);
+                            outcome.failed = true;
+                            return;
+                        }
+                    }
+                }
+                let ms = self.model_state(env, &model);
+                ms.last_good = Some(release.clone());
+                ms.failure = None;
+                let p = release.primary();
+                let (word, msg) = match kind {
+                    SwitchKind::Deploy => (
+                        "deployed",
+                        format!(
+                            "{env}: {model} now runs {} (commit {})",
+                            release.label(),
+                            short(&release.commit)
+                        ),
+                    ),
+                    SwitchKind::Repair => (
+                        "repaired",
+                        format!(
+                            "{env}: {model} {} restored: {}",
+                            release.label(),
+                            drift.join("; ")
+                        ),
+                    ),
+                };
+                self.events.push(
+                    Event::new(word, msg)
+                        .env(env)
+                        .model(&model)
+                        .version(&p.version)
+                        .commit(&release.commit),
+                );
+                if kind == SwitchKind::Deploy {
+                    self.metrics.deployments_total += 1;
+                    if let Some((h, t)) = &self.seen {
+                        if *h == release.commit {
+                            self.metrics
+                                .commit_to_deployed_seconds
+                                .observe(t.elapsed().as_secs_f64());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn model_state(&mut self, env: &str, model: &str) -> &mut ModelState {
+        self.state
+            .environments
+            .entry(env.to_owned())
+            .or_default()
+            .entry(model.to_owned())
+            .or_default()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &mut self,
+        env: &str,
+        model: &str,
+        fingerprint: String,
+        reason: String,
+        health: bool,
+        interval: Duration,
+        now: DateTime<Utc>,
+    ) {
+        self.metrics.failures_total += 1;
+        let ms = self.model_state(env, model);
+        let attempts = ms
+            .failure
+            .as_ref()
+            .filter(|f| f.fingerprint == fingerprint)
+            .map(|f| f.attempts + 1)
+            .unwrap_or(1);
+        let wait = backoff(interval, attempts);
+        ms.failure = Some(Failure {
+            fingerprint,
+            reason: reason.clone(),
+            health,
+            attempts,
+            next_at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
+        });
+        if !health {
+            self.events.push(
+                Event::new(
+                    "failed",
+                    format!(
+                        "{env}: {model}: {reason} (attempt {attempts}, retry in {})",
+                        humantime::format_duration(wait)
+                    ),
+                )
+                .env(env)
+                .model(model),
+            );
+        }
+    }
+
+    fn env_view(
+        &mut self,
+        env: &str,
+        stage: &str,
+        head_desired: &BTreeMap<String, Release>,
+        observed: &BTreeMap<String, Observed>,
+        now: DateTime<Utc>,
+    ) -> EnvironmentView {
+        let mut names: BTreeSet<&String> = head_desired.keys().collect();
+        names.extend(observed.keys());
+        let mstates = self
+            .state
+            .environments
+            .get(env)
+            .cloned()
+            .unwrap_or_default();
+        let windows_until = self
+            .cache
+            .as_ref()
+            .map(|(_, p, _)| window::wait_until(&window_gates(p, stage), now))
+            .unwrap_or(None);
+        let mut models = Vec::new();
+        for m in names {
+            let desired = head_desired.get(m);
+            let obs = observed.get(m);
+            let deployed = obs.and_then(|o| o.record.as_ref()).map(|r| &r.release);
+            let in_place = match (desired, obs) {
+                (Some(d), Some(o)) => plan::in_place(d, o),
+                (None, None) => true,
+                (None, Some(o)) => o.record.is_none() && o.current.is_none(),
+                (Some(_), None) => false,
+            };
+            let ms = mstates.get(m.as_str()).cloned().unwrap_or_default();
+            let hold = self.state.held.get(m.as_str());
+            let mut reasons = Vec::new();
+            let mut waiting_until = None;
+            let sync = if in_place {
+                Sync::Synced
+            } else if let Some(h) = hold.filter(|h| h.kind == HoldKind::Blocked) {
+                reasons.extend(h.reasons.iter().cloned());
+                Sync::Blocked
+            } else if let Some(h) = hold.filter(|h| h.kind == HoldKind::Waiting) {
+                reasons.extend(h.reasons.iter().cloned());
+                waiting_until = h.until;
+                Sync::Waiting
+            } else if let Some(f) = ms.failure.as_ref().filter(|f| f.health) {
+                reasons.push(f.reason.clone());
+                Sync::Degraded
+            } else if let Some(until) = windows_until.filter(|_| ms.last_good.is_some()) {
+                reasons.push(format!("waiting for the deploy window of stage {stage}"));
+                waiting_until = Some(until);
+                Sync::Waiting
+            } else {
+                if let Some(f) = &ms.failure {
+                    reasons.push(f.reason.clone());
+                }
+                if let Some(o) = obs {
+                    reasons.extend(o.drift.iter().cloned());
+                }
+                Sync::OutOfSync
+            };
+            let health = if ms.failure.as_ref().is_some_and(|f| f.health) {
+                "degraded"
+            } else if deployed.is_some() {
+                "healthy"
+            } else {
+                "unknown"
+            };
+            let rec = obs.and_then(|o| o.record.as_ref());
+            models.push(ModelView {
+                model: m.clone(),
+                desired: view::versions(desired),
+                deployed: view::versions(deployed),
+                sync,
+                health: health.into(),
+                reasons,
+                waiting_until,
+                deployed_commit: rec.map(|r| r.commit.clone()),
+                deployed_at: rec.map(|r| r.time),
+            });
+        }
+        let target = self
+            .targets
+            .get(env)
+            .map(|(_, t)| t.describe())
+            .unwrap_or_default();
+        EnvironmentView {
+            name: env.to_owned(),
+            stage: stage.to_owned(),
+            target,
+            models,
+        }
+    }
+
+    fn publish(&mut self, envs: Vec<EnvironmentView>, now: DateTime<Utc>) {
+        self.metrics.models = envs
+            .iter()
+            .flat_map(|e| {
+                e.models.iter().map(move |m| ModelInfo {
+                    env: e.name.clone(),
+                    model: m.model.clone(),
+                    version: m
+                        .deployed
+                        .iter()
+                        .map(|v| v.version.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    sync: m.sync.as_str().into(),
+                    health: m.health.clone(),
+                })
+            })
+            .collect();
+        self.metrics.blocked_models = self
+            .state
+            .held
+            .values()
+            .filter(|h| h.kind == HoldKind::Blocked)
+            .count();
+        self.status = StatusView {
+            branch: self.cfg.branch.clone(),
+            registry: self.state.registry.clone(),
+            head: self.state.head.clone(),
+            ready: self.status.ready,
+            updated: Some(now),
+            environments: envs,
+            held: self
+                .state
+                .held
+                .iter()
+                .map(|(m, h)| HeldView {
+                    model: m.clone(),
+                    kind: match h.kind {
+                        HoldKind::Blocked => "blocked".into(),
+                        HoldKind::Waiting => "waiting".into(),
+                    },
+                    baseline: h.baseline.clone(),
+                    reasons: h.reasons.clone(),
+                    until: h.until,
+                })
+                .collect(),
+            errors: self.errors.iter().map(|d| d.to_string()).collect(),
+        };
+    }
+
+    /// Mark ready (after the first full pass) and persist the status.
+    pub fn set_ready(&mut self) {
+        self.status.ready = true;
+        self.metrics.ready = true;
+        let _ = self.dir.save_status(&self.status);
+    }
+
+    /// Every environment's target root, for the startup message.
+    pub fn deploy_dir(&self) -> PathBuf {
+        self.dir.deploy_dir()
+    }
+}

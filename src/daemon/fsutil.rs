@@ -1,0 +1,141 @@
+//! Crash-safe filesystem primitives for the controller: atomic file writes (temp, fsync,
+//! rename, fsync dir), atomic symlink switches, and streaming sha256 of files.
+
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// A temp path beside `path`, unique to this process: `.<name>.tmp-<pid>`.
+pub fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// True for names made by [`temp_beside`] (left over by a crash; safe to delete).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
+/// fsync a directory so a rename inside it is durable.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Write `bytes` to `path` atomically: temp file, fsync, rename over, fsync the directory.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = temp_beside(path);
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Point the symlink `link` at `target` atomically: make a temp symlink, rename it over.
+pub fn atomic_symlink(target: &Path, link: &Path) -> io::Result<()> {
+    let tmp = temp_beside(link);
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    fs::rename(&tmp, link)?;
+    if let Some(dir) = link.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Streaming sha256 of a reader, as lower-case hex, and the byte count.
+pub fn sha256_reader(mut r: impl Read) -> io::Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// Streaming sha256 of a file.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    Ok(sha256_reader(File::open(path)?)?.0)
+}
+
+/// Copy `r` into a new file at `path` while hashing; fsyncs the file. Returns (sha256, bytes).
+pub fn copy_hashing(mut r: impl Read, path: &Path) -> io::Result<(String, u64)> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..k]);
+        f.write_all(&buf[..k])?;
+        n += k as u64;
+    }
+    f.sync_all()?;
+    Ok((hex::encode(h.finalize()), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.json");
+        atomic_write(&p, b"one").unwrap();
+        atomic_write(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn symlink_switch_is_a_rename() {
+        let d = tempfile::tempdir().unwrap();
+        let link = d.path().join("current");
+        atomic_symlink(Path::new("a"), &link).unwrap();
+        atomic_symlink(Path::new("b"), &link).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("b"));
+        assert!(is_temp_name(
+            &temp_beside(&link).file_name().unwrap().to_string_lossy()
+        ));
+    }
+
+    #[test]
+    fn sha256_of_known_bytes() {
+        let (h, n) = sha256_reader(&b"test"[..]).unwrap();
+        assert_eq!(
+            h,
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+        assert_eq!(n, 4);
+    }
+}

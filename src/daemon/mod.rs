@@ -1,0 +1,27 @@
+//! The controller behind `baton serve` (SPEC §5): watch the branch, re-check what landed per
+//! model, and reconcile each environment's target to the committed stages, crash-safely.
+//!
+//! Pure core: [`plan`] (steps from intent vs observed), [`gate`] (holds from a gates report),
+//! [`window`]; edges: [`target`] (local), [`artifact`], [`watch`], [`http`], [`state`].
+
+pub mod artifact;
+pub mod controller;
+pub mod events;
+pub mod fsutil;
+pub mod gate;
+pub mod health;
+pub mod http;
+pub mod inspect;
+pub mod metrics;
+pub mod plan;
+pub mod release;
+pub mod run;
+pub mod state;
+pub mod target;
+pub mod view;
+pub mod watch;
+pub mod webhook;
+pub mod window;
+
+pub use controller::{Controller, ControllerConfig, ControllerError};
+pub use run::{once, serve, OnceReport, ServeConfig, ServeError};

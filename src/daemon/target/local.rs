@@ -1,0 +1,353 @@
+//! The `local` target: `<state-dir>/deploy/<path>/<model>/` holds `artifacts/<sha256>`,
+//! a `current` symlink switched by rename, `routing.json` and `deployment.json`.
+
+use super::{Observed, Switched, Target, TargetError};
+use crate::daemon::artifact::{ArtifactError, ArtifactSource};
+use crate::daemon::fsutil::{
+    atomic_symlink, atomic_write, copy_hashing, is_temp_name, sha256_file, temp_beside,
+};
+use crate::daemon::release::{DeploymentRecord, Release};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Artifacts kept per model besides the ones in use.
+pub const KEEP_ARTIFACTS: usize = 3;
+
+/// File identity used to skip re-hashing unchanged artifacts.
+type Stamp = (u64, u64, i64, i64, i64);
+
+pub struct LocalTarget {
+    env: String,
+    root: PathBuf,
+    /// path -> (stamp, digest) of artifacts hashed before.
+    verified: HashMap<PathBuf, (Stamp, String)>,
+}
+
+impl LocalTarget {
+    pub fn new(env: &str, root: &Path) -> Self {
+        LocalTarget {
+            env: env.to_owned(),
+            root: root.to_path_buf(),
+            verified: HashMap::new(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn model_dir(&self, model: &str) -> PathBuf {
+        self.root.join(model)
+    }
+
+    /// The digest of the file at `path`, re-hashed only when its inode, size, mtime or ctime
+    /// changed since the last time.
+    fn digest(&mut self, path: &Path) -> std::io::Result<String> {
+        let md = fs::metadata(path)?;
+        let stamp: Stamp = (
+            md.ino(),
+            md.size(),
+            md.mtime(),
+            md.mtime_nsec(),
+            md.ctime_nsec() ^ md.ctime(),
+        );
+        if let Some((s, d)) = self.verified.get(path) {
+            if *s == stamp {
+                return Ok(d.clone());
+            }
+        }
+        let d = sha256_file(path)?;
+        self.verified.insert(path.to_path_buf(), (stamp, d.clone()));
+        Ok(d)
+    }
+
+    /// True when `artifacts/<sha>` exists and hashes to `sha`.
+    fn verified_artifact(&mut self, model: &str, sha: &str) -> bool {
+        let p = self.model_dir(model).join("artifacts").join(sha);
+        matches!(self.digest(&p), Ok(d) if d == sha)
+    }
+
+    fn observe_model(&mut self, model: &str) -> Observed {
+        let dir = self.model_dir(model);
+        let mut obs = Observed::default();
+        match fs::read(dir.join("deployment.json")) {
+            Ok(b) => match serde_json::from_slice::<DeploymentRecord>(&b) {
+                Ok(r) => obs.record = Some(r),
+                Err(e) => obs
+                    .drift
+                    .push(format!("deployment.json is unreadable: {e}")),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => obs.drift.push(format!("deployment.json: {e}")),
+        }
+        if let Ok(link) = fs::read_link(dir.join("current")) {
+            let name = link
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if link.parent() == Some(Path::new("artifacts")) && self.verified_artifact(model, &name)
+            {
+                obs.current = Some(name);
+            } else if link.parent() == Some(Path::new("artifacts")) && dir.join(&link).exists() {
+                obs.drift.push(format!(
+                    "artifact {} was modified (sha256 mismatch)",
+                    &name[..name.len().min(12)]
+                ));
+                obs.current = Some(name);
+            }
+        }
+        if let Some(r) = obs.record.clone() {
+            for v in &r.release.versions {
+                if !v.primary && !self.verified_artifact(model, &v.sha256) {
+                    obs.drift.push(format!(
+                        "artifact of {}@{} is missing or modified",
+                        model, v.version
+                    ));
+                }
+            }
+            if r.release.versions.len() > 1 && !dir.join("routing.json").exists() {
+                obs.drift.push("routing.json is missing".into());
+            }
+        }
+        obs
+    }
+
+    /// Delete stored artifacts beyond the newest [`KEEP_ARTIFACTS`], never one in `keep`.
+    fn gc(&self, model: &str, keep: &[&str]) -> Result<(), TargetError> {
+        let dir = self.model_dir(model).join("artifacts");
+        let mut all: Vec<(std::time::SystemTime, String)> = Vec::new();
+        for e in fs::read_dir(&dir).map_err(TargetError::io(&dir))? {
+            let e = e.map_err(TargetError::io(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_temp_name(&name) {
+                let _ = fs::remove_file(e.path());
+                continue;
+            }
+            if keep.contains(&name.as_str()) {
+                continue;
+            }
+            let t = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            all.push((t, name));
+        }
+        all.sort_by(|a, b| b.cmp(a));
+        let room = KEEP_ARTIFACTS.saturating_sub(keep.len());
+        for (_, name) in all.into_iter().skip(room) {
+            let p = dir.join(&name);
+            fs::remove_file(&p).map_err(TargetError::io(&p))?;
+        }
+        Ok(())
+    }
+}
+
+fn read_record(dir: &Path) -> Option<DeploymentRecord> {
+    serde_json::from_slice(&fs::read(dir.join("deployment.json")).ok()?).ok()
+}
+
+impl Target for LocalTarget {
+    fn describe(&self) -> String {
+        format!("local {}", self.root.display())
+    }
+
+    fn observe(&mut self) -> Result<BTreeMap<String, Observed>, TargetError> {
+        let mut out = BTreeMap::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => {
+                return Err(TargetError::Io {
+                    path: self.root.clone(),
+                    source: e,
+                })
+            }
+        };
+        let mut models = Vec::new();
+        for e in entries {
+            let e = e.map_err(TargetError::io(&self.root))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_temp_name(&name) || !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            models.push(name);
+        }
+        for m in models {
+            let o = self.observe_model(&m);
+            out.insert(m, o);
+        }
+        Ok(out)
+    }
+
+    fn stage(&mut self, release: &Release, source: &dyn ArtifactSource) -> Result<(), TargetError> {
+        let dir = self.model_dir(&release.model).join("artifacts");
+        fs::create_dir_all(&dir).map_err(TargetError::io(&dir))?;
+        for v in &release.versions {
+            let path = dir.join(&v.sha256);
+            if path.exists() {
+                if self.verified_artifact(&release.model, &v.sha256) {
+                    continue;
+                }
+                // Modified in place: drop it and fetch again.
+                fs::remove_file(&path).map_err(TargetError::io(&path))?;
+            }
+            let tmp = temp_beside(&path);
+            let reader = source.open(release, v)?;
+            let (actual, _) = copy_hashing(reader, &tmp).map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                TargetError::Artifact(ArtifactError::fetch(release, v, e.to_string()))
+            })?;
+            if actual != v.sha256 {
+                let _ = fs::remove_file(&tmp);
+                return Err(ArtifactError::Digest {
+                    model: release.model.clone(),
+                    version: v.version.clone(),
+                    uri: v.uri.clone(),
+                    expected: v.sha256.clone(),
+                    actual,
+                }
+                .into());
+            }
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))
+                .map_err(TargetError::io(&tmp))?;
+            fs::rename(&tmp, &path).map_err(TargetError::io(&path))?;
+            crate::daemon::fsutil::fsync_dir(&dir).map_err(TargetError::io(&dir))?;
+        }
+        Ok(())
+    }
+
+    fn switch(&mut self, release: &Release, now: DateTime<Utc>) -> Result<Switched, TargetError> {
+        let dir = self.model_dir(&release.model);
+        let previous = read_record(&dir);
+        let primary = release.primary();
+        // routing.json first, then the `current` rename (the commit point), then the record.
+        let routing = json!({
+            "model": release.model,
+            "environment": self.env,
+            "commit": release.commit,
+            "versions": release.versions.iter().map(|v| json!({
+                "version": v.version,
+                "traffic": v.traffic,
+                "sha256": v.sha256,
+                "artifact": format!("artifacts/{}", v.sha256),
+            })).collect::<Vec<_>>(),
+        });
+        let p = dir.join("routing.json");
+        atomic_write(&p, &serde_json::to_vec_pretty(&routing).unwrap_or_default())
+            .map_err(TargetError::io(&p))?;
+        let link = dir.join("current");
+        atomic_symlink(&Path::new("artifacts").join(&primary.sha256), &link)
+            .map_err(TargetError::io(&link))?;
+        let record = DeploymentRecord::new(&self.env, release, now);
+        let p = dir.join("deployment.json");
+        let mut bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+        bytes.push(b'\n');
+        atomic_write(&p, &bytes).map_err(TargetError::io(&p))?;
+        let mut keep: Vec<&str> = release.versions.iter().map(|v| v.sha256.as_str()).collect();
+        if let Some(prev) = &previous {
+            keep.extend(prev.release.versions.iter().map(|v| v.sha256.as_str()));
+        }
+        keep.sort();
+        keep.dedup();
+        self.gc(&release.model, &keep)?;
+        Ok(Switched {
+            previous,
+            artifact: dir.join("artifacts").join(&primary.sha256),
+        })
+    }
+
+    fn undeploy(&mut self, model: &str) -> Result<(), TargetError> {
+        let dir = self.model_dir(model);
+        // `current` goes first: from then on nothing is in place.
+        for f in ["current", "routing.json", "deployment.json"] {
+            let p = dir.join(f);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(TargetError::Io { path: p, source: e }),
+            }
+        }
+        let _ = crate::daemon::fsutil::fsync_dir(&dir);
+        fs::remove_dir_all(&dir).map_err(TargetError::io(&dir))?;
+        self.verified.retain(|p, _| !p.starts_with(&dir));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::release::test_release;
+    use std::io::Read;
+
+    /// Serves the bytes whose sha256 is the version's sha (or garbage when `tamper`).
+    struct Bytes(HashMap<String, Vec<u8>>);
+    impl ArtifactSource for Bytes {
+        fn open(
+            &self,
+            _r: &Release,
+            v: &crate::daemon::release::ReleaseVersion,
+        ) -> Result<Box<dyn Read>, ArtifactError> {
+            Ok(Box::new(std::io::Cursor::new(
+                self.0.get(&v.version).cloned().unwrap_or_default(),
+            )))
+        }
+    }
+
+    fn release_for(model: &str, content: &[(&str, &[u8])]) -> (Release, Bytes) {
+        let mut r = test_release(
+            model,
+            &content
+                .iter()
+                .map(|(v, _)| (*v, 'x', 100))
+                .collect::<Vec<_>>(),
+        );
+        let mut m = HashMap::new();
+        for (i, (v, b)) in content.iter().enumerate() {
+            r.versions[i].sha256 = crate::daemon::fsutil::sha256_reader(*b).unwrap().0;
+            m.insert((*v).to_owned(), b.to_vec());
+        }
+        (r, Bytes(m))
+    }
+
+    #[test]
+    fn switch_observe_tamper_and_gc() {
+        let d = tempfile::tempdir().unwrap();
+        let mut t = LocalTarget::new("prod", d.path());
+        for i in 0..6u8 {
+            let (r, src) = release_for("m", &[(&i.to_string(), &[i; 10])]);
+            t.stage(&r, &src).unwrap();
+            let s = t.switch(&r, Utc::now()).unwrap();
+            assert_eq!(s.previous.is_some(), i > 0);
+            let obs = t.observe().unwrap();
+            assert_eq!(
+                obs["m"].current.as_deref(),
+                Some(r.versions[0].sha256.as_str())
+            );
+            assert!(obs["m"].drift.is_empty());
+        }
+        let n = fs::read_dir(d.path().join("m/artifacts")).unwrap().count();
+        assert_eq!(n, KEEP_ARTIFACTS);
+
+        let (mut bad, src) = release_for("m", &[("9", b"real")]);
+        bad.versions[0].sha256 = "0".repeat(64);
+        assert!(matches!(
+            t.stage(&bad, &src),
+            Err(TargetError::Artifact(ArtifactError::Digest { .. }))
+        ));
+
+        // Modify the live artifact: observed as drift.
+        let cur = d.path().join("m/current");
+        let real = fs::canonicalize(&cur).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&real, b"evil").unwrap();
+        assert!(!t.observe().unwrap()["m"].drift.is_empty());
+
+        t.undeploy("m").unwrap();
+        assert!(t.observe().unwrap().is_empty());
+    }
+}
