@@ -590,7 +590,6 @@ fn json_logs() {
 // ------------------------------------------------- re-checking what landed (gates engine)
 
 #[test]
-#[ignore = "needs the gates engine (issue 3)"]
 fn approved_merge_deploys_unapproved_push_blocks_and_reverts_roll_back() {
     let f = Fixture::new();
     let d = f.start(&[]);
@@ -669,7 +668,6 @@ fn approved_merge_deploys_unapproved_push_blocks_and_reverts_roll_back() {
 }
 
 #[test]
-#[ignore = "needs the gates engine (issue 3)"]
 fn failing_health_check_keeps_the_old_version() {
     let f = Fixture::new();
     assert_eq!(code(&f.once(&[])), 0);
@@ -734,7 +732,6 @@ impl Rng {
 }
 
 #[test]
-#[ignore = "needs the gates engine (issue 3)"]
 fn sigkill_at_random_moments_during_50_switches_never_leaves_a_mix() {
     // One deployed stage that new versions enter directly, so each commit is one switch.
     let f = Fixture::new();

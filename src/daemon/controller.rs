@@ -68,6 +68,8 @@ pub struct Controller {
     cfg: ControllerConfig,
     repo: Repository,
     loader: Loader,
+    /// The gates engine, keeping its caches between heads.
+    judge: check::Judge,
     dir: StateDir,
     state: PersistedState,
     targets: BTreeMap<String, (TargetSpec, Box<dyn Target>)>,
@@ -136,6 +138,7 @@ impl Controller {
             cfg,
             repo,
             loader: Loader::new(),
+            judge: check::Judge::new(),
             dir,
             state,
             targets: BTreeMap::new(),
@@ -408,7 +411,7 @@ impl Controller {
             (Ok(b), Ok(h)) => (b, h),
             _ => return (pass(), false),
         };
-        match check::judge(&self.repo, b, h, &opts) {
+        match self.judge.judge(&self.repo, b, h, &opts) {
             Ok(report) => {
                 let all = report.blocks_all();
                 let v = models

@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum HoldKind {
     /// Failed gates (or does not parse): waits for a later commit.
     Blocked,
-    /// Only a deploy window is closed: goes ahead when it opens.
+    /// Only time gates fail (a closed deploy window, a soak not yet served): goes ahead
+    /// when time allows (`until`), re-checked at every resync.
     Waiting,
 }
 
@@ -50,7 +51,8 @@ fn loc(file: &Option<String>, line: Option<usize>) -> String {
     }
 }
 
-/// Classify `model` in `report`. `policy` (the base side's) locates window gates.
+/// Classify `model` in `report`: blocked, waiting (only `window` / `soak` fail) or pass.
+/// `policy` (the base side's) locates window gates when the engine gives no `not_before`.
 pub fn classify(
     report: &CheckReport,
     model: &str,
@@ -58,10 +60,11 @@ pub fn classify(
     now: DateTime<Utc>,
 ) -> ModelVerdict {
     let mut reasons = Vec::new();
-    let mut all_window = true;
+    let mut only_time = true;
     let mut windows = Vec::new();
+    let mut not_before: Option<DateTime<Utc>> = None;
     for v in report.change.iter().filter(|v| !v.passed) {
-        all_window = false;
+        only_time = false;
         reasons.push(format!("{}: {}{}", v.rule, v.reason, loc(&v.file, v.line)));
     }
     for v in report
@@ -71,12 +74,17 @@ pub fn classify(
         .flatten()
         .filter(|v| !v.passed)
     {
-        all_window = false;
+        only_time = false;
         reasons.push(format!("{}: {}{}", v.rule, v.reason, loc(&v.file, v.line)));
     }
     for t in report.transitions.iter().filter(|t| t.model == model) {
+        if let Some(nb) = t.not_before {
+            not_before = not_before.max(Some(nb));
+        }
         for v in t.verdicts.iter().filter(|v| !v.passed) {
-            if v.rule == "window" {
+            if v.rule == "soak" {
+                // Time fixes it: the engine says when (`not_before`).
+            } else if v.rule == "window" {
                 if let Some(stage) = t.to.as_deref().and_then(|s| policy?.stage(s)) {
                     windows.extend(stage.gates.iter().filter_map(|g| match g {
                         Gate::Window(w) => Some(w),
@@ -84,7 +92,7 @@ pub fn classify(
                     }));
                 }
             } else {
-                all_window = false;
+                only_time = false;
             }
             reasons.push(format!(
                 "{}@{}: {}: {}{}",
@@ -99,8 +107,8 @@ pub fn classify(
     if reasons.is_empty() {
         return ModelVerdict::Pass;
     }
-    if all_window {
-        let until = window::wait_until(&windows, now);
+    if only_time {
+        let until = not_before.or_else(|| window::wait_until(&windows, now));
         return ModelVerdict::Hold {
             kind: HoldKind::Waiting,
             reasons,
@@ -204,6 +212,8 @@ mod tests {
             file: String::new(),
             rollback: false,
             verdicts,
+            not_before: None,
+            open_until: None,
         }
     }
 
