@@ -1,6 +1,7 @@
 //! baton: a GitOps promotion controller for machine-learning models.
 //! The library holds the registry model, the gates engine and the controller; `main.rs` is the CLI edge.
 
+pub mod audit;
 pub mod authoring;
 pub mod check;
 pub mod daemon;

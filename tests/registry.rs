@@ -859,6 +859,152 @@ fn history_with_promotions_demotions_merge_and_revert() {
     assert_eq!(v["transitions"][0]["subject"], "Demote fraud-detector 4");
 }
 
+/// An empty approval commit signed with `key` (SSH), carrying `trailer`.
+fn approve(r: &TestRepo, key: &common::SshKey, trailer: &str) -> String {
+    r.git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("user.signingkey={}", key.private.display()),
+        "-c",
+        &format!("user.email={}", key.principal),
+        "commit",
+        "-q",
+        "-S",
+        "--allow-empty",
+        "-m",
+        "approve",
+        "-m",
+        &format!("Baton-Approve: {trailer}"),
+    ]);
+    r.head()
+}
+
+#[test]
+fn history_lists_verified_signed_approvals_of_each_transition() {
+    let r = TestRepo::with_example();
+    let keys = tempfile::tempdir().unwrap();
+    let alice = common::SshKey::generate(keys.path(), "alice", "alice@acme.com");
+    let bob = common::SshKey::generate(keys.path(), "bob", "bob@acme.com");
+    let mallory = common::SshKey::generate(keys.path(), "mallory", "mallory@acme.com");
+    r.write(
+        ".baton/allowed_signers",
+        &format!(
+            "{}\n{}\n",
+            alice.allowed_signers_line(),
+            bob.allowed_signers_line()
+        ),
+    );
+    r.commit_all("our reviewers' keys");
+
+    // A pull request: promotion, approvals by alice and bob, a forged one by mallory (unknown
+    // key), one by alice for another target, and an unsigned one; merged with a merge commit.
+    r.git(&["checkout", "-q", "-b", "promote-4"]);
+    r.edit(
+        &format!("{FD}/4.yaml"),
+        "stage: staging",
+        "stage: production",
+    );
+    r.edit(
+        &format!("{FD}/3.yaml"),
+        "stage: production",
+        "stage: archived",
+    );
+    r.commit_all("Promote fraud-detector 4");
+    let a1 = approve(&r, &alice, "fraud-detector@4 -> production");
+    let b1 = approve(&r, &bob, "fraud-detector@4 -> production");
+    approve(&r, &mallory, "fraud-detector@4 -> production");
+    approve(&r, &alice, "fraud-detector@4 -> staging");
+    r.git(&[
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "approve",
+        "-m",
+        "Baton-Approve: fraud-detector@4 -> production",
+    ]);
+    r.git(&["checkout", "-q", "main"]);
+    r.git(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "promote-4",
+        "-m",
+        "Merge pull request #1",
+    ]);
+
+    // A rebase-merged change: the approval follows the change on the branch. An approval
+    // made before a later edit of the manifest is stale.
+    r.edit(
+        &format!("{FD}/5.yaml"),
+        "stage: development",
+        "stage: staging",
+    );
+    r.commit_all("Promote fraud-detector 5 to staging");
+    let a2 = approve(&r, &alice, "fraud-detector@5 -> staging");
+    r.git(&["checkout", "-q", "-b", "revive-2"]);
+    r.edit(
+        &format!("{FD}/2.yaml"),
+        "stage: archived",
+        "stage: development",
+    );
+    r.commit_all("Revive fraud-detector 2");
+    approve(&r, &alice, "fraud-detector@2 -> development");
+    r.edit(
+        &format!("{FD}/2.yaml"),
+        "auc: 0.921",
+        "auc: 0.921\n  recall: 0.8",
+    );
+    r.commit_all("add recall to 2 after the approval");
+    r.git(&["checkout", "-q", "main"]);
+    r.git(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "revive-2",
+        "-m",
+        "Merge pull request #2",
+    ]);
+
+    let v = json(&r.baton(&["--format", "json", "history", "fraud-detector"]));
+    let t = v["transitions"].as_array().unwrap();
+    let find = |ver: &str, to: &str| {
+        t.iter()
+            .find(|e| e["version"] == ver && e["to"] == to)
+            .unwrap_or_else(|| panic!("{ver} -> {to}: {t:#?}"))
+    };
+    let four = find("4", "production");
+    let mut got = four["approvals"].as_array().unwrap().clone();
+    got.sort_by_key(|x| x["principals"][0].as_str().unwrap().to_owned());
+    assert_eq!(
+        Value::Array(got),
+        serde_json::json!([
+            {"commit": a1, "principals": ["alice@acme.com"]},
+            {"commit": b1, "principals": ["bob@acme.com"]},
+        ])
+    );
+    assert_eq!(find("3", "archived")["approvals"], serde_json::json!([]));
+    assert_eq!(
+        find("5", "staging")["approvals"],
+        serde_json::json!([{"commit": a2, "principals": ["alice@acme.com"]}])
+    );
+    assert_eq!(find("2", "development")["approvals"], serde_json::json!([]));
+
+    let o = r.baton(&["history", "fraud-detector", "--version", "5"]);
+    let text = stdout(&o);
+    let header = text.lines().next().unwrap();
+    let col = header.find("APPROVALS").unwrap();
+    let row = text.lines().nth(1).unwrap();
+    assert!(row[col..].starts_with("alice@acme.com "), "{text}");
+    let four = r.baton(&["history", "fraud-detector", "--version", "4"]);
+    let row = stdout(&four).lines().nth(1).unwrap().to_owned();
+    assert!(
+        row.contains("alice@acme.com,bob@acme.com") || row.contains("bob@acme.com,alice@acme.com"),
+        "{row}"
+    );
+}
+
 #[test]
 fn history_of_unknown_model_or_version_exits_2() {
     let r = TestRepo::with_example();

@@ -4,6 +4,7 @@
 use super::context::print_json;
 use super::{table, Context, Format, Outcome};
 use anyhow::{bail, Result};
+use baton::audit::{Approvals, LandedApproval};
 use baton::history::{HistoryWalker, StageEvent};
 use baton::repo::join;
 use serde_json::json;
@@ -61,21 +62,27 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             None => {}
         }
     }
+    let approvals = Approvals::new(&repo, commit.id(), &root)?.for_events(&events)?;
     match format {
         Format::Json => print_json(&json!({
             "model": args.model,
             "version": args.version,
             "revision": commit.id().to_string(),
             "registry": root,
-            "transitions": events.iter().map(event_json).collect::<Vec<_>>(),
+            "transitions": events
+                .iter()
+                .zip(&approvals)
+                .map(|(e, a)| event_json(e, a))
+                .collect::<Vec<_>>(),
         }))?,
-        _ => print!("{}", render_text(&args.model, &events)),
+        _ => print!("{}", render_text(&args.model, &events, &approvals)),
     }
     Ok(Outcome::Ok)
 }
 
-fn event_json(e: &StageEvent) -> serde_json::Value {
+fn event_json(e: &StageEvent, approvals: &[LandedApproval]) -> serde_json::Value {
     json!({
+        "approvals": approvals,
         "commit": e.commit.to_string(),
         "date": e.time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "version": e.version,
@@ -96,19 +103,33 @@ fn transition(e: &StageEvent) -> String {
     )
 }
 
-fn render_text(model: &str, events: &[StageEvent]) -> String {
+/// Approvers of one transition: the first principal of each approval, or `-`.
+fn approvers(approvals: &[LandedApproval]) -> String {
+    if approvals.is_empty() {
+        return "-".to_owned();
+    }
+    approvals
+        .iter()
+        .filter_map(|a| a.principals.first().cloned())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn render_text(model: &str, events: &[StageEvent], approvals: &[Vec<LandedApproval>]) -> String {
     if events.is_empty() {
         return format!("{model}: no stage transitions\n");
     }
     let rows: Vec<Vec<String>> = events
         .iter()
-        .map(|e| {
+        .zip(approvals)
+        .map(|(e, a)| {
             vec![
                 e.time.format("%Y-%m-%d %H:%M").to_string(),
                 e.commit.to_string()[..10].to_owned(),
                 e.version.clone(),
                 transition(e),
                 e.author_name.clone(),
+                approvers(a),
                 e.subject.clone(),
             ]
         })
@@ -120,6 +141,7 @@ fn render_text(model: &str, events: &[StageEvent]) -> String {
             "VERSION",
             "TRANSITION",
             "AUTHOR",
+            "APPROVALS",
             "SUBJECT",
         ],
         &rows,
