@@ -656,6 +656,47 @@ fn status_text_and_json_on_the_example() {
     );
 }
 
+#[test]
+fn status_warns_about_broken_manifests_and_shows_the_rest() {
+    let r = TestRepo::with_example();
+    r.edit(
+        &format!("{FD}/4.yaml"),
+        "stage: staging",
+        "stage: staging\nbogus: 1",
+    );
+    r.commit_all("break 4");
+    let o = r.baton(&["status"]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        stderr(&o).contains("warning: 1 problem(s) in the registry"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("feature-encoder  8"), "{}", stdout(&o));
+}
+
+#[test]
+fn check_only_formats_are_usage_errors_elsewhere() {
+    let r = TestRepo::with_example();
+    for verb in [
+        &["validate"][..],
+        &["status"],
+        &["history", "fraud-detector"],
+    ] {
+        let mut args = vec!["--format", "markdown"];
+        args.extend_from_slice(verb);
+        let o = r.baton(&args);
+        assert_eq!(code(&o), 2, "{verb:?}");
+        assert!(
+            stderr(&o).contains("only available for `check`"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = r.baton(&["validate", "--no-such-flag"]);
+    assert_eq!(code(&o), 2);
+}
+
 // ---------------------------------------------------------------- history
 
 /// Commit everything with a fixed author and committer date.
