@@ -1145,8 +1145,19 @@ fn register_computes_digest_and_next_label_then_validates() {
     );
 
     // Not committed: HEAD still validates without it, and the next label counts it.
-    let o = r.baton(&["register", "fraud-detector", "--artifact", "metrics.json"]);
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "metrics.json",
+        "--requires",
+        "feature-encoder=8",
+        "--lineage",
+        "code=https://github.com/acme/fraud@abc123",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let seven = r.read(&format!("{FD}/7.yaml"));
+    assert!(seven.contains("lineage:\n  code: https://github.com/acme/fraud@abc123\nrequires:\n  feature-encoder: \"8\"\n"), "{seven}");
     assert!(stdout(&o).contains("registered fraud-detector version 7 in stage development"));
     r.remove(&format!("{FD}/7.yaml"));
 

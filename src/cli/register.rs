@@ -36,6 +36,21 @@ pub struct Args {
     /// A lineage entry (repeatable), e.g. --lineage code=https://github.com/acme/fraud@9f1c2e7.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub lineage: Vec<(String, String)>,
+    /// Another model's version this one needs beside it (repeatable), e.g.
+    /// --requires feature-encoder=8.
+    #[arg(long, value_name = "MODEL=VERSION", value_parser = parse_requirement)]
+    pub requires: Vec<(String, String)>,
+}
+
+fn parse_requirement(s: &str) -> Result<(String, String), String> {
+    let (m, v) = parse_pair(s)?;
+    if !baton::names::is_model_name(&m) {
+        return Err(format!("`{m}` is not a valid model name"));
+    }
+    if !baton::names::is_version_label(&v) {
+        return Err(format!("`{v}` is not a valid version label"));
+    }
+    Ok((m, v))
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -167,7 +182,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         metrics,
         evidence: BTreeMap::new(),
         lineage: args.lineage.iter().cloned().collect(),
-        requires: BTreeMap::new(),
+        requires: args.requires.iter().cloned().collect(),
         traffic: None,
         created: chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0)
             .expect("now is representable"),
