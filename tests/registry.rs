@@ -657,6 +657,41 @@ fn status_text_and_json_on_the_example() {
 }
 
 #[test]
+fn status_shows_a_canary_split() {
+    let r = TestRepo::with_example();
+    r.edit(
+        &format!("{FD}/4.yaml"),
+        "stage: staging",
+        "stage: production\ntraffic: 10",
+    );
+    r.commit_all("canary 4 at 10%");
+    assert_eq!(code(&r.baton(&["validate"])), 0);
+    let v = json(&r.baton(&["--format", "json", "status"]));
+    let fd = v["environments"][0]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "fraud-detector")
+        .unwrap()
+        .clone();
+    let split: Vec<(String, u64)> = fd["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["version"].as_str().unwrap().to_owned(),
+                x["traffic"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(split, vec![("3".to_owned(), 90), ("4".to_owned(), 10)]);
+    let text = stdout(&r.baton(&["status"]));
+    assert!(text.contains("fraud-detector   3        90%"), "{text}");
+    assert!(text.contains("fraud-detector   4        10%"), "{text}");
+}
+
+#[test]
 fn status_warns_about_broken_manifests_and_shows_the_rest() {
     let r = TestRepo::with_example();
     r.edit(
