@@ -213,6 +213,11 @@ impl Synth {
         self.dir.path()
     }
 
+    /// Keep the repository on disk (not deleted on drop), e.g. to inspect it; returns its path.
+    pub fn keep(self) -> std::path::PathBuf {
+        self.dir.keep()
+    }
+
     /// Registry folder inside the repository ("" = root).
     pub fn root(&self) -> &str {
         &self.spec.root

@@ -1,6 +1,7 @@
 //! The registry's file formats (SPEC §1) as typed structs, and their parsers.
 //! Parsing is pure: bytes in, typed value or located [`Diagnostic`](crate::diag::Diagnostic) out.
 
+mod fast;
 pub mod locate;
 pub mod model;
 pub mod parse;

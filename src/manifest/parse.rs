@@ -33,6 +33,11 @@ impl ParseError {
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ParseError> {
+    parse_text(checked_text(bytes)?)
+}
+
+/// The size, encoding and emptiness checks every manifest goes through first.
+fn checked_text(bytes: &[u8]) -> Result<&str, ParseError> {
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(ParseError::plain(format!(
             "manifest is {} bytes; the limit is {} (64 KiB)",
@@ -45,6 +50,10 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ParseError> {
     if text.trim().is_empty() {
         return Err(ParseError::plain("empty manifest"));
     }
+    Ok(text)
+}
+
+fn parse_text<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
     serde_yaml::from_str(text).map_err(|e| {
         let loc = e.location();
         let mut message = e.to_string();
@@ -63,7 +72,12 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ParseError> {
 }
 
 pub fn parse_version(bytes: &[u8]) -> Result<VersionManifest, ParseError> {
-    parse(bytes)
+    let text = checked_text(bytes)?;
+    // The common plain block style has a fast path; it yields exactly what serde_yaml would.
+    match super::fast::parse_version(text) {
+        Some(m) => Ok(m),
+        None => parse_text(text),
+    }
 }
 
 pub fn parse_model(bytes: &[u8]) -> Result<ModelManifest, ParseError> {
