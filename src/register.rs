@@ -284,7 +284,7 @@ mod tests {
             ]
             .into_iter()
             .collect(),
-            evidence: BTreeMap::new(),
+            evidence: Default::default(),
             lineage: [("code".to_string(), "https://x/y@abc: \"q\"".to_string())]
                 .into_iter()
                 .collect(),

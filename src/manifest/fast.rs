@@ -8,6 +8,8 @@
 //! aliases, tags, block scalars, multi-line scalars, sequences, duplicate or unknown keys,
 //! nulls, and numbers outside a plain decimal form.
 
+use super::model::ModelManifest;
+use super::small_map::SmallMap;
 use super::version::{Artifact, Evidence, VersionManifest};
 use chrono::{DateTime, Utc};
 use serde::de::IntoDeserializer;
@@ -24,6 +26,7 @@ enum Scalar<'a> {
 enum Node<'a> {
     Scalar(Scalar<'a>),
     Map(Vec<(&'a str, Node<'a>)>),
+    Seq(Vec<Scalar<'a>>),
 }
 
 struct Line<'a> {
@@ -33,6 +36,29 @@ struct Line<'a> {
 
 /// Parse a version manifest, or `None` when the text is outside the supported subset.
 pub(crate) fn parse_version(text: &str) -> Option<VersionManifest> {
+    version_manifest(document(text)?)
+}
+
+/// Parse a model manifest, or `None` when the text is outside the supported subset.
+pub(crate) fn parse_model(text: &str) -> Option<ModelManifest> {
+    let (mut name, mut description, mut owners) = (None, None, None);
+    for (k, v) in document(text)? {
+        match k {
+            "name" => name = Some(string(v)?),
+            "description" => description = Some(string(v)?),
+            "owners" => owners = Some(seq_of_strings(v)?),
+            _ => return None,
+        }
+    }
+    Some(ModelManifest {
+        name: name?,
+        description: description.unwrap_or_default(),
+        owners: owners.unwrap_or_default(),
+    })
+}
+
+/// The top-level block mapping of a document.
+fn document(text: &str) -> Option<Vec<(&str, Node<'_>)>> {
     if text.bytes().any(|b| b == b'\t' || b == b'\r') || text.starts_with('\u{feff}') {
         return None;
     }
@@ -49,10 +75,7 @@ pub(crate) fn parse_version(text: &str) -> Option<VersionManifest> {
     }
     let mut i = 0;
     let top = block_map(&lines, &mut i, 0)?;
-    if i != lines.len() {
-        return None;
-    }
-    version_manifest(top)
+    (i == lines.len()).then_some(top)
 }
 
 /// A block mapping whose keys sit at exactly `indent`.
@@ -90,6 +113,8 @@ fn block_map<'a>(
             Node::Map(block_map(lines, i, child)?)
         } else if let Some(inner) = rest.strip_prefix('{') {
             Node::Map(flow_map(inner)?)
+        } else if let Some(inner) = rest.strip_prefix('[') {
+            Node::Seq(flow_seq(inner)?)
         } else {
             Node::Scalar(block_scalar(rest)?)
         };
@@ -163,14 +188,41 @@ fn plain_ok(v: &str, flow: bool) -> bool {
     true
 }
 
-/// The inside of `{...}` up to the closing brace; one line, scalar values only.
-fn flow_map(inner: &str) -> Option<Vec<(&str, Node<'_>)>> {
-    let close = inner.find('}')?;
-    let after = inner[close + 1..].trim_start_matches(' ');
-    if !(after.is_empty() || (after.starts_with('#') && inner[close + 1..].starts_with(' '))) {
+/// The text inside a one-line flow collection closed by `close`, with only blanks or a
+/// comment after it.
+fn flow_body(inner: &str, close: char) -> Option<&str> {
+    let end = inner.find(close)?;
+    let rest = &inner[end + 1..];
+    let after = rest.trim_start_matches(' ');
+    if !(after.is_empty() || (after.starts_with('#') && rest.starts_with(' '))) {
         return None;
     }
-    let body = inner[..close].trim_matches(' ');
+    Some(inner[..end].trim_matches(' '))
+}
+
+/// A flow scalar: quoted without escapes, or plain with flow rules.
+fn flow_scalar(value: &str) -> Option<Scalar<'_>> {
+    match quoted(value) {
+        Some((s, "")) => Some(s),
+        Some(_) => None,
+        None => plain_ok(value, true).then_some(Scalar::Plain(value)),
+    }
+}
+
+/// The inside of `[...]`: one line, scalars only.
+fn flow_seq(inner: &str) -> Option<Vec<Scalar<'_>>> {
+    let body = flow_body(inner, ']')?;
+    if body.is_empty() {
+        return Some(Vec::new());
+    }
+    body.split(',')
+        .map(|item| flow_scalar(item.trim_matches(' ')))
+        .collect()
+}
+
+/// The inside of `{...}` up to the closing brace; one line, scalar values only.
+fn flow_map(inner: &str) -> Option<Vec<(&str, Node<'_>)>> {
+    let body = flow_body(inner, '}')?;
     let mut out: Vec<(&str, Node<'_>)> = Vec::new();
     if body.is_empty() {
         return Some(out);
@@ -182,17 +234,7 @@ fn flow_map(inner: &str) -> Option<Vec<(&str, Node<'_>)>> {
         if !is_key(key) || out.iter().any(|(k, _)| *k == key) {
             return None;
         }
-        let s = match quoted(value) {
-            Some((s, "")) => s,
-            Some(_) => return None,
-            None => {
-                if !plain_ok(value, true) {
-                    return None;
-                }
-                Scalar::Plain(value)
-            }
-        };
-        out.push((key, Node::Scalar(s)));
+        out.push((key, Node::Scalar(flow_scalar(value)?)));
     }
     Some(out)
 }
@@ -203,7 +245,19 @@ fn flow_map(inner: &str) -> Option<Vec<(&str, Node<'_>)>> {
 fn string(n: Node<'_>) -> Option<String> {
     match n {
         Node::Scalar(Scalar::Plain(s) | Scalar::Quoted(s)) => Some(s.to_owned()),
-        Node::Map(_) => None,
+        _ => None,
+    }
+}
+
+fn seq_of_strings(n: Node<'_>) -> Option<Vec<String>> {
+    match n {
+        Node::Seq(items) => Some(
+            items
+                .into_iter()
+                .map(|(Scalar::Plain(s) | Scalar::Quoted(s))| s.to_owned())
+                .collect(),
+        ),
+        _ => None,
     }
 }
 
@@ -229,7 +283,7 @@ fn label(n: Node<'_>) -> Option<String> {
             }
             Some(s.to_owned())
         }
-        Node::Map(_) => None,
+        _ => None,
     }
 }
 
@@ -280,15 +334,18 @@ fn opt_string(n: Node<'_>) -> Option<String> {
     string(n)
 }
 
-fn map<'a, T>(n: Node<'a>, f: impl Fn(Node<'a>) -> Option<T>) -> Option<BTreeMap<String, T>> {
+/// A mapping's entries converted by `f` (keys are unique: duplicates fell back already).
+fn map<'a, T, M: FromIterator<(String, T)>>(
+    n: Node<'a>,
+    f: impl Fn(Node<'a>) -> Option<T>,
+) -> Option<M> {
     let Node::Map(entries) = n else {
         return None;
     };
-    let mut out = BTreeMap::new();
-    for (k, v) in entries {
-        out.insert(k.to_owned(), f(v)?);
-    }
-    Some(out)
+    entries
+        .into_iter()
+        .map(|(k, v)| Some((k.to_owned(), f(v)?)))
+        .collect()
 }
 
 fn artifact(n: Node<'_>) -> Option<Artifact> {
@@ -341,9 +398,9 @@ fn version_manifest(top: Vec<(&str, Node<'_>)>) -> Option<VersionManifest> {
     let mut version = None;
     let mut stage = None;
     let mut art = None;
-    let mut metrics = BTreeMap::new();
-    let mut evid = BTreeMap::new();
-    let mut lineage = BTreeMap::new();
+    let mut metrics = SmallMap::new();
+    let mut evid = SmallMap::new();
+    let mut lineage = SmallMap::new();
     let mut requires = BTreeMap::new();
     let mut traffic = None;
     let mut created = None;
@@ -552,6 +609,33 @@ created: 2026-11-20T10:00:00Z
             agree(&format!("{c}\n{kept}"));
             agree(&format!("{base}{c}\n"));
         }
+    }
+
+    #[test]
+    fn model_manifests_agree_or_fall_back() {
+        let cases = [
+            "name: fraud-detector\ndescription: Card-not-present fraud scoring\nowners: [group:fraud-team, alice@acme.com]\n",
+            "name: a\n",
+            "name: a\nowners: []\n",
+            "name: a\nowners: [\"x, y\", z]\n",
+            "name: a\nowners: ['x', \"y\"] # c\n",
+            "name: a\nowners: [x: y]\n",
+            "name: a\nowners: [a:b, github:c]\n",
+            "name: a\nowners: [a,]\n",
+            "name: a\nowners: [[a]]\n",
+            "name: a\nowners:\n  - x\n",
+            "name: a\nowners: x\n",
+            "name: a\ndescription: {a: b}\n",
+            "name: 12\ndescription: null\n",
+            "name: a\nbogus: 1\n",
+        ];
+        for c in cases {
+            if let Some(m) = super::parse_model(c) {
+                let s: Result<crate::manifest::ModelManifest, _> = serde_yaml::from_str(c);
+                assert_eq!(s.as_ref().ok(), Some(&m), "fast path disagrees on:\n{c}");
+            }
+        }
+        assert!(super::parse_model(cases[0]).is_some());
     }
 
     /// Mutations of the SPEC example: the fast path must never disagree with serde_yaml.

@@ -7,9 +7,11 @@ pub mod model;
 pub mod parse;
 pub mod policy;
 pub mod serde_util;
+pub mod small_map;
 pub mod version;
 
 pub use model::ModelManifest;
 pub use parse::{parse_model, parse_policy, parse_version, ParseError, MAX_MANIFEST_BYTES};
 pub use policy::{Environment, Gate, Policy, Stage};
+pub use small_map::SmallMap;
 pub use version::{Artifact, Evidence, VersionManifest};

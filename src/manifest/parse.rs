@@ -81,7 +81,11 @@ pub fn parse_version(bytes: &[u8]) -> Result<VersionManifest, ParseError> {
 }
 
 pub fn parse_model(bytes: &[u8]) -> Result<ModelManifest, ParseError> {
-    parse(bytes)
+    let text = checked_text(bytes)?;
+    match super::fast::parse_model(text) {
+        Some(m) => Ok(m),
+        None => parse_text(text),
+    }
 }
 
 pub fn parse_policy(bytes: &[u8]) -> Result<Policy, ParseError> {

@@ -1,5 +1,6 @@
 //! `models/<model>/versions/<version>.yaml`: one registered model version (SPEC §1.1).
 
+use super::small_map::SmallMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -12,12 +13,13 @@ pub struct VersionManifest {
     pub version: String,
     pub stage: String,
     pub artifact: Artifact,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metrics: BTreeMap<String, f64>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub evidence: BTreeMap<String, Evidence>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub lineage: BTreeMap<String, String>,
+    // The small maps are `SmallMap`s (BTreeMap API, a fraction of the memory).
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub metrics: SmallMap<String, f64>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub evidence: SmallMap<String, Evidence>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub lineage: SmallMap<String, String>,
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
