@@ -17,6 +17,9 @@
 //! let pr = s.branch_promoting("promote", 5);
 //! // Any change set on any branch (new branches start at main's head):
 //! let c2 = s.commit("main", &[Change::stage(0, 2, "archived")], "archive 0@2");
+//! // Arbitrary files (write or delete), e.g. a broken manifest:
+//! let c3 = s.commit_files("main", &[("models/model-00000/versions/9.yaml", Some(b"model: [")),
+//!                                   ("models/model-00001/versions/1.yaml", None)], "edit");
 //! ```
 //!
 //! Layout (registry at the repository root, or under `Spec::root`):
@@ -337,6 +340,38 @@ impl Synth {
         }
         self.fast_import(&stream);
         self.branches.insert(branch.to_owned(), state);
+        if branch == "main" && self.spec.checkout {
+            self.git(&["reset", "-q", "--hard", "main"]);
+        }
+        self.rev_parse(branch)
+    }
+
+    /// One commit on `branch` (created from `main` when new) writing (`Some(bytes)`) or
+    /// deleting (`None`) arbitrary repository-relative paths; returns the commit id. The
+    /// stage bookkeeping of [`Synth::stage_on`] does not follow such edits.
+    pub fn commit_files(
+        &mut self,
+        branch: &str,
+        files: &[(&str, Option<&[u8]>)],
+        message: &str,
+    ) -> String {
+        let exists = self.branches.contains_key(branch);
+        let from = if exists { branch } else { "main" };
+        let parent = self.rev_parse(from);
+        self.last_time += 3600;
+        let mut stream = Vec::new();
+        self.commit_header(&mut stream, branch, Some(&parent), message, self.last_time);
+        for (path, data) in files {
+            match data {
+                Some(d) => inline(&mut stream, path, d),
+                None => writeln!(stream, "D {path}").unwrap(),
+            }
+        }
+        self.fast_import(&stream);
+        if !exists {
+            let main = self.branches["main"].clone();
+            self.branches.insert(branch.to_owned(), main);
+        }
         if branch == "main" && self.spec.checkout {
             self.git(&["reset", "-q", "--hard", "main"]);
         }

@@ -1,5 +1,5 @@
-//! Read a [`Registry`] from a commit's git objects. Parsed manifests are cached by blob id and
-//! whole model folders by tree id, so reloading a later revision parses only what changed.
+//! Read a [`Registry`] from a commit's git objects. Model folders are cached by tree id and
+//! their parsed manifests by blob id, so reloading a later revision parses only what changed.
 
 use super::{ModelEntry, Registry, VersionEntry, VersionKey};
 use crate::diag::Diagnostic;
@@ -7,12 +7,14 @@ use crate::manifest::{
     parse_model, parse_policy, parse_version, ParseError, Policy, VersionManifest,
 };
 use crate::repo::{join, RepoError};
-use git2::{ObjectType, Oid, Repository, Tree};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use git2::{ObjectType, Odb, Oid, Repository, Tree};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-type Parsed = Arc<Result<Arc<VersionManifest>, ParseError>>;
+/// The outcome of parsing one version blob.
+type Parsed = Result<Arc<VersionManifest>, Arc<ParseError>>;
 
 /// Counters from the last [`Loader::load`], for tests and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,11 +25,28 @@ pub struct LoadStats {
     pub reused_models: usize,
 }
 
+/// A model folder as loaded from one tree, with the parse result of each version blob in it.
+struct CachedModel {
+    gen: u64,
+    /// Repository-relative folder path (`models/<name>`): entries carry paths, so a tree is
+    /// reused only at the same path.
+    path: String,
+    entry: Arc<ModelEntry>,
+    /// Version blobs that did not parse (the parsed ones are in `entry.versions`).
+    failed: Vec<(Oid, Arc<ParseError>)>,
+}
+
 /// Loads registries from git, keeping parsed manifests across loads.
+///
+/// Caching: a model folder whose tree id is unchanged is reused whole (no walk, no parse);
+/// a changed folder is walked and only blobs absent from that model's previous tree are read
+/// and parsed. Entries unused for [`KEEP_GENERATIONS`] loads are dropped.
 #[derive(Default)]
 pub struct Loader {
-    blobs: HashMap<Oid, (u64, Parsed)>,
-    models: HashMap<(String, Oid), (u64, Arc<ModelEntry>)>,
+    /// Model folders by tree id.
+    models: HashMap<Oid, CachedModel>,
+    /// Folder path -> tree id of the most recently loaded version of that folder.
+    latest: HashMap<String, Oid>,
     policies: HashMap<Oid, (u64, Result<Arc<Policy>, ParseError>)>,
     clean_trees: HashMap<Oid, u64>,
     generation: u64,
@@ -37,15 +56,18 @@ pub struct Loader {
 
 /// Loads older than this many generations are dropped from the cache.
 const KEEP_GENERATIONS: u64 = 4;
-/// Below this many manifests to parse, parse on the calling thread.
-const PARALLEL_THRESHOLD: usize = 512;
+/// Below this many model folders to walk, work on the calling thread only.
+const PARALLEL_THRESHOLD: usize = 64;
+/// Model folders a worker takes at a time.
+const BATCH: usize = 32;
+/// Batches a worker reads through one repository handle before opening a fresh one.
+const REOPEN_AFTER: usize = 16;
 
-struct PendingModel {
+/// A model folder to (re)load: folder name, repository-relative path, tree id.
+struct Todo {
     name: String,
-    key: (String, Oid),
-    manifest: Option<(Oid, Result<crate::manifest::ModelManifest, ParseError>)>,
-    versions: Vec<(String, String, Oid)>,
-    diagnostics: Vec<Diagnostic>,
+    path: String,
+    tree: Oid,
 }
 
 impl Loader {
@@ -60,6 +82,7 @@ impl Loader {
         commit: Oid,
         root: &str,
     ) -> Result<Registry, RepoError> {
+        skip_rehashing();
         self.generation += 1;
         self.stats = LoadStats::default();
         let gen = self.generation;
@@ -83,11 +106,11 @@ impl Loader {
         let (policy, policy_blob) = self.load_policy(repo, &tree, root, gen, &mut diagnostics)?;
 
         // Layout: special entries anywhere outside models/, and models/ itself.
-        let mut pending = Vec::new();
-        let mut reused: BTreeMap<String, Arc<ModelEntry>> = BTreeMap::new();
+        let mut todo = Vec::new();
+        let mut models: BTreeMap<String, Arc<ModelEntry>> = BTreeMap::new();
         for e in tree.iter() {
-            let name = e.name().unwrap_or_default().to_owned();
-            let path = join(root, &name);
+            let name = e.name().unwrap_or_default();
+            let path = join(root, name);
             if let Some(d) = special_entry(&e, &path) {
                 diagnostics.push(d);
                 continue;
@@ -99,8 +122,8 @@ impl Loader {
                 }
                 let models_tree = repo.find_tree(e.id())?;
                 for m in models_tree.iter() {
-                    let mname = m.name().unwrap_or_default().to_owned();
-                    let mpath = join(&path, &mname);
+                    let mname = m.name().unwrap_or_default();
+                    let mpath = join(&path, mname);
                     if let Some(d) = special_entry(&m, &mpath) {
                         diagnostics.push(d);
                         continue;
@@ -112,34 +135,40 @@ impl Loader {
                         ));
                         continue;
                     }
-                    let key = (mpath.clone(), m.id());
-                    if let Some(entry) = self.models.get_mut(&key) {
-                        entry.0 = gen;
-                        self.stats.reused_models += 1;
-                        reused.insert(mname, entry.1.clone());
-                        continue;
+                    match self.models.get_mut(&m.id()) {
+                        Some(hit) if hit.path == mpath => {
+                            hit.gen = gen;
+                            self.stats.reused_models += 1;
+                            models.insert(mname.to_owned(), hit.entry.clone());
+                            if let Some(t) = self.latest.get_mut(&mpath) {
+                                *t = m.id();
+                            }
+                        }
+                        _ => todo.push(Todo {
+                            name: mname.to_owned(),
+                            path: mpath,
+                            tree: m.id(),
+                        }),
                     }
-                    pending.push(walk_model(
-                        repo,
-                        &mname,
-                        &mpath,
-                        key,
-                        &repo.find_tree(m.id())?,
-                    )?);
                 }
             } else if e.kind() == Some(ObjectType::Tree) {
                 self.scan_special(repo, e.id(), &path, gen, &mut diagnostics)?;
             }
         }
 
-        self.parse_pending(repo, &pending, gen)?;
-
-        let mut models = reused;
-        for p in pending {
-            let key = p.key.clone();
-            let entry = Arc::new(self.assemble(p));
-            self.models.insert(key, (gen, entry.clone()));
-            models.insert(entry.name.clone(), entry);
+        for (built, parsed) in self.build_models(repo, &todo)? {
+            self.stats.parsed += parsed;
+            models.insert(built.entry.name.clone(), built.entry.clone());
+            self.latest.insert(built.path.clone(), built.entry_tree);
+            self.models.insert(
+                built.entry_tree,
+                CachedModel {
+                    gen,
+                    path: built.path,
+                    entry: built.entry,
+                    failed: built.failed,
+                },
+            );
         }
         self.prune();
         diagnostics.sort();
@@ -225,153 +254,229 @@ impl Loader {
         Ok(())
     }
 
-    /// Parse every version blob not yet cached, in parallel when there are many.
-    fn parse_pending(
-        &mut self,
+    /// Walk, read and parse the model folders in `todo`, on several threads when there are
+    /// many. Returns each built model with the number of version blobs it had to parse.
+    fn build_models(
+        &self,
         repo: &Repository,
-        pending: &[PendingModel],
-        gen: u64,
-    ) -> Result<(), RepoError> {
-        let mut todo: Vec<Oid> = Vec::new();
-        let mut seen = HashSet::new();
-        for p in pending {
-            for (_, _, oid) in &p.versions {
-                if let Some(hit) = self.blobs.get_mut(oid) {
-                    hit.0 = gen;
-                } else if seen.insert(*oid) {
-                    todo.push(*oid);
-                }
-            }
-        }
-        self.stats.parsed = todo.len();
+        todo: &[Todo],
+    ) -> Result<Vec<(Built, usize)>, RepoError> {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1);
-        let results: Vec<(Oid, Parsed)> = if todo.len() < PARALLEL_THRESHOLD || threads < 2 {
-            parse_blobs(repo, &todo)?
-        } else {
-            let chunk = todo.len().div_ceil(threads);
-            let git_dir = repo.path().to_path_buf();
-            std::thread::scope(|s| {
-                let handles: Vec<_> = todo
-                    .chunks(chunk)
-                    .map(|c| {
-                        let git_dir = &git_dir;
-                        s.spawn(move || -> Result<Vec<(Oid, Parsed)>, RepoError> {
-                            let r = Repository::open(git_dir)?;
-                            parse_blobs(&r, c)
-                        })
-                    })
-                    .collect();
-                let mut all = Vec::with_capacity(todo.len());
-                for h in handles {
-                    all.extend(h.join().expect("parser thread panicked")?);
-                }
-                Ok::<_, RepoError>(all)
-            })?
-        };
-        for (oid, parsed) in results {
-            self.blobs.insert(oid, (gen, parsed));
+            .unwrap_or(1)
+            .min(todo.len().div_ceil(BATCH));
+        if todo.len() < PARALLEL_THRESHOLD || threads < 2 {
+            let odb = repo.odb()?;
+            return todo
+                .iter()
+                .map(|t| self.build_model(repo, &odb, t))
+                .collect();
         }
-        Ok(())
+        // Workers take batches of folders in order; results are reassembled by batch index.
+        // Each worker reads through its own repository handle, reopened every few batches so
+        // libgit2's object cache (trees read once) does not grow with the registry.
+        let next = AtomicUsize::new(0);
+        let git_dir = repo.path().to_path_buf();
+        let work = || -> Result<Vec<Batch>, RepoError> {
+            let mut out = Vec::new();
+            let mut handle: Option<(Repository, usize)> = None;
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = todo.chunks(BATCH).nth(b) else {
+                    return Ok(out);
+                };
+                if handle.as_ref().is_none_or(|h| h.1 >= REOPEN_AFTER) {
+                    drop(handle.take()); // close the old handle (and its cache) first
+                    handle = Some((Repository::open(&git_dir)?, 0));
+                }
+                let (r, used) = handle.as_mut().expect("opened above");
+                *used += 1;
+                let odb = r.odb()?;
+                let built = batch
+                    .iter()
+                    .map(|t| self.build_model(r, &odb, t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push((b, built));
+            }
+        };
+        let mut batches = std::thread::scope(|s| {
+            let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+            let mut all = work()?;
+            for h in handles {
+                all.extend(h.join().expect("loader thread panicked")?);
+            }
+            Ok::<_, RepoError>(all)
+        })?;
+        batches.sort_unstable_by_key(|(b, _)| *b);
+        Ok(batches.into_iter().flat_map(|(_, v)| v).collect())
     }
 
-    fn assemble(&self, p: PendingModel) -> ModelEntry {
-        let mut diagnostics = p.diagnostics;
-        let manifest_path = join(&p.key.0, "model.yaml");
-        let (manifest, manifest_blob) = match p.manifest {
-            Some((oid, Ok(m))) => {
-                if m.name != p.name {
-                    diagnostics.push(
-                        Diagnostic::new(
-                            &manifest_path,
-                            format!(
-                                "name `{}` does not match the folder name `{}`",
-                                m.name, p.name
-                            ),
-                        )
-                        .at(Some(1), Some(1)),
-                    );
-                }
-                (Some(Arc::new(m)), Some(oid))
+    /// Walk one model folder and parse the version blobs its previous tree did not have.
+    fn build_model(
+        &self,
+        repo: &Repository,
+        odb: &Odb,
+        t: &Todo,
+    ) -> Result<(Built, usize), RepoError> {
+        let p = walk_model(repo, &t.name, &t.path, &repo.find_tree(t.tree)?)?;
+        // What the folder's previous tree already parsed, by blob id.
+        let mut previous: HashMap<Oid, Parsed> = HashMap::new();
+        if let Some(c) = self
+            .latest
+            .get(&t.path)
+            .and_then(|oid| self.models.get(oid))
+        {
+            for v in c.entry.versions.values() {
+                previous.insert(v.blob, Ok(v.manifest.clone()));
             }
-            Some((oid, Err(e))) => {
-                diagnostics.push(e.into_diagnostic(&manifest_path));
-                (None, Some(oid))
-            }
-            None => {
-                diagnostics.push(Diagnostic::new(
-                    &manifest_path,
-                    "missing: every model folder needs a model.yaml",
-                ));
-                (None, None)
-            }
-        };
-        let mut versions = BTreeMap::new();
-        for (label, path, oid) in p.versions {
-            let parsed = &self.blobs.get(&oid).expect("parsed above").1;
-            match parsed.as_ref() {
-                Ok(v) => {
-                    if v.model != p.name {
-                        diagnostics.push(
-                            Diagnostic::new(
-                                &path,
-                                format!(
-                                    "model `{}` does not match the folder name `{}`",
-                                    v.model, p.name
-                                ),
-                            )
-                            .at(Some(1), Some(1)),
-                        );
-                    }
-                    if v.version != label {
-                        diagnostics.push(Diagnostic::new(
-                            &path,
-                            format!(
-                                "version `{}` does not match the file name `{label}.yaml`",
-                                v.version
-                            ),
-                        ));
-                    }
-                    versions.insert(
-                        VersionKey(label),
-                        VersionEntry {
-                            manifest: v.clone(),
-                            blob: oid,
-                            path,
-                        },
-                    );
-                }
-                Err(e) => diagnostics.push(e.clone().into_diagnostic(&path)),
+            for (oid, e) in &c.failed {
+                previous.insert(*oid, Err(e.clone()));
             }
         }
-        diagnostics.sort();
-        ModelEntry {
-            name: p.name,
-            manifest,
-            manifest_blob,
-            versions,
-            diagnostics,
+        let mut parsed = 0;
+        let mut results = Vec::with_capacity(p.versions.len());
+        for (_, _, oid) in &p.versions {
+            let r = match previous.get(oid) {
+                Some(hit) => hit.clone(),
+                None => {
+                    parsed += 1;
+                    let obj = odb.read(*oid)?;
+                    parse_version(obj.data()).map(Arc::new).map_err(Arc::new)
+                }
+            };
+            results.push(r);
         }
+        let failed = p
+            .versions
+            .iter()
+            .zip(&results)
+            .filter_map(|((_, _, oid), r)| r.as_ref().err().map(|e| (*oid, e.clone())))
+            .collect();
+        let entry = Arc::new(assemble(p, results));
+        Ok((
+            Built {
+                path: t.path.clone(),
+                entry_tree: t.tree,
+                entry,
+                failed,
+            },
+            parsed,
+        ))
     }
 
     fn prune(&mut self) {
         let floor = self.generation.saturating_sub(KEEP_GENERATIONS);
-        self.blobs.retain(|_, v| v.0 > floor);
-        self.models.retain(|_, v| v.0 > floor);
+        self.models.retain(|_, v| v.gen > floor);
+        let models = &self.models;
+        self.latest.retain(|_, t| models.contains_key(t));
         self.policies.retain(|_, v| v.0 > floor);
         self.clean_trees.retain(|_, g| *g > floor);
     }
 }
 
-fn parse_blobs(repo: &Repository, oids: &[Oid]) -> Result<Vec<(Oid, Parsed)>, RepoError> {
-    let odb = repo.odb()?;
-    let mut out = Vec::with_capacity(oids.len());
-    for &oid in oids {
-        let obj = odb.read(oid)?;
-        out.push((oid, Arc::new(parse_version(obj.data()).map(Arc::new))));
+/// libgit2 re-hashes (SHA-1DC) every object it reads, a third of the cost of reading a
+/// manifest; git itself does not on reads (only `fsck` does). Turned off process-wide, once.
+fn skip_rehashing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| git2::opts::strict_hash_verification(false));
+}
+
+/// A batch index and the models built from it (with their parse counts).
+type Batch = (usize, Vec<(Built, usize)>);
+
+/// A freshly built model folder.
+struct Built {
+    path: String,
+    entry_tree: Oid,
+    entry: Arc<ModelEntry>,
+    failed: Vec<(Oid, Arc<ParseError>)>,
+}
+
+struct PendingModel {
+    name: String,
+    path: String,
+    manifest: Option<(Oid, Result<crate::manifest::ModelManifest, ParseError>)>,
+    versions: Vec<(String, String, Oid)>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Put a walked folder and its parsed versions (in `p.versions` order) together.
+fn assemble(p: PendingModel, parsed: Vec<Parsed>) -> ModelEntry {
+    let mut diagnostics = p.diagnostics;
+    let manifest_path = join(&p.path, "model.yaml");
+    let (manifest, manifest_blob) = match p.manifest {
+        Some((oid, Ok(m))) => {
+            if m.name != p.name {
+                diagnostics.push(
+                    Diagnostic::new(
+                        &manifest_path,
+                        format!(
+                            "name `{}` does not match the folder name `{}`",
+                            m.name, p.name
+                        ),
+                    )
+                    .at(Some(1), Some(1)),
+                );
+            }
+            (Some(Arc::new(m)), Some(oid))
+        }
+        Some((oid, Err(e))) => {
+            diagnostics.push(e.into_diagnostic(&manifest_path));
+            (None, Some(oid))
+        }
+        None => {
+            diagnostics.push(Diagnostic::new(
+                &manifest_path,
+                "missing: every model folder needs a model.yaml",
+            ));
+            (None, None)
+        }
+    };
+    let mut versions = BTreeMap::new();
+    for ((label, path, oid), parsed) in p.versions.into_iter().zip(parsed) {
+        match parsed {
+            Ok(v) => {
+                if v.model != p.name {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            &path,
+                            format!(
+                                "model `{}` does not match the folder name `{}`",
+                                v.model, p.name
+                            ),
+                        )
+                        .at(Some(1), Some(1)),
+                    );
+                }
+                if v.version != label {
+                    diagnostics.push(Diagnostic::new(
+                        &path,
+                        format!(
+                            "version `{}` does not match the file name `{label}.yaml`",
+                            v.version
+                        ),
+                    ));
+                }
+                versions.insert(
+                    VersionKey(label),
+                    VersionEntry {
+                        manifest: v,
+                        blob: oid,
+                        path,
+                    },
+                );
+            }
+            Err(e) => diagnostics.push(e.as_ref().clone().into_diagnostic(&path)),
+        }
     }
-    Ok(out)
+    diagnostics.sort();
+    ModelEntry {
+        name: p.name,
+        manifest,
+        manifest_blob,
+        versions,
+        diagnostics,
+    }
 }
 
 fn special_entry(e: &git2::TreeEntry, path: &str) -> Option<Diagnostic> {
@@ -392,12 +497,11 @@ fn walk_model(
     repo: &Repository,
     name: &str,
     path: &str,
-    key: (String, Oid),
     tree: &Tree,
 ) -> Result<PendingModel, RepoError> {
     let mut p = PendingModel {
         name: name.to_owned(),
-        key,
+        path: path.to_owned(),
         manifest: None,
         versions: Vec::new(),
         diagnostics: Vec::new(),
