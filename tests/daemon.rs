@@ -54,10 +54,14 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
+        Self::with_policy(POLICY)
+    }
+
+    fn with_policy(policy: &str) -> Self {
         let repo = TestRepo::new();
         let keys = tempfile::tempdir().unwrap();
         let alice = SshKey::generate(keys.path(), "alice", "alice@acme.com");
-        repo.write("baton.yaml", POLICY);
+        repo.write("baton.yaml", policy);
         repo.write(
             ".baton/allowed_signers",
             &format!("{}\n", alice.allowed_signers_line()),
@@ -165,6 +169,19 @@ impl Fixture {
     fn start(&self, extra: &[&str]) -> Daemon {
         Daemon::start(self.repo.path(), &self.state, extra, &[])
     }
+
+    /// Status JSON as `baton status --state-dir` prints it.
+    fn status(&self) -> Value {
+        let st = self.repo.baton(&[
+            "--format",
+            "json",
+            "status",
+            "--state-dir",
+            self.state.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&st), 0, "{}", stderr(&st));
+        serde_json::from_str(&stdout(&st)).unwrap()
+    }
 }
 
 // ---------------------------------------------------------------- daemon process
@@ -178,27 +195,29 @@ struct Daemon {
 
 impl Daemon {
     fn start(repo: &Path, state: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let logdir = tempfile::tempdir().unwrap();
-        let log = logdir.path().join("daemon.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-        cmd.args([
+        let mut args = vec![
             "--repo",
             repo.to_str().unwrap(),
             "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
             "--interval",
             "200ms",
-            "--state-dir",
-            state.to_str().unwrap(),
-        ])
-        .args(extra)
-        .env_remove("BATON_WEBHOOK_SECRET")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
+        ];
+        args.extend_from_slice(&["--state-dir", state.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        Daemon::spawn(&args, env)
+    }
+
+    /// `baton ARGS --listen 127.0.0.1:0`, waiting for its `listening on` line and readiness.
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("daemon.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("BATON_WEBHOOK_SECRET")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
         let mut child = cmd.spawn().expect("start baton serve");
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -804,4 +823,132 @@ fn sigkill_at_random_moments_during_50_switches_never_leaves_a_mix() {
         names.iter().all(|n| n.len() == 64),
         "no temp files left: {names:?}"
     );
+}
+
+#[test]
+fn url_mode_clones_and_a_signed_webhook_fetches_at_once() {
+    let f = Fixture::new();
+    let state = tempfile::tempdir().unwrap();
+    let secret = "hook-secret";
+    let url = f.repo.path().to_str().unwrap().to_owned();
+    // A long interval: only the webhook can make it fetch within the test.
+    let d = Daemon::spawn(
+        &[
+            "serve",
+            "--url",
+            &url,
+            "--interval",
+            "1h",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
+        &[("BATON_WEBHOOK_SECRET", secret)],
+    );
+    let deployed = |env: &str, model: &str| -> Option<String> {
+        let p = state
+            .path()
+            .join("deploy")
+            .join(env)
+            .join(model)
+            .join("deployment.json");
+        let v: Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+        Some(v["version"].as_str()?.to_owned())
+    };
+    assert!(state.path().join("repo.git/HEAD").exists());
+    d.eventually("initial deploy from the clone", || {
+        deployed("staging", "alpha").as_deref() == Some("2")
+    });
+
+    f.stage("alpha", "3", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.commit_all("alpha 3 to staging");
+    let body = format!(r#"{{"ref":"refs/heads/main","after":"{}"}}"#, f.repo.head());
+    let bad = baton::daemon::webhook::sign(b"not the secret", body.as_bytes());
+    assert_eq!(
+        d.post("/hooks/git", &[("X-Hub-Signature-256", &bad)], &body)
+            .0,
+        401
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        deployed("staging", "alpha").as_deref(),
+        Some("2"),
+        "a refused webhook fetches nothing"
+    );
+    let good = baton::daemon::webhook::sign(secret.as_bytes(), body.as_bytes());
+    assert_eq!(
+        d.post("/hooks/git", &[("X-Hub-Signature-256", &good)], &body)
+            .0,
+        202
+    );
+    d.eventually("alpha 3 deployed after the webhook", || {
+        deployed("staging", "alpha").as_deref() == Some("3")
+    });
+    assert_eq!(d.status()["head"], f.repo.head());
+}
+
+#[test]
+fn closed_deploy_window_makes_the_change_wait_and_says_until_when() {
+    use chrono::{Datelike, Duration as D, Utc};
+    let tomorrow = Utc::now().date_naive() + D::days(1);
+    let day = tomorrow.weekday().to_string().to_lowercase();
+    let policy = POLICY.replace(
+        "      - approvals: {min: 1, from: [group:leads]}\n",
+        &format!("      - approvals: {{min: 1, from: [group:leads]}}\n      - window: {{days: [{day}], tz: UTC}}\n"),
+    );
+    assert_ne!(policy, POLICY);
+    let f = Fixture::with_policy(&policy);
+    assert_eq!(
+        code(&f.once(&[])),
+        0,
+        "the trusted baseline deploys outside the window"
+    );
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+
+    f.stage("alpha", "2", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("promote alpha 2");
+    f.approve("alpha@2 -> production");
+    let out = f.once(&[]);
+    assert_eq!(
+        code(&out),
+        0,
+        "waiting is not a failure: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+    let a = f.status();
+    let a = model_view(&a, "production", "alpha");
+    assert_eq!(a["sync"], "waiting", "{a}");
+    let until = a["waiting_until"].as_str().unwrap();
+    assert!(until.starts_with(&tomorrow.to_string()), "{until}");
+    assert!(a["reasons"].to_string().contains("window"), "{a}");
+}
+
+#[test]
+fn a_bad_head_deploys_nothing_new_until_fixed() {
+    let f = Fixture::new();
+    assert_eq!(code(&f.once(&[])), 0);
+    f.repo.write("baton.yaml", "version: 1\nstages: [\n");
+    f.stage("alpha", "3", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.commit_all("broken policy and alpha 3 to staging");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("error: baton.yaml"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("2"));
+    let events = std::fs::read_to_string(f.state.join("events.jsonl")).unwrap();
+    assert!(events.lines().any(|l| l.contains("\"kind\":\"bad-head\"")));
+
+    f.repo.write("baton.yaml", POLICY);
+    f.repo.commit_all("fix the policy");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("3"));
+    assert_eq!(f.status()["errors"].as_array().unwrap().len(), 0);
 }

@@ -81,7 +81,11 @@ pub struct Controller {
     pub events: EventLog,
     pub metrics: Metrics,
     pub status: StatusView,
-    cache: Option<(String, Arc<Policy>, Effective)>,
+    cache: Option<(String, Arc<Policy>, Arc<Effective>)>,
+    /// What the head says (for status), per head.
+    head_cache: Option<(String, Option<Arc<Effective>>)>,
+    /// The state as last written, to skip writing an unchanged state.json.
+    saved: Option<PersistedState>,
 }
 
 /// environment -> model -> release the environment should run (after holds).
@@ -149,6 +153,8 @@ impl Controller {
             metrics: Metrics::default(),
             status: StatusView::default(),
             cache: None,
+            head_cache: None,
+            saved: None,
         })
     }
 
@@ -191,20 +197,25 @@ impl Controller {
         let mut envs = Vec::new();
         let head_desired = self.head_desired(&head);
         for (env, spec) in policy.environments.iter() {
-            let wanted = effective.get(env).cloned().unwrap_or_default();
-            let observed = self.apply_env(env, spec, &policy, &wanted, now, &mut outcome);
+            let none = BTreeMap::new();
+            let wanted = effective.get(env).unwrap_or(&none);
+            let observed = self.apply_env(env, spec, &policy, wanted, now, &mut outcome);
             let hd = head_desired
                 .as_ref()
                 .and_then(|d| d.get(env))
-                .unwrap_or(&wanted);
+                .unwrap_or(wanted);
             envs.push(self.env_view(env, &spec.stage, hd, &observed, now));
             if outcome.interrupted {
                 break;
             }
         }
-        self.publish(envs, now);
-        self.dir.save(&self.state)?;
-        self.dir.save_status(&self.status)?;
+        if self.publish(envs, now) {
+            self.dir.save_status(&self.status)?;
+        }
+        if self.saved.as_ref() != Some(&self.state) {
+            self.dir.save(&self.state)?;
+            self.saved = Some(self.state.clone());
+        }
         self.metrics.reconciles_total += 1;
         self.metrics
             .reconcile_seconds
@@ -524,7 +535,7 @@ impl Controller {
     }
 
     /// The policy in force and each environment's releases after holds (cached per holds).
-    fn effective(&mut self, head: &str) -> Result<(Arc<Policy>, Effective), ControllerError> {
+    fn effective(&mut self, head: &str) -> Result<(Arc<Policy>, Arc<Effective>), ControllerError> {
         let key = format!(
             "{head} {} {:?}",
             self.state.policy_commit,
@@ -598,20 +609,32 @@ impl Controller {
             }
             out.insert(env.clone(), rels);
         }
+        let out = Arc::new(out);
         self.cache = Some((key, policy.clone(), out.clone()));
         Ok((policy, out))
     }
 
     /// What the head says per environment (for status), when its registry loads with a policy.
-    fn head_desired(&mut self, head: &str) -> Option<Effective> {
-        let reg = self.load(head).ok()?;
-        reg.policy.as_ref()?;
-        Some(
-            desired_state(&reg)
-                .iter()
-                .map(|(env, ed)| (env.clone(), releases_of(ed, head, &reg.root)))
-                .collect(),
-        )
+    fn head_desired(&mut self, head: &str) -> Option<Arc<Effective>> {
+        if let Some((h, d)) = &self.head_cache {
+            if h == head {
+                return d.clone();
+            }
+        }
+        let d = self
+            .load(head)
+            .ok()
+            .filter(|r| r.policy.is_some())
+            .map(|reg| {
+                Arc::new(
+                    desired_state(&reg)
+                        .iter()
+                        .map(|(env, ed)| (env.clone(), releases_of(ed, head, &reg.root)))
+                        .collect(),
+                )
+            });
+        self.head_cache = Some((head.to_owned(), d.clone()));
+        d
     }
 
     fn target(&mut self, env: &str, spec: &TargetSpec) -> &mut Box<dyn Target> {
@@ -687,6 +710,9 @@ impl Controller {
             }
         }
         let steps = plan::plan(&intent, &observed);
+        if steps.is_empty() {
+            return observed;
+        }
         for step in steps {
             if self.stop.load(Ordering::SeqCst) {
                 outcome.interrupted = true;
@@ -913,7 +939,7 @@ impl Controller {
     }
 
     fn env_view(
-        &mut self,
+        &self,
         env: &str,
         stage: &str,
         head_desired: &BTreeMap<String, Release>,
@@ -922,12 +948,9 @@ impl Controller {
     ) -> EnvironmentView {
         let mut names: BTreeSet<&String> = head_desired.keys().collect();
         names.extend(observed.keys());
-        let mstates = self
-            .state
-            .environments
-            .get(env)
-            .cloned()
-            .unwrap_or_default();
+        let no_states = BTreeMap::new();
+        let mstates = self.state.environments.get(env).unwrap_or(&no_states);
+        let no_state = ModelState::default();
         let windows_until = self
             .cache
             .as_ref()
@@ -944,7 +967,7 @@ impl Controller {
                 (None, Some(o)) => o.record.is_none() && o.current.is_none(),
                 (Some(_), None) => false,
             };
-            let ms = mstates.get(m.as_str()).cloned().unwrap_or_default();
+            let ms = mstates.get(m.as_str()).unwrap_or(&no_state);
             let hold = self.state.held.get(m.as_str());
             let mut reasons = Vec::new();
             let mut waiting_until = None;
@@ -1006,7 +1029,9 @@ impl Controller {
         }
     }
 
-    fn publish(&mut self, envs: Vec<EnvironmentView>, now: DateTime<Utc>) {
+    /// Refresh metrics and the status view; true when the status changed (`updated` then
+    /// says when).
+    fn publish(&mut self, envs: Vec<EnvironmentView>, now: DateTime<Utc>) -> bool {
         self.metrics.models = envs
             .iter()
             .flat_map(|e| {
@@ -1030,12 +1055,12 @@ impl Controller {
             .values()
             .filter(|h| h.kind == HoldKind::Blocked)
             .count();
-        self.status = StatusView {
+        let mut status = StatusView {
             branch: self.cfg.branch.clone(),
             registry: self.state.registry.clone(),
             head: self.state.head.clone(),
             ready: self.status.ready,
-            updated: Some(now),
+            updated: self.status.updated,
             environments: envs,
             held: self
                 .state
@@ -1054,6 +1079,12 @@ impl Controller {
                 .collect(),
             errors: self.errors.iter().map(|d| d.to_string()).collect(),
         };
+        if status == self.status {
+            return false;
+        }
+        status.updated = Some(now);
+        self.status = status;
+        true
     }
 
     /// Mark ready (after the first full pass) and persist the status.

@@ -27,6 +27,12 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 
 /// Write `bytes` to `path` atomically: temp file, fsync, rename over, fsync the directory.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    atomic_write_with(path, bytes, true)
+}
+
+/// [`atomic_write`], leaving the directory fsync to the caller when `sync_dir` is false
+/// (several renames in one directory, made durable by one fsync at the end).
+pub fn atomic_write_with(path: &Path, bytes: &[u8], sync_dir: bool) -> io::Result<()> {
     let tmp = temp_beside(path);
     {
         let mut f = OpenOptions::new()
@@ -38,20 +44,29 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        fsync_dir(dir)?;
+    if sync_dir {
+        if let Some(dir) = path.parent() {
+            fsync_dir(dir)?;
+        }
     }
     Ok(())
 }
 
 /// Point the symlink `link` at `target` atomically: make a temp symlink, rename it over.
 pub fn atomic_symlink(target: &Path, link: &Path) -> io::Result<()> {
+    atomic_symlink_with(target, link, true)
+}
+
+/// [`atomic_symlink`], optionally leaving the directory fsync to the caller.
+pub fn atomic_symlink_with(target: &Path, link: &Path, sync_dir: bool) -> io::Result<()> {
     let tmp = temp_beside(link);
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp)?;
     fs::rename(&tmp, link)?;
-    if let Some(dir) = link.parent() {
-        fsync_dir(dir)?;
+    if sync_dir {
+        if let Some(dir) = link.parent() {
+            fsync_dir(dir)?;
+        }
     }
     Ok(())
 }

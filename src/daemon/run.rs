@@ -48,9 +48,10 @@ pub struct OnceReport {
 }
 
 impl OnceReport {
-    /// Exit 0 when nothing failed, is blocked or degraded.
+    /// Exit 0 when nothing failed, is blocked, degraded or out of sync, and the head is valid.
     pub fn ok(&self) -> bool {
         !self.failed
+            && self.status.errors.is_empty()
             && self.status.environments.iter().all(|e| {
                 e.models
                     .iter()

@@ -4,7 +4,8 @@
 use super::{Observed, Switched, Target, TargetError};
 use crate::daemon::artifact::{ArtifactError, ArtifactSource};
 use crate::daemon::fsutil::{
-    atomic_symlink, atomic_write, copy_hashing, is_temp_name, sha256_file, temp_beside,
+    atomic_symlink_with, atomic_write_with, copy_hashing, fsync_dir, is_temp_name, sha256_file,
+    temp_beside,
 };
 use crate::daemon::release::{DeploymentRecord, Release};
 use chrono::{DateTime, Utc};
@@ -25,6 +26,18 @@ pub struct LocalTarget {
     root: PathBuf,
     /// path -> (stamp, digest) of artifacts hashed before.
     verified: HashMap<PathBuf, (Stamp, String)>,
+    /// path -> (stamp, parsed) of deployment records read before.
+    records: HashMap<PathBuf, (Stamp, Result<DeploymentRecord, String>)>,
+}
+
+fn stamp_of(md: &fs::Metadata) -> Stamp {
+    (
+        md.ino(),
+        md.size(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime_nsec() ^ md.ctime(),
+    )
 }
 
 impl LocalTarget {
@@ -33,6 +46,7 @@ impl LocalTarget {
             env: env.to_owned(),
             root: root.to_path_buf(),
             verified: HashMap::new(),
+            records: HashMap::new(),
         }
     }
 
@@ -48,13 +62,7 @@ impl LocalTarget {
     /// changed since the last time.
     fn digest(&mut self, path: &Path) -> std::io::Result<String> {
         let md = fs::metadata(path)?;
-        let stamp: Stamp = (
-            md.ino(),
-            md.size(),
-            md.mtime(),
-            md.mtime_nsec(),
-            md.ctime_nsec() ^ md.ctime(),
-        );
+        let stamp = stamp_of(&md);
         if let Some((s, d)) = self.verified.get(path) {
             if *s == stamp {
                 return Ok(d.clone());
@@ -63,6 +71,29 @@ impl LocalTarget {
         let d = sha256_file(path)?;
         self.verified.insert(path.to_path_buf(), (stamp, d.clone()));
         Ok(d)
+    }
+
+    /// The parsed record at `path` (re-read only when the file changed).
+    fn record(&mut self, path: &Path) -> Result<Option<DeploymentRecord>, String> {
+        let md = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("deployment.json: {e}")),
+        };
+        let stamp = stamp_of(&md);
+        if let Some((s, r)) = self.records.get(path) {
+            if *s == stamp {
+                return r.clone().map(Some);
+            }
+        }
+        let r = fs::read(path)
+            .map_err(|e| format!("deployment.json: {e}"))
+            .and_then(|b| {
+                serde_json::from_slice::<DeploymentRecord>(&b)
+                    .map_err(|e| format!("deployment.json is unreadable: {e}"))
+            });
+        self.records.insert(path.to_path_buf(), (stamp, r.clone()));
+        r.map(Some)
     }
 
     /// True when `artifacts/<sha>` exists and hashes to `sha`.
@@ -74,15 +105,10 @@ impl LocalTarget {
     fn observe_model(&mut self, model: &str) -> Observed {
         let dir = self.model_dir(model);
         let mut obs = Observed::default();
-        match fs::read(dir.join("deployment.json")) {
-            Ok(b) => match serde_json::from_slice::<DeploymentRecord>(&b) {
-                Ok(r) => obs.record = Some(r),
-                Err(e) => obs
-                    .drift
-                    .push(format!("deployment.json is unreadable: {e}")),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => obs.drift.push(format!("deployment.json: {e}")),
+        match self.record(&dir.join("deployment.json")) {
+            Ok(Some(r)) => obs.record = Some(r),
+            Ok(None) => {}
+            Err(e) => obs.drift.push(e),
         }
         if let Ok(link) = fs::read_link(dir.join("current")) {
             let name = link
@@ -215,7 +241,7 @@ impl Target for LocalTarget {
             fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))
                 .map_err(TargetError::io(&tmp))?;
             fs::rename(&tmp, &path).map_err(TargetError::io(&path))?;
-            crate::daemon::fsutil::fsync_dir(&dir).map_err(TargetError::io(&dir))?;
+            fsync_dir(&dir).map_err(TargetError::io(&dir))?;
         }
         Ok(())
     }
@@ -237,16 +263,22 @@ impl Target for LocalTarget {
             })).collect::<Vec<_>>(),
         });
         let p = dir.join("routing.json");
-        atomic_write(&p, &serde_json::to_vec_pretty(&routing).unwrap_or_default())
-            .map_err(TargetError::io(&p))?;
+        atomic_write_with(
+            &p,
+            &serde_json::to_vec_pretty(&routing).unwrap_or_default(),
+            false,
+        )
+        .map_err(TargetError::io(&p))?;
         let link = dir.join("current");
-        atomic_symlink(&Path::new("artifacts").join(&primary.sha256), &link)
+        atomic_symlink_with(&Path::new("artifacts").join(&primary.sha256), &link, false)
             .map_err(TargetError::io(&link))?;
         let record = DeploymentRecord::new(&self.env, release, now);
         let p = dir.join("deployment.json");
         let mut bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
         bytes.push(b'\n');
-        atomic_write(&p, &bytes).map_err(TargetError::io(&p))?;
+        atomic_write_with(&p, &bytes, false).map_err(TargetError::io(&p))?;
+        // One fsync makes the three renames durable (they share the directory).
+        fsync_dir(&dir).map_err(TargetError::io(&dir))?;
         let mut keep: Vec<&str> = release.versions.iter().map(|v| v.sha256.as_str()).collect();
         if let Some(prev) = &previous {
             keep.extend(prev.release.versions.iter().map(|v| v.sha256.as_str()));
@@ -271,9 +303,10 @@ impl Target for LocalTarget {
                 Err(e) => return Err(TargetError::Io { path: p, source: e }),
             }
         }
-        let _ = crate::daemon::fsutil::fsync_dir(&dir);
+        let _ = fsync_dir(&dir);
         fs::remove_dir_all(&dir).map_err(TargetError::io(&dir))?;
         self.verified.retain(|p, _| !p.starts_with(&dir));
+        self.records.retain(|p, _| !p.starts_with(&dir));
         Ok(())
     }
 }

@@ -1,0 +1,393 @@
+//! Benchmarks of the controller (issue 4 goals in brackets):
+//! * `latency`: commit-to-deployed for a 1 MB artifact on a local repo, measured from the ref
+//!   update to `deployment.json` changing, through the real daemon [median < 50 ms, p99 < 200 ms];
+//! * `resync`: a no-op resync of 1,000 models x 2 environments, in process [< 100 ms];
+//! * `verify`: artifact verification throughput (streaming sha256) [>= 1 GB/s];
+//! * `rss`: resident memory of the daemon serving 10,000 models x 2 environments [< 100 MB].
+//!
+//! `cargo bench --bench daemon` runs everything; pass words to pick parts:
+//! `cargo bench --bench daemon -- latency resync verify rss`, plus `quick` for fewer rounds.
+//! The synthetic registries are built here (not with benches/support/synth.rs) because the
+//! daemon must fetch and verify real artifact bytes, and synth's artifacts are `s3://` names.
+
+use baton::daemon::fsutil::sha256_file;
+use baton::daemon::state::StateDir;
+use baton::daemon::{Controller, ControllerConfig};
+use git2::{build::TreeUpdateBuilder, FileMode, Oid, Repository, Signature};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn sha(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i]
+}
+
+const POLICY: &str = "version: 1
+stages:
+  - name: staging
+  - name: production
+  - name: archived
+    terminal: true
+environments:
+  staging:
+    stage: staging
+    target: {kind: local, path: staging}
+  production:
+    stage: production
+    target: {kind: local, path: production}
+";
+
+fn manifest(model: &str, v: usize, stage: &str, uri: &str, digest: &str) -> String {
+    format!(
+        "model: {model}\nversion: \"{v}\"\nstage: {stage}\nartifact:\n  uri: {uri}\n  sha256: {digest}\ncreated: 2026-11-01T10:00:00Z\n"
+    )
+}
+
+/// A repository on `main` with `models` models, each with version 1 in production and 2 in
+/// staging and small real artifacts, written in one `git fast-import` commit.
+fn build_registry(dir: &Path, models: usize) {
+    let git = |args: &[&str]| {
+        let st = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    git(&["init", "-q", "-b", "main"]);
+    let mut s: Vec<u8> = Vec::with_capacity(models * 800);
+    s.extend_from_slice(b"commit refs/heads/main\ncommitter Bench <bench@acme.com> 1764000000 +0000\ndata 9\nregistry\n");
+    let mut file = |path: &str, data: &[u8]| {
+        s.extend_from_slice(format!("M 100644 inline {path}\ndata {}\n", data.len()).as_bytes());
+        s.extend_from_slice(data);
+        s.push(b'\n');
+    };
+    file("baton.yaml", POLICY.as_bytes());
+    for m in 0..models {
+        let name = format!("model-{m:05}");
+        file(
+            &format!("models/{name}/model.yaml"),
+            format!("name: {name}\ndescription: bench\nowners: [a@acme.com]\n").as_bytes(),
+        );
+        for (v, stage) in [(1, "production"), (2, "staging")] {
+            let bytes = format!("{name} build {v}\n").into_bytes();
+            let uri = format!("artifacts/{name}/{v}.bin");
+            file(&uri, &bytes);
+            file(
+                &format!("models/{name}/versions/{v}.yaml"),
+                manifest(&name, v, stage, &uri, &sha(&bytes)).as_bytes(),
+            );
+        }
+    }
+    s.extend_from_slice(b"done\n");
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet", "--done"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&s).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Start the real daemon; returns it and its address once ready.
+fn start_daemon(repo: &Path, state: &Path, interval: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args([
+            "--repo",
+            repo.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--interval",
+            interval,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut addr = String::new();
+    for line in BufReader::new(out).lines().map_while(Result::ok) {
+        if let Some(a) = line.strip_prefix("listening on http://") {
+            addr = a.trim().to_owned();
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        if let Ok(r) = ureq::get(&format!("http://{addr}/readyz")).call() {
+            if r.status() == 200 {
+                return (child, addr);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("daemon not ready");
+}
+
+fn shm_tempdir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    }
+}
+
+fn latency(rounds: usize) -> (f64, f64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let repo = Repository::init(&dir).unwrap();
+    let sig = Signature::now("Bench", "bench@acme.com").unwrap();
+    let policy = "version: 1\nstages:\n  - name: staging\n  - name: archived\n    terminal: true\nenvironments:\n  staging:\n    stage: staging\n    target: {kind: local, path: staging}\n";
+    let artifact = |n: usize| -> Vec<u8> {
+        let mut v = Vec::with_capacity(1 << 20);
+        let mut x = n as u64 * 0x9e37_79b9_7f4a_7c15 + 1;
+        while v.len() < (1 << 20) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v
+    };
+    let mut b = TreeUpdateBuilder::new();
+    let empty = repo.treebuilder(None).unwrap().write().unwrap();
+    let empty = repo.find_tree(empty).unwrap();
+    let put = |b: &mut TreeUpdateBuilder, path: &str, bytes: &[u8]| {
+        let oid = repo.blob(bytes).unwrap();
+        b.upsert(path, oid, FileMode::Blob);
+    };
+    put(&mut b, "baton.yaml", policy.as_bytes());
+    put(
+        &mut b,
+        "models/m/model.yaml",
+        b"name: m\ndescription: bench\nowners: [a@acme.com]\n",
+    );
+    let a = artifact(0);
+    put(&mut b, "artifacts/m/0.bin", &a);
+    put(
+        &mut b,
+        "models/m/versions/0.yaml",
+        manifest("m", 0, "staging", "artifacts/m/0.bin", &sha(&a)).as_bytes(),
+    );
+    let tree = repo
+        .find_tree(b.create_updated(&repo, &empty).unwrap())
+        .unwrap();
+    let mut head = repo
+        .commit(Some("refs/heads/main"), &sig, &sig, "v0", &tree, &[])
+        .unwrap();
+    repo.set_head("refs/heads/main").unwrap();
+
+    let state = tmp.path().join("state");
+    let (mut child, _addr) = start_daemon(&dir, &state, "30s");
+    let record = state.join("deploy/staging/m/deployment.json");
+    let mut samples = Vec::new();
+    for n in 1..=rounds {
+        let a = artifact(n);
+        let parent = repo.find_commit(head).unwrap();
+        let mut b = TreeUpdateBuilder::new();
+        let prev = manifest(
+            "m",
+            n - 1,
+            "archived",
+            &format!("artifacts/m/{}.bin", n - 1),
+            &sha(&artifact(n - 1)),
+        );
+        put(
+            &mut b,
+            &format!("models/m/versions/{}.yaml", n - 1),
+            prev.as_bytes(),
+        );
+        let uri = format!("artifacts/m/{n}.bin");
+        put(&mut b, &uri, &a);
+        put(
+            &mut b,
+            &format!("models/m/versions/{n}.yaml"),
+            manifest("m", n, "staging", &uri, &sha(&a)).as_bytes(),
+        );
+        let tree = repo
+            .find_tree(b.create_updated(&repo, &parent.tree().unwrap()).unwrap())
+            .unwrap();
+        let c: Oid = repo
+            .commit(None, &sig, &sig, &format!("v{n}"), &tree, &[&parent])
+            .unwrap();
+        let needle = format!("\"version\": \"{n}\"");
+        let t0 = Instant::now();
+        repo.reference("refs/heads/main", c, true, "bench").unwrap();
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&record) {
+                if s.contains(&needle) {
+                    break;
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "round {n} never deployed"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+        head = c;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let med = percentile(&mut samples, 0.5);
+    let p99 = percentile(&mut samples, 0.99);
+    (med, p99)
+}
+
+fn resync(rounds: usize) -> (f64, f64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    build_registry(&dir, 1000);
+    // Deployments on tmpfs when there is one: setup speed only (a no-op resync writes nothing).
+    let state_tmp = shm_tempdir();
+    let state = state_tmp.path().join("state");
+    let cfg = ControllerConfig {
+        repo: dir.clone(),
+        branch: "main".into(),
+        path: None,
+        interval: Duration::from_secs(30),
+        trust: None,
+        fetch_timeout: Duration::from_secs(10),
+    };
+    let sd = StateDir::open(&state).unwrap();
+    let mut c = Controller::new(cfg, sd, Arc::new(AtomicBool::new(false))).unwrap();
+    let t = Instant::now();
+    c.reconcile().unwrap();
+    eprintln!(
+        "  initial deploy of 1,000 models x 2 environments: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        c.reconcile().unwrap();
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    assert!(c.status.all_synced());
+    (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.99),
+    )
+}
+
+/// sha256 of an in-memory buffer, to separate hashing from reading.
+fn hash_only(rounds: usize) -> f64 {
+    let buf: Vec<u8> = (0..(256usize << 20))
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        std::hint::black_box(Sha256::digest(&buf));
+        samples.push(buf.len() as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    percentile(&mut samples, 0.5)
+}
+
+fn verify(rounds: usize) -> f64 {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("artifact");
+    let size = 512usize << 20;
+    {
+        let mut f = std::fs::File::create(&p).unwrap();
+        let chunk: Vec<u8> = (0..(1 << 20)).map(|i| (i * 31 % 251) as u8).collect();
+        for _ in 0..(size >> 20) {
+            f.write_all(&chunk).unwrap();
+        }
+    }
+    let _ = sha256_file(&p).unwrap(); // warm the page cache
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let _ = sha256_file(&p).unwrap();
+        samples.push(size as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    percentile(&mut samples, 0.5)
+}
+
+fn rss() -> (f64, f64, f64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    build_registry(&dir, 10_000);
+    // The 20,000 deployments go to tmpfs when there is one (setup speed only).
+    let state_tmp = shm_tempdir();
+    let t = Instant::now();
+    let (mut child, _addr) = start_daemon(&dir, state_tmp.path(), "2s");
+    let ready = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(5)); // a couple of resyncs
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let kb = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let (rss, hwm) = (kb("VmRSS:"), kb("VmHWM:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    (rss, hwm, ready)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let quick = words.contains(&"quick");
+    let want = |p: &str| {
+        let parts: Vec<&&str> = words.iter().filter(|w| **w != "quick").collect();
+        parts.is_empty() || parts.iter().any(|w| **w == p)
+    };
+    if want("latency") {
+        let (med, p99) = latency(if quick { 20 } else { 100 });
+        println!("commit-to-deployed, 1 MB artifact: median {med:.1} ms, p99 {p99:.1} ms  [goal: < 50 ms, < 200 ms]");
+    }
+    if want("resync") {
+        let rounds = std::env::var("BATON_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(if quick { 5 } else { 20 });
+        let (med, p99) = resync(rounds);
+        println!("no-op resync, 1,000 models x 2 environments: median {med:.1} ms, p99 {p99:.1} ms  [goal: < 100 ms]");
+    }
+    if want("verify") {
+        let gbs = verify(if quick { 3 } else { 9 });
+        println!("artifact verification (sha256, 512 MiB from page cache): median {gbs:.2} GB/s  [goal: >= 1 GB/s]");
+        let mem = hash_only(if quick { 3 } else { 9 });
+        println!("  sha256 of an in-memory buffer alone: median {mem:.2} GB/s");
+    }
+    if want("rss") {
+        let (rss, hwm, ready) = rss();
+        println!("daemon with 10,000 models x 2 environments: RSS {rss:.1} MB (peak {hwm:.1} MB), ready after {ready:.1} s  [goal: < 100 MB]");
+    }
+}
