@@ -884,7 +884,10 @@ fn url_mode_clones_and_a_signed_webhook_fetches_at_once() {
     d.eventually("alpha 3 deployed after the webhook", || {
         deployed("staging", "alpha").as_deref() == Some("3")
     });
-    assert_eq!(d.status()["head"], f.repo.head());
+    let head = f.repo.head();
+    d.eventually("status at the new head", || {
+        d.status()["head"] == head.as_str()
+    });
 }
 
 #[test]
