@@ -242,6 +242,15 @@ fn requires_rule() {
         "{reason}"
     );
 
+    // The reverse index is kept in the git dir; a second run reads it and still finds fd3.
+    assert!(w.repo.path().join(".git/baton/requires-index").exists());
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "feature-encoder@7", "requires");
+    assert!(
+        !ok && reason.contains("fraud-detector@3 stays in `production`"),
+        "{reason}"
+    );
+
     // Pass: both move together.
     let w = World::new();
     w.edit(FD4, "stage: staging", "stage: production\ntraffic: 10");

@@ -4,6 +4,7 @@
 use super::snapshot::{ModelCache, ModelView, Snapshot, VersionFile};
 use crate::repo::RepoError;
 use git2::Repository;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -85,11 +86,27 @@ pub fn diff(
         return Ok(change);
     }
     let mut names: BTreeMap<String, (Option<git2::Oid>, Option<git2::Oid>)> = BTreeMap::new();
-    for (n, id) in old.model_names() {
-        names.entry(n).or_default().0 = Some(id);
-    }
-    for (n, id) in head.model_names() {
-        names.entry(n).or_default().1 = Some(id);
+    let mut note = |n: &str| {
+        if !names.contains_key(n) {
+            names.insert(n.to_owned(), (old.model_tree(n), head.model_tree(n)));
+        }
+    };
+    match (old.models_tree(), head.models_tree()) {
+        (Some(a), Some(b)) if a.id() != b.id() => {
+            for name in changed_entries(a, b) {
+                note(&name);
+            }
+        }
+        (Some(_), Some(_)) => {}
+        (a, b) => {
+            for t in a.into_iter().chain(b) {
+                for e in t.iter() {
+                    if let Some(n) = e.name() {
+                        note(n);
+                    }
+                }
+            }
+        }
     }
     for (name, (a, b)) in names {
         if a == b {
@@ -123,4 +140,57 @@ pub fn diff(
         change.models.insert(name, (om, hm));
     }
     Ok(change)
+}
+
+/// Git's tree order: names compare bytewise, a folder as if its name ended in `/`.
+fn git_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> Ordering {
+    let n = a.len().min(b.len());
+    match a[..n].cmp(&b[..n]) {
+        Ordering::Equal => {}
+        o => return o,
+    }
+    let end = |s: &[u8], tree: bool| s.get(n).copied().unwrap_or(if tree { b'/' } else { 0 });
+    end(a, a_tree).cmp(&end(b, b_tree))
+}
+
+/// Names of entries that differ between two sorted trees (added, removed or changed id),
+/// by one merge-join pass without loading any subtree.
+pub fn changed_entries(a: &git2::Tree, b: &git2::Tree) -> Vec<String> {
+    let is_tree = |e: &git2::TreeEntry| e.kind() == Some(git2::ObjectType::Tree);
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    let name = |e: &git2::TreeEntry| String::from_utf8_lossy(e.name_bytes()).into_owned();
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => {
+                match git_order(x.name_bytes(), is_tree(&x), y.name_bytes(), is_tree(&y)) {
+                    Ordering::Less => {
+                        out.push(name(&x));
+                        i += 1;
+                    }
+                    Ordering::Greater => {
+                        out.push(name(&y));
+                        j += 1;
+                    }
+                    Ordering::Equal => {
+                        if x.id() != y.id() || x.filemode() != y.filemode() {
+                            out.push(name(&x));
+                        }
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            (Some(x), None) => {
+                out.push(name(&x));
+                i += 1;
+            }
+            (None, Some(y)) => {
+                out.push(name(&y));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
 }

@@ -74,13 +74,35 @@ pub fn judge(
 pub struct Judge {
     cache: ModelCache,
     history: HistoryWalker,
-    /// Per model tree at head: its versions that carry `requires`.
-    requires_index: HashMap<(String, Oid), Arc<Vec<Dependent>>>,
+    /// Per model tree: its versions that carry `requires`.
+    requires_index: HashMap<Oid, Arc<Vec<Requires>>>,
+    /// Skip the registry-wide scan for versions that require a version leaving its stage.
+    skip_reverse_requires: bool,
+}
+
+/// Let libgit2 cache parsed trees of any size (its default skips trees over 4 KiB, so the
+/// `models/` folder of a big registry would be re-parsed on every path lookup).
+pub fn cache_big_trees() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sets one process-wide size limit of libgit2's object cache, once, before
+        // this judge reads objects; it changes what is cached, never what is read.
+        let _ = unsafe { git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 64 << 20) };
+    });
 }
 
 impl Judge {
     pub fn new() -> Self {
+        cache_big_trees();
         Self::default()
+    }
+
+    /// Whether to look for versions elsewhere in the registry that require a version leaving
+    /// a deployed stage (default on). The scan reads every manifest once per judge (then
+    /// caches by model tree); off, `requires` checks only the moving versions' own entries.
+    pub fn reverse_requires(mut self, on: bool) -> Self {
+        self.skip_reverse_requires = !on;
+        self
     }
 
     /// Manifests parsed by this judge so far (tests and benchmarks).
@@ -187,12 +209,17 @@ impl Judge {
         }
 
         // Reverse `requires`: only when a version leaves a deployed stage.
-        let leaving = change.transitions.iter().any(|t| {
-            t.from()
-                .is_some_and(|f| Some(f) != t.to() && policy.is_deployed(f))
-        });
-        let dependents = if leaving {
-            self.dependents(repo, &new)?
+        let leaving: BTreeSet<(String, String)> = change
+            .transitions
+            .iter()
+            .filter(|t| {
+                t.from()
+                    .is_some_and(|f| Some(f) != t.to() && policy.is_deployed(f))
+            })
+            .map(|t| (t.model.clone(), t.version.clone()))
+            .collect();
+        let dependents = if !leaving.is_empty() && !self.skip_reverse_requires {
+            self.dependents(repo, &new, &leaving)?
         } else {
             Vec::new()
         };
@@ -401,38 +428,135 @@ impl Judge {
         Ok(())
     }
 
-    /// Every version at head that requires another model's version (cached per model tree).
+    /// The versions at head that require one of the `leaving` (model, version) pairs. The
+    /// `requires` entries of each model folder are cached by tree id, in memory and in
+    /// `<git dir>/baton/requires-index`, so only model folders not seen before are read.
     fn dependents(
         &mut self,
         repo: &Repository,
         new: &Snapshot,
+        leaving: &BTreeSet<(String, String)>,
     ) -> Result<Vec<Dependent>, CheckError> {
-        let mut out = Vec::new();
+        let disk = repo.path().join("baton").join("requires-index");
+        if self.requires_index.is_empty() {
+            if let Ok(text) = std::fs::read_to_string(&disk) {
+                self.requires_index = index::parse(&text);
+            }
+        }
+        let Some(models) = new.models_tree() else {
+            return Ok(Vec::new());
+        };
         let prefix = new.path("models");
-        for (name, tree) in new.model_names() {
-            let key = (name.clone(), tree);
-            if let Some(hit) = self.requires_index.get(&key) {
-                out.extend(hit.iter().cloned());
+        let mut out = Vec::new();
+        let mut scanned = false;
+        for e in models.iter() {
+            if e.kind() != Some(git2::ObjectType::Tree) {
                 continue;
             }
-            let list = Arc::new(scan_requires(repo, &prefix, &name, tree)?);
-            out.extend(list.iter().cloned());
-            self.requires_index.insert(key, list);
+            let tree = e.id();
+            let list = match self.requires_index.get(&tree) {
+                Some(hit) => hit.clone(),
+                None => {
+                    scanned = true;
+                    let list = Arc::new(scan_requires(repo, tree)?);
+                    self.requires_index.insert(tree, list.clone());
+                    list
+                }
+            };
+            for r in list.iter() {
+                if leaving.contains(&r.requires) {
+                    let model = String::from_utf8_lossy(e.name_bytes()).into_owned();
+                    out.push(Dependent {
+                        path: format!("{prefix}/{model}/versions/{}.yaml", r.version),
+                        model,
+                        version: r.version.clone(),
+                        stage: r.stage.clone(),
+                        requires: r.requires.clone(),
+                    });
+                }
+            }
         }
-        if self.requires_index.len() > 200_000 {
-            self.requires_index.clear();
+        if scanned {
+            // Keep the entries of this head's model folders; best effort (a read-only
+            // repository keeps the in-memory index only).
+            let current: Vec<(Oid, Arc<Vec<Requires>>)> = models
+                .iter()
+                .filter_map(|e| Some((e.id(), self.requires_index.get(&e.id())?.clone())))
+                .collect();
+            let _ = index::write(&disk, &current);
+            if self.requires_index.len() > 200_000 {
+                self.requires_index = current.into_iter().collect();
+            }
         }
         Ok(out)
     }
 }
 
-/// The versions of one model folder that carry `requires` (blobs without the word skip parsing).
-fn scan_requires(
-    repo: &Repository,
-    prefix: &str,
-    model: &str,
-    tree: Oid,
-) -> Result<Vec<Dependent>, CheckError> {
+/// One version of a model folder that requires another model's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Requires {
+    version: String,
+    stage: String,
+    requires: (String, String),
+}
+
+/// The on-disk form of the reverse-`requires` index: a line per model tree id, then a line
+/// per requiring version (`\t<version> <stage> <model> <version>`).
+mod index {
+    use super::Requires;
+    use git2::Oid;
+    use std::collections::HashMap;
+    use std::fmt::Write as _;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    pub fn parse(text: &str) -> HashMap<Oid, Arc<Vec<Requires>>> {
+        let mut out: HashMap<Oid, Vec<Requires>> = HashMap::new();
+        let mut cur: Option<Oid> = None;
+        for line in text.lines() {
+            if let Some(dep) = line.strip_prefix('\t') {
+                let parts: Vec<&str> = dep.split(' ').collect();
+                let (Some(key), [v, s, rm, rv]) = (cur, parts.as_slice()) else {
+                    return HashMap::new();
+                };
+                out.entry(key).or_default().push(Requires {
+                    version: v.to_string(),
+                    stage: s.to_string(),
+                    requires: (rm.to_string(), rv.to_string()),
+                });
+            } else {
+                let Ok(t) = Oid::from_str(line) else {
+                    return HashMap::new();
+                };
+                cur = Some(t);
+                out.entry(t).or_default();
+            }
+        }
+        out.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
+    }
+
+    pub fn write(path: &Path, entries: &[(Oid, Arc<Vec<Requires>>)]) -> std::io::Result<()> {
+        let mut text = String::with_capacity(entries.len() * 42);
+        for (t, deps) in entries {
+            let _ = writeln!(text, "{t}");
+            for d in deps.iter() {
+                let _ = writeln!(
+                    text,
+                    "\t{} {} {} {}",
+                    d.version, d.stage, d.requires.0, d.requires.1
+                );
+            }
+        }
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// The versions of one model folder that carry `requires` (blobs without the word are not
+/// parsed; spaces in labels or stages would break the index format, so those are skipped).
+fn scan_requires(repo: &Repository, tree: Oid) -> Result<Vec<Requires>, CheckError> {
     let t = repo.find_tree(tree)?;
     let Some(vs) = t.get_name("versions") else {
         return Ok(Vec::new());
@@ -458,12 +582,17 @@ fn scan_requires(
             continue;
         };
         for (rm, rv) in &m.requires {
-            out.push(Dependent {
-                model: model.to_owned(),
+            let fields = [label, m.stage.as_str(), rm.as_str(), rv.as_str()];
+            if fields
+                .iter()
+                .any(|f| f.is_empty() || f.contains(char::is_whitespace))
+            {
+                continue;
+            }
+            out.push(Requires {
                 version: label.to_owned(),
                 stage: m.stage.clone(),
                 requires: (rm.clone(), rv.clone()),
-                path: format!("{prefix}/{model}/versions/{label}.yaml"),
             });
         }
     }

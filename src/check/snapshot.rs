@@ -184,6 +184,11 @@ impl<'r> Snapshot<'r> {
         (e.kind() == Some(ObjectType::Tree)).then(|| e.id())
     }
 
+    /// The `models/` folder's tree, when present.
+    pub fn models_tree(&self) -> Option<&Tree<'r>> {
+        self.models.as_ref()
+    }
+
     /// Names of the model folders, sorted.
     pub fn model_names(&self) -> Vec<(String, Oid)> {
         let Some(t) = &self.models else {
