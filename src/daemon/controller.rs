@@ -80,12 +80,12 @@ pub struct Controller {
     stop: Arc<AtomicBool>,
     pub events: EventLog,
     pub metrics: Metrics,
-    pub status: StatusView,
+    pub status: Arc<StatusView>,
     cache: Option<(String, Arc<Policy>, Arc<Effective>)>,
     /// What the head says (for status), per head.
     head_cache: Option<(String, Option<Arc<Effective>>)>,
-    /// The state as last written, to skip writing an unchanged state.json.
-    saved: Option<PersistedState>,
+    /// Fingerprint of the state as last written, to skip writing an unchanged state.json.
+    saved: Option<u64>,
 }
 
 /// environment -> model -> release the environment should run (after holds).
@@ -151,7 +151,7 @@ impl Controller {
             stop,
             events,
             metrics: Metrics::default(),
-            status: StatusView::default(),
+            status: Arc::new(StatusView::default()),
             cache: None,
             head_cache: None,
             saved: None,
@@ -195,7 +195,13 @@ impl Controller {
         let (policy, effective) = self.effective(&head)?;
         let mut outcome = PassOutcome::default();
         let mut envs = Vec::new();
-        let head_desired = self.head_desired(&head);
+        // Without holds the effective state is what the head says: share it.
+        let head_desired = if self.state.held.is_empty() && self.state.policy_commit == head {
+            self.head_cache = None;
+            Some(effective.clone())
+        } else {
+            self.head_desired(&head)
+        };
         for (env, spec) in policy.environments.iter() {
             let none = BTreeMap::new();
             let wanted = effective.get(env).unwrap_or(&none);
@@ -210,11 +216,12 @@ impl Controller {
             }
         }
         if self.publish(envs, now) {
-            self.dir.save_status(&self.status)?;
+            self.dir.save_status(&*self.status)?;
         }
-        if self.saved.as_ref() != Some(&self.state) {
+        let fp = super::state::fingerprint(&self.state);
+        if self.saved != Some(fp) {
             self.dir.save(&self.state)?;
-            self.saved = Some(self.state.clone());
+            self.saved = Some(fp);
         }
         self.metrics.reconciles_total += 1;
         self.metrics
@@ -303,10 +310,22 @@ impl Controller {
                     .commit(head),
                 );
             }
-            let models = self.known_models(&prev)?;
+            let old = std::mem::take(&mut self.state.held);
+            let mut models: BTreeSet<String> = self.known_models(&prev)?.into_iter().collect();
+            models.extend(old.keys().cloned());
             for m in models {
-                self.hold(&m, &prev, HoldKind::Blocked, reasons.clone(), None, now);
+                self.put_hold(
+                    &old,
+                    &m,
+                    &prev,
+                    HoldKind::Blocked,
+                    reasons.clone(),
+                    None,
+                    now,
+                );
             }
+            self.hold_events(&old, head);
+            self.cache = None;
             self.errors = diags;
             self.state.head = Some(head.to_owned());
             return Ok(());
@@ -320,17 +339,18 @@ impl Controller {
         }
 
         // Group every model by the baseline it is judged from.
+        let old = std::mem::take(&mut self.state.held);
         let mut models: BTreeSet<String> = reg_h.models.keys().cloned().collect();
-        models.extend(self.state.held.keys().cloned());
+        models.extend(old.keys().cloned());
         models.extend(self.known_models(&prev)?);
+        let mut before: BTreeMap<String, String> = BTreeMap::new();
         let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for m in models {
-            let base = self
-                .state
-                .held
+            let base = old
                 .get(&m)
                 .map(|h| h.baseline.clone())
                 .unwrap_or_else(|| prev.clone());
+            before.insert(m.clone(), base.clone());
             groups.entry(base).or_default().push(m);
         }
         let mut policy_held = false;
@@ -347,15 +367,13 @@ impl Controller {
                         ModelVerdict::blocked(reasons)
                     }
                 };
-                match v {
-                    ModelVerdict::Pass => self.release_hold(&m, head),
-                    ModelVerdict::Hold {
-                        kind,
-                        reasons,
-                        until,
-                    } => {
-                        self.hold(&m, &base, kind, reasons, until, now);
-                    }
+                if let ModelVerdict::Hold {
+                    kind,
+                    reasons,
+                    until,
+                } = v
+                {
+                    self.put_hold(&old, &m, &base, kind, reasons, until, now);
                 }
             }
         }
@@ -364,7 +382,8 @@ impl Controller {
         }
         self.state.head = Some(head.to_owned());
         self.cache = None;
-        self.cascade_requires(&prev, now)?;
+        self.cascade_requires(&before, &old, head, now)?;
+        self.hold_events(&old, head);
         Ok(())
     }
 
@@ -454,8 +473,11 @@ impl Controller {
         }
     }
 
-    fn hold(
+    /// Hold `model` at `baseline` (or the baseline it was already held at, in `old`).
+    #[allow(clippy::too_many_arguments)]
+    fn put_hold(
         &mut self,
+        old: &BTreeMap<String, Hold>,
         model: &str,
         baseline: &str,
         kind: HoldKind,
@@ -463,71 +485,78 @@ impl Controller {
         until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) {
-        let existing = self.state.held.get(model);
-        let changed = existing.is_none_or(|h| h.reasons != reasons || h.kind != kind);
-        let since = existing.map(|h| h.since).unwrap_or(now);
-        let baseline = existing
-            .map(|h| h.baseline.clone())
-            .unwrap_or(baseline.to_owned());
-        if changed {
-            let word = match kind {
+        let existing = old.get(model);
+        let hold = Hold {
+            baseline: existing
+                .map(|h| h.baseline.clone())
+                .unwrap_or_else(|| baseline.to_owned()),
+            kind,
+            reasons,
+            until,
+            since: existing.map(|h| h.since).unwrap_or(now),
+        };
+        self.state.held.insert(model.to_owned(), hold);
+    }
+
+    /// Events for holds that appeared, changed kind or failing rules, or went away. Reason
+    /// texts that only tick with time (a soak's "only 3h") do not repeat the event.
+    fn hold_events(&mut self, old: &BTreeMap<String, Hold>, head: &str) {
+        let mut out = Vec::new();
+        for (m, h) in &self.state.held {
+            let changed = old
+                .get(m)
+                .is_none_or(|o| o.kind != h.kind || o.reasons.len() != h.reasons.len());
+            if !changed {
+                continue;
+            }
+            let word = match h.kind {
                 HoldKind::Blocked => "blocked",
                 HoldKind::Waiting => "waiting",
             };
-            let msg = match until {
+            let msg = match h.until {
                 Some(t) => format!(
-                    "{model} {word} until {}: {}",
+                    "{m} {word} until {}: {}",
                     t.to_rfc3339(),
-                    reasons.join("; ")
+                    h.reasons.join("; ")
                 ),
-                None => format!("{model} {word}: {}", reasons.join("; ")),
+                None => format!("{m} {word}: {}", h.reasons.join("; ")),
             };
-            self.events
-                .push(Event::new(word, msg).model(model).commit(&baseline));
+            out.push(Event::new(word, msg).model(m).commit(&h.baseline));
         }
-        self.state.held.insert(
-            model.to_owned(),
-            Hold {
-                baseline,
-                kind,
-                reasons,
-                until,
-                since,
-            },
-        );
-    }
-
-    fn release_hold(&mut self, model: &str, head: &str) {
-        if self.state.held.remove(model).is_some() {
-            self.events.push(
-                Event::new(
-                    "unblocked",
-                    format!("{model} goes ahead at {}", short(head)),
-                )
-                .model(model)
-                .commit(head),
+        for m in old.keys().filter(|m| !self.state.held.contains_key(*m)) {
+            out.push(
+                Event::new("unblocked", format!("{m} goes ahead at {}", short(head)))
+                    .model(m)
+                    .commit(head),
             );
+        }
+        for e in out {
+            self.events.push(e);
         }
     }
 
     /// Hold models whose releases need a version their environment will not run.
-    fn cascade_requires(&mut self, prev: &str, now: DateTime<Utc>) -> Result<(), ControllerError> {
-        let head = self.state.head.clone().unwrap_or_default();
-        if prev == head {
-            return Ok(());
-        }
+    fn cascade_requires(
+        &mut self,
+        before: &BTreeMap<String, String>,
+        old: &BTreeMap<String, Hold>,
+        head: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ControllerError> {
         for _ in 0..16 {
-            let (_, eff) = self.effective(&head)?;
+            let (_, eff) = self.effective(head)?;
             let unmet = gate::unmet_requires(&eff);
             let fresh: Vec<_> = unmet
                 .into_iter()
                 .filter(|(m, _)| !self.state.held.contains_key(m))
+                .filter(|(m, _)| before.get(m).is_some_and(|b| b != head))
                 .collect();
             if fresh.is_empty() {
                 break;
             }
             for (m, reasons) in fresh {
-                self.hold(&m, prev, HoldKind::Blocked, reasons, None, now);
+                let base = before[&m].clone();
+                self.put_hold(old, &m, &base, HoldKind::Blocked, reasons, None, now);
             }
             self.cache = None;
         }
@@ -1079,19 +1108,19 @@ impl Controller {
                 .collect(),
             errors: self.errors.iter().map(|d| d.to_string()).collect(),
         };
-        if status == self.status {
+        if status == *self.status {
             return false;
         }
         status.updated = Some(now);
-        self.status = status;
+        self.status = Arc::new(status);
         true
     }
 
     /// Mark ready (after the first full pass) and persist the status.
     pub fn set_ready(&mut self) {
-        self.status.ready = true;
+        Arc::make_mut(&mut self.status).ready = true;
         self.metrics.ready = true;
-        let _ = self.dir.save_status(&self.status);
+        let _ = self.dir.save_status(&*self.status);
     }
 
     /// Every environment's target root, for the startup message.

@@ -52,6 +52,30 @@ pub fn atomic_write_with(path: &Path, bytes: &[u8], sync_dir: bool) -> io::Resul
     Ok(())
 }
 
+/// [`atomic_write`] of what `fill` writes (buffered), without building it in memory first.
+pub fn atomic_write_stream(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let tmp = temp_beside(path);
+    {
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        let mut w = io::BufWriter::with_capacity(1 << 16, f);
+        fill(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Point the symlink `link` at `target` atomically: make a temp symlink, rename it over.
 pub fn atomic_symlink(target: &Path, link: &Path) -> io::Result<()> {
     atomic_symlink_with(target, link, true)

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 /// What the controller publishes after each pass.
 #[derive(Default)]
 pub struct Published {
-    pub status: StatusView,
+    pub status: Arc<StatusView>,
     pub metrics: Metrics,
 }
 
@@ -77,7 +77,8 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn status(State(s): State<Arc<Shared>>) -> Json<StatusView> {
-    Json(s.published().status.clone())
+    let st = s.published().status.clone();
+    Json((*st).clone())
 }
 
 #[derive(Debug, Deserialize)]

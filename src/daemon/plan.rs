@@ -146,7 +146,11 @@ mod tests {
 
     fn deployed(r: &Release) -> Observed {
         Observed {
-            record: Some(DeploymentRecord::new("prod", r, chrono::Utc::now())),
+            record: Some(std::sync::Arc::new(DeploymentRecord::new(
+                "prod",
+                r,
+                chrono::Utc::now(),
+            ))),
             current: Some(r.primary().sha256.clone()),
             drift: vec![],
         }

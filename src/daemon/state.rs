@@ -2,7 +2,7 @@
 //! last deployed commit, held models and last good releases) and `status.json`, both written
 //! atomically.
 
-use super::fsutil::atomic_write;
+use super::fsutil::atomic_write_stream;
 use super::gate::HoldKind;
 use super::release::Release;
 use chrono::{DateTime, Utc};
@@ -176,12 +176,29 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>,
 }
 
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), StateError> {
-    let mut b = serde_json::to_vec_pretty(v).map_err(|e| StateError::Corrupt {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    b.push(b'\n');
-    atomic_write(path, &b).map_err(io(path))
+    atomic_write_stream(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, v)?;
+        w.write_all(b"\n")
+    })
+    .map_err(io(path))
+}
+
+/// A 64-bit fingerprint of `v`'s JSON, computed without building the text.
+pub fn fingerprint<T: Serialize>(v: &T) -> u64 {
+    use std::hash::Hasher;
+    struct H(std::collections::hash_map::DefaultHasher);
+    impl Write for H {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.write(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = H(Default::default());
+    let _ = serde_json::to_writer(&mut h, v);
+    h.0.finish()
 }
 
 #[cfg(test)]

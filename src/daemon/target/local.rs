@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Artifacts kept per model besides the ones in use.
 pub const KEEP_ARTIFACTS: usize = 3;
@@ -27,7 +28,7 @@ pub struct LocalTarget {
     /// path -> (stamp, digest) of artifacts hashed before.
     verified: HashMap<PathBuf, (Stamp, String)>,
     /// path -> (stamp, parsed) of deployment records read before.
-    records: HashMap<PathBuf, (Stamp, Result<DeploymentRecord, String>)>,
+    records: HashMap<PathBuf, (Stamp, Result<Arc<DeploymentRecord>, String>)>,
 }
 
 fn stamp_of(md: &fs::Metadata) -> Stamp {
@@ -74,7 +75,7 @@ impl LocalTarget {
     }
 
     /// The parsed record at `path` (re-read only when the file changed).
-    fn record(&mut self, path: &Path) -> Result<Option<DeploymentRecord>, String> {
+    fn record(&mut self, path: &Path) -> Result<Option<Arc<DeploymentRecord>>, String> {
         let md = match fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -90,6 +91,7 @@ impl LocalTarget {
             .map_err(|e| format!("deployment.json: {e}"))
             .and_then(|b| {
                 serde_json::from_slice::<DeploymentRecord>(&b)
+                    .map(Arc::new)
                     .map_err(|e| format!("deployment.json is unreadable: {e}"))
             });
         self.records.insert(path.to_path_buf(), (stamp, r.clone()));

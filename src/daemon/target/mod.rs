@@ -15,7 +15,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     /// The deployment record, when present and readable.
-    pub record: Option<DeploymentRecord>,
+    pub record: Option<std::sync::Arc<DeploymentRecord>>,
     /// The digest the live pointer (`current`) resolves to, when it names a stored artifact.
     pub current: Option<String>,
     /// Drift found (a modified artifact, a missing record...), one sentence each.
