@@ -955,3 +955,60 @@ fn a_bad_head_deploys_nothing_new_until_fixed() {
     assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("3"));
     assert_eq!(f.status()["errors"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn a_model_requiring_a_blocked_model_waits_for_it() {
+    let f = Fixture::new();
+    // alpha 2 needs beta 2 beside it (SPEC §1.1 `requires`).
+    f.repo.edit(
+        "models/alpha/versions/2.yaml",
+        "created:",
+        "requires:\n  beta: \"2\"\ncreated:",
+    );
+    f.repo.commit_all("alpha 2 requires beta 2");
+    assert_eq!(code(&f.once(&[])), 0);
+
+    for (m, up, down) in [("alpha", "2", "1"), ("beta", "2", "1")] {
+        f.stage(m, up, "production");
+        f.stage(m, down, "archived");
+    }
+    f.repo.commit_all("promote alpha 2 and beta 2");
+    f.approve("alpha@2 -> production");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+    assert_eq!(f.deployed("production", "beta").as_deref(), Some("1"));
+    let s = f.status();
+    let alpha = model_view(&s, "production", "alpha");
+    assert_eq!(alpha["sync"], "blocked", "{alpha}");
+    assert!(
+        alpha["reasons"].to_string().contains("needs beta@2"),
+        "{alpha}"
+    );
+    assert!(model_view(&s, "production", "beta")["reasons"]
+        .to_string()
+        .contains("approvals"));
+
+    // beta's approval lands: both go, beta first.
+    f.approve("beta@2 -> production");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("2"));
+    assert_eq!(f.deployed("production", "beta").as_deref(), Some("2"));
+    let events = std::fs::read_to_string(f.state.join("events.jsonl")).unwrap();
+    let order: Vec<&str> = events
+        .lines()
+        .filter(|l| {
+            l.contains("\"kind\":\"deployed\"") && l.contains("\"environment\":\"production\"")
+        })
+        .filter(|l| l.contains("\"version\":\"2\""))
+        .map(|l| {
+            if l.contains("\"model\":\"beta\"") {
+                "beta"
+            } else {
+                "alpha"
+            }
+        })
+        .collect();
+    assert_eq!(order, ["beta", "alpha"], "requires switch first");
+}
