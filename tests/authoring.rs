@@ -175,15 +175,41 @@ fn promote_rejects_what_makes_no_sense() {
             ],
             "must be 1..99",
         ),
-        (
-            vec!["promote", "churn-predictor", "1", "--to", "production"],
-            "already in `production`",
-        ),
     ] {
         let out = baton(&w, &args);
         assert_eq!(code(&out), 2, "{args:?}");
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
     }
+    // The registry's rules refuse (exit 1): already there; a canary split without a primary.
+    let out = baton(
+        &w,
+        &["promote", "churn-predictor", "1", "--to", "production"],
+    );
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("already in `production`"),
+        "{}",
+        stderr(&out)
+    );
+    w.edit(CP1, "stage: production", "stage: production\ntraffic: 95");
+    let out = baton(
+        &w,
+        &[
+            "promote",
+            "churn-predictor",
+            "2",
+            "--to",
+            "production",
+            "--traffic",
+            "10",
+        ],
+    );
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("exactly one version of `churn-predictor` must carry no `traffic`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -222,7 +248,7 @@ fn approve_makes_a_signed_commit_that_check_counts() {
         &w,
         &["approve", "churn-predictor", "2", "--stage", "staging"],
     );
-    assert_eq!(code(&out), 2);
+    assert_eq!(code(&out), 1);
     assert!(
         stderr(&out).contains("is in `production` at HEAD, not `staging`"),
         "{}",
@@ -265,7 +291,7 @@ fn rollback_without_commit_leaves_the_revert_staged() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("unknown environment `prod`"));
     let out = baton(&w, &["rollback", "churn-predictor", "--env", "staging"]);
-    assert_eq!(code(&out), 2);
+    assert_eq!(code(&out), 1);
     assert!(
         stderr(&out).contains("no version in `staging`"),
         "{}",

@@ -22,6 +22,9 @@ pub enum AuthoringError {
     /// The request does not make sense for this registry (unknown model, stage, ...).
     #[error("{0}")]
     Invalid(String),
+    /// The registry's rules refuse the request (exit 1): already there, stage would be invalid.
+    #[error("{0}")]
+    Refused(String),
     /// A git command failed.
     #[error("`git {args}` failed: {stderr}")]
     Command { args: String, stderr: String },

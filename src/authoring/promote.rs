@@ -74,6 +74,7 @@ pub fn plan(
     traffic: Option<u32>,
 ) -> Result<Plan, AuthoringError> {
     let invalid = |m: String| Err(AuthoringError::Invalid(m));
+    let refused = |m: String| Err(AuthoringError::Refused(m));
     let Some(stage) = policy.stage(to) else {
         let known: Vec<&str> = policy.stages.iter().map(|s| s.name.as_str()).collect();
         return invalid(format!(
@@ -117,7 +118,7 @@ pub fn plan(
             .filter(|v| v.label != version && v.manifest.stage == to)
         {
             let Some(archive) = &archive_to else {
-                return invalid(format!(
+                return refused(format!(
                     "`{to}` holds {model} {}; there is no terminal stage to archive it to",
                     v.label
                 ));
@@ -139,7 +140,7 @@ pub fn plan(
     let refs: Vec<&VersionManifest> = after.iter().collect();
     let problems = occupancy_problems(policy, to, &refs);
     if !problems.is_empty() {
-        return invalid(problems.join("; "));
+        return refused(problems.join("; "));
     }
     let mut edits = Vec::new();
     // The promoted version first, then the others in natural order.
@@ -161,7 +162,7 @@ pub fn plan(
         });
     }
     if edits.is_empty() {
-        return invalid(format!(
+        return refused(format!(
             "{model} {version} is already in `{to}`{}",
             traffic
                 .map(|t| format!(" with {t}% traffic"))

@@ -50,7 +50,7 @@ pub fn find(
         .map(|vs| vs.iter().map(|v| v.version.clone()).collect())
         .unwrap_or_default();
     if current.is_empty() {
-        return Err(invalid(format!(
+        return Err(AuthoringError::Refused(format!(
             "{model} has no version in `{}` (environment `{env}`): nothing to roll back",
             spec.stage
         )));
@@ -60,7 +60,7 @@ pub fn find(
         .into_iter()
         .find(|e| e.to.as_deref() == Some(spec.stage.as_str()) && current.contains(&e.version))
         .ok_or_else(|| {
-            invalid(format!(
+            AuthoringError::Refused(format!(
                 "no commit on the first-parent history put {model} {} in `{}`",
                 current.join(", "),
                 spec.stage
@@ -68,7 +68,7 @@ pub fn find(
         })?;
     let commit = repo.find_commit(event.commit)?;
     if commit.parent_count() == 0 {
-        return Err(invalid(format!(
+        return Err(AuthoringError::Refused(format!(
             "{model} {} has been in `{}` since the first commit; there is nothing to revert to",
             event.version, spec.stage
         )));

@@ -39,10 +39,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             bail!("{model} has no version `{version}` at HEAD");
         };
         if &v.manifest.stage != stage {
-            bail!(
-                "{model}@{version} is in `{}` at HEAD, not `{stage}`: an approval binds to the manifest as committed, so promote first",
+            eprintln!(
+                "error: {model}@{version} is in `{}` at HEAD, not `{stage}`: an approval binds to the manifest as committed, so promote first",
                 v.manifest.stage
             );
+            return Ok(Outcome::Failed);
         }
         format!("{model}@{version} -> {stage}")
     };

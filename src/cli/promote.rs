@@ -4,7 +4,7 @@
 use super::context::print_json;
 use super::{Context, Format, Outcome};
 use anyhow::{bail, Context as _, Result};
-use baton::authoring::{git, promote};
+use baton::authoring::{git, promote, AuthoringError};
 use baton::manifest::{parse_policy, parse_version};
 use baton::repo::join;
 use serde_json::json;
@@ -66,14 +66,21 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         });
     }
     versions.sort_by(|a, b| baton::names::natural_cmp(&a.label, &b.label));
-    let plan = promote::plan(
+    let planned = promote::plan(
         &policy,
         &args.model,
         &versions,
         &args.version,
         &args.to,
         args.traffic,
-    )?;
+    );
+    let plan = match planned {
+        Err(AuthoringError::Refused(m)) => {
+            eprintln!("error: {m}");
+            return Ok(Outcome::Failed);
+        }
+        other => other?,
+    };
 
     let branch = args.commit.then(|| {
         args.branch

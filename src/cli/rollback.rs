@@ -4,7 +4,7 @@
 use super::context::print_json;
 use super::{Context, Format, Outcome};
 use anyhow::{bail, Result};
-use baton::authoring::{git, rollback};
+use baton::authoring::{git, rollback, AuthoringError};
 use serde_json::json;
 
 #[derive(Debug, clap::Args)]
@@ -24,7 +24,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
     let Some(workdir) = repo.workdir().map(|p| p.to_path_buf()) else {
         bail!("the repository has no working tree (bare); rollback reverts a commit");
     };
-    let target = rollback::find(&repo, &reg, &args.model, &args.env)?;
+    let target = match rollback::find(&repo, &reg, &args.model, &args.env) {
+        Err(AuthoringError::Refused(m)) => {
+            eprintln!("error: {m}");
+            return Ok(Outcome::Failed);
+        }
+        other => other?,
+    };
     let sha = target.commit.to_string();
     let mut cmd = vec!["revert"];
     cmd.push(if args.commit {
