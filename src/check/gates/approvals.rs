@@ -47,8 +47,8 @@ pub fn judge(t: &Transition, f: &Facts, g: &ApprovalsGate) -> Verdict {
         };
         let tally = count(t, f, &target, &g.from);
         let mut reason = describe(&tally, g.min, &g.from);
-        if !f.evidence.has_signers && tally.counted.len() < g.min as usize {
-            reason.push_str("; no allowed-signers file at base, so signed approvals cannot count");
+        if tally.counted.len() < g.min as usize && !f.evidence.notes.is_empty() {
+            reason.push_str(&format!("; note: {}", f.evidence.notes.join("; ")));
         }
         verdict("approvals", tally.counted.len() >= g.min as usize, reason)
     };
