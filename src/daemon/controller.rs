@@ -1,7 +1,7 @@
 //! One reconcile pass, level-triggered: read the branch head, re-check what landed (per-model
 //! holds), derive each environment's intent, plan against the target, apply, and publish.
 
-use super::artifact::Fetcher;
+use super::artifact::{Fetcher, TreeCache};
 use super::events::{Event, EventLog};
 use super::gate::{self, HoldKind, ModelVerdict};
 use super::health;
@@ -84,6 +84,8 @@ pub struct Controller {
     cache: Option<(String, Arc<Policy>, Arc<Effective>)>,
     /// What the head says (for status), per head.
     head_cache: Option<(String, Option<Arc<Effective>>)>,
+    /// Git tree listings for artifact reads, kept for one pass.
+    trees: TreeCache,
     /// Fingerprint of the state as last written, to skip writing an unchanged state.json.
     saved: Option<u64>,
 }
@@ -91,7 +93,8 @@ pub struct Controller {
 /// environment -> model -> release the environment should run (after holds).
 type Effective = BTreeMap<String, BTreeMap<String, Release>>;
 
-fn backoff(interval: Duration, attempts: u32) -> Duration {
+/// Retry delay after `attempts` failures: `interval` x 2^(attempts-1), at most 5 minutes.
+pub fn backoff(interval: Duration, attempts: u32) -> Duration {
     let base = interval.max(Duration::from_millis(100));
     base.saturating_mul(1u32 << attempts.min(12).saturating_sub(1))
         .min(Duration::from_secs(300))
@@ -154,6 +157,7 @@ impl Controller {
             status: Arc::new(StatusView::default()),
             cache: None,
             head_cache: None,
+            trees: Default::default(),
             saved: None,
         })
     }
@@ -215,6 +219,7 @@ impl Controller {
                 break;
             }
         }
+        self.trees.borrow_mut().clear();
         if self.publish(envs, now) {
             self.dir.save_status(&*self.status)?;
         }
@@ -798,6 +803,7 @@ impl Controller {
                 let fetcher = Fetcher {
                     repo: &self.repo,
                     timeout: self.cfg.fetch_timeout,
+                    trees: &self.trees,
                 };
                 let t = &mut self.targets.get_mut(env).expect("target built").1;
                 let result = t
@@ -1061,23 +1067,24 @@ impl Controller {
     /// Refresh metrics and the status view; true when the status changed (`updated` then
     /// says when).
     fn publish(&mut self, envs: Vec<EnvironmentView>, now: DateTime<Utc>) -> bool {
-        self.metrics.models = envs
-            .iter()
-            .flat_map(|e| {
-                e.models.iter().map(move |m| ModelInfo {
-                    env: e.name.clone(),
-                    model: m.model.clone(),
-                    version: m
-                        .deployed
-                        .iter()
-                        .map(|v| v.version.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    sync: m.sync.as_str().into(),
-                    health: m.health.clone(),
+        self.metrics.models = Arc::new(
+            envs.iter()
+                .flat_map(|e| {
+                    e.models.iter().map(move |m| ModelInfo {
+                        env: e.name.clone(),
+                        model: m.model.clone(),
+                        version: m
+                            .deployed
+                            .iter()
+                            .map(|v| v.version.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        sync: m.sync.as_str().into(),
+                        health: m.health.clone(),
+                    })
                 })
-            })
-            .collect();
+                .collect(),
+        );
         self.metrics.blocked_models = self
             .state
             .held

@@ -68,7 +68,8 @@ pub struct Metrics {
     pub failures_total: u64,
     pub blocked_models: usize,
     pub ready: bool,
-    pub models: Vec<ModelInfo>,
+    /// Shared with the published copy (rebuilt only by a pass).
+    pub models: std::sync::Arc<Vec<ModelInfo>>,
 }
 
 impl Default for Metrics {
@@ -81,7 +82,7 @@ impl Default for Metrics {
             failures_total: 0,
             blocked_models: 0,
             ready: false,
-            models: Vec::new(),
+            models: Default::default(),
         }
     }
 }
@@ -141,7 +142,7 @@ impl Metrics {
             o,
             "# HELP baton_model_info Deployed version, sync and health of each model per environment.\n# TYPE baton_model_info gauge"
         );
-        for m in &self.models {
+        for m in self.models.iter() {
             let _ = writeln!(
                 o,
                 "baton_model_info{{env=\"{}\",model=\"{}\",version=\"{}\",sync=\"{}\",health=\"{}\"}} 1",
@@ -165,13 +166,13 @@ mod tests {
         let mut m = Metrics::default();
         m.reconcile_seconds.observe(0.003);
         m.reconcile_seconds.observe(0.2);
-        m.models.push(ModelInfo {
+        m.models = std::sync::Arc::new(vec![ModelInfo {
             env: "prod".into(),
             model: "a\"b".into(),
             version: "1".into(),
             sync: "synced".into(),
             health: "healthy".into(),
-        });
+        }]);
         let s = m.render();
         assert!(s.contains("baton_reconcile_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(s.contains("baton_reconcile_duration_seconds_bucket{le=\"0.25\"} 2"));

@@ -211,7 +211,7 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                     }
                     Err(e) => {
                         errors += 1;
-                        wait = (interval * (1u32 << errors.min(10))).min(Duration::from_secs(300));
+                        wait = super::controller::backoff(interval, errors);
                         ctrl.metrics.failures_total += 1;
                         ctrl.events.push(Event::new(
                             "failed",
