@@ -51,8 +51,11 @@ fn main() {
         let mut rss = Vec::new();
         let head = big.head();
         for _ in 0..runs {
-            let (ms, kb) = run_child(big.path().to_str().unwrap(), &head);
-            times.push(Duration::from_secs_f64(ms / 1000.0));
+            let (ms, cpu_ms, kb) = run_child(big.path().to_str().unwrap(), &head);
+            times.push((
+                Duration::from_secs_f64(ms / 1000.0),
+                Duration::from_secs_f64(cpu_ms / 1000.0),
+            ));
             rss.push(kb);
         }
         rss.sort_unstable();
@@ -80,9 +83,9 @@ fn main() {
             let mut times = Vec::new();
             for _ in 0..iters {
                 let mut loader = Loader::new();
-                let t = Instant::now();
+                let m = Measure::start();
                 let reg = loader.load(&repo, commit, s.root()).expect("load");
-                times.push(t.elapsed());
+                times.push(m.stop());
                 assert_eq!(reg.version_count(), s.manifests());
                 assert!(
                     reg.load_diagnostics().is_empty(),
@@ -127,9 +130,9 @@ fn main() {
             let m = (i * 7919) % big.spec.models;
             let stage = "development";
             let c = Oid::from_str(&big.set_stage(m, 1, stage)).unwrap();
-            let t = Instant::now();
+            let span = Measure::start();
             let reg = loader.load(&repo, c, big.root()).expect("reload");
-            times.push(t.elapsed());
+            times.push(span.stop());
             assert_eq!(
                 loader.stats.parsed, 1,
                 "reload must parse only the changed manifest"
@@ -156,16 +159,17 @@ fn main() {
 
     println!();
     println!(
-        "{:<42} {:>10} {:>10} {:>6}  goal",
-        "benchmark", "median", "min", "runs"
+        "{:<42} {:>10} {:>10} {:>10} {:>5}  goal",
+        "benchmark", "median", "min", "cpu median", "runs"
     );
-    println!("{}", "-".repeat(80));
+    println!("{}", "-".repeat(92));
     for r in &rows {
         println!(
-            "{:<42} {:>10} {:>10} {:>6}  {}",
+            "{:<42} {:>10} {:>10} {:>10} {:>5}  {}",
             r.name,
             fmt(r.median),
             fmt(r.min),
+            fmt(r.cpu),
             r.runs,
             r.goal
         );
@@ -179,19 +183,24 @@ struct Row {
     name: String,
     median: Duration,
     min: Duration,
+    /// Median CPU time (user + system, all threads) of the process over the measured span.
+    cpu: Duration,
     runs: usize,
     goal: String,
     extra: String,
 }
 
 impl Row {
-    fn new(name: &str, times: &[Duration], goal: &str) -> Row {
-        let mut t = times.to_vec();
+    fn new(name: &str, times: &[(Duration, Duration)], goal: &str) -> Row {
+        let mut t: Vec<Duration> = times.iter().map(|x| x.0).collect();
+        let mut c: Vec<Duration> = times.iter().map(|x| x.1).collect();
         t.sort_unstable();
+        c.sort_unstable();
         Row {
             name: name.to_owned(),
             median: t[t.len() / 2],
             min: t[0],
+            cpu: c[c.len() / 2],
             runs: t.len(),
             goal: goal.to_owned(),
             extra: String::new(),
@@ -220,8 +229,29 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// Run one cold load in a fresh copy of this binary; returns (milliseconds, peak RSS in KiB).
-fn run_child(repo: &str, commit: &str) -> (f64, u64) {
+/// Wall-clock and CPU time of a span (CPU time is less disturbed by other processes).
+struct Measure(Instant, Duration);
+
+impl Measure {
+    fn start() -> Measure {
+        Measure(Instant::now(), cpu_time())
+    }
+    fn stop(self) -> (Duration, Duration) {
+        (self.0.elapsed(), cpu_time().saturating_sub(self.1))
+    }
+}
+
+/// User + system CPU time of this process (all threads).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Run one cold load in a fresh copy of this binary; returns (wall ms, CPU ms, peak RSS KiB).
+fn run_child(repo: &str, commit: &str) -> (f64, f64, u64) {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
         .args([CHILD_FLAG, repo, commit])
@@ -235,20 +265,26 @@ fn run_child(repo: &str, commit: &str) -> (f64, u64) {
     let text = String::from_utf8_lossy(&out.stdout);
     let mut it = text.split_whitespace();
     let ms: f64 = it.next().unwrap().parse().unwrap();
+    let cpu_ms: f64 = it.next().unwrap().parse().unwrap();
     let kb: u64 = it.next().unwrap().parse().unwrap();
-    (ms, kb)
+    (ms, cpu_ms, kb)
 }
 
-/// In the child: one cold load, then print "<ms> <VmHWM KiB>".
+/// In the child: one cold load, then print "<wall ms> <cpu ms> <VmHWM KiB>".
 fn child_cold_load(repo: &str, commit: &str) {
     let repo = Repository::open(repo).unwrap();
     let commit = Oid::from_str(commit).unwrap();
     let mut loader = Loader::new();
-    let t = Instant::now();
+    let m = Measure::start();
     let reg = loader.load(&repo, commit, "").expect("load");
-    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let (wall, cpu) = m.stop();
     assert!(reg.version_count() > 0);
-    println!("{ms:.3} {}", vm_hwm_kb());
+    println!(
+        "{:.3} {:.3} {}",
+        wall.as_secs_f64() * 1000.0,
+        cpu.as_secs_f64() * 1000.0,
+        vm_hwm_kb()
+    );
     drop(reg);
 }
 

@@ -319,3 +319,53 @@ fn garbage_and_truncated_manifests_never_panic_and_are_located() {
     assert_eq!(again.load_diagnostics(), diags);
     same_content(&again, &fresh(&repo, &c));
 }
+
+#[test]
+fn alternating_revisions_with_added_and_removed_folders_parse_nothing_new() {
+    let mut s = Synth::build(80, 3);
+    let repo = Repository::open(s.path()).unwrap();
+    let a = s.head();
+    // B: a new folder sorting first (shifts every position), one folder deleted, one changed.
+    let new_model = "aaa-new";
+    let v1 = s
+        .manifest_text("main", 0, 1)
+        .replace(&Synth::model_name(0), new_model);
+    let yaml = format!("name: {new_model}\ndescription: new\nowners: [alice@acme.com]\n");
+    let m3 = Synth::model_name(3);
+    let mut files: Vec<(String, Option<Vec<u8>>)> = vec![
+        (
+            format!("models/{new_model}/model.yaml"),
+            Some(yaml.into_bytes()),
+        ),
+        (
+            format!("models/{new_model}/versions/1.yaml"),
+            Some(v1.into_bytes()),
+        ),
+        (format!("models/{m3}/model.yaml"), None),
+    ];
+    for v in 1..=3 {
+        files.push((format!("models/{m3}/versions/{v}.yaml"), None));
+    }
+    let refs: Vec<(&str, Option<&[u8]>)> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_deref()))
+        .collect();
+    s.commit_files("main", &refs, "add and remove folders");
+    let b = s.set_stage(7, 1, "development");
+
+    let mut loader = Loader::new();
+    load(&mut loader, &repo, &a);
+    let first_b = load(&mut loader, &repo, &b);
+    assert_eq!(
+        loader.stats.parsed, 2,
+        "the new folder's and model 7's changed version"
+    );
+    assert!(first_b.models.contains_key(new_model) && !first_b.models.contains_key(&m3));
+    for round in 0..10 {
+        for (rev, name) in [(&a, "a"), (&b, "b")] {
+            let reg = load(&mut loader, &repo, rev);
+            assert_eq!(loader.stats.parsed, 0, "round {round}, revision {name}");
+            same_content(&reg, &fresh(&repo, rev));
+        }
+    }
+}

@@ -174,7 +174,30 @@ impl Synth {
         s.git(&["config", "commit.gpgsign", "false"]);
         s.git(&["config", "gc.auto", "0"]);
 
-        let mut stream = Vec::with_capacity(s.spec.models * s.spec.versions * 700 + 4096);
+        // All blobs first (with marks), then one commit naming them: much faster in
+        // fast-import than inline data for 100,000 files.
+        let mut files: Vec<(String, Vec<u8>)> =
+            Vec::with_capacity(s.manifests() + s.spec.models + 2);
+        files.push((s.path_in_root("baton.yaml"), POLICY.as_bytes().to_vec()));
+        files.push((
+            s.path_in_root(".baton/allowed_signers"),
+            s.spec.allowed_signers.as_bytes().to_vec(),
+        ));
+        for m in 0..s.spec.models {
+            files.push((
+                s.path_in_root(&format!("models/{}/model.yaml", Synth::model_name(m))),
+                model_yaml(m).into_bytes(),
+            ));
+            for v in 1..=s.spec.versions {
+                files.push((s.version_path(m, v), s.render(m, v, None).into_bytes()));
+            }
+        }
+        let mut stream = Vec::with_capacity(s.manifests() * 700 + 4096);
+        for (i, (_, data)) in files.iter().enumerate() {
+            write!(stream, "blob\nmark :{}\ndata {}\n", i + 1, data.len()).unwrap();
+            stream.extend_from_slice(data);
+            stream.push(b'\n');
+        }
         s.commit_header(
             &mut stream,
             "main",
@@ -182,26 +205,8 @@ impl Synth {
             "synthetic registry",
             s.spec.base_time,
         );
-        inline(
-            &mut stream,
-            &s.path_in_root("baton.yaml"),
-            POLICY.as_bytes(),
-        );
-        inline(
-            &mut stream,
-            &s.path_in_root(".baton/allowed_signers"),
-            s.spec.allowed_signers.as_bytes(),
-        );
-        for m in 0..s.spec.models {
-            inline(
-                &mut stream,
-                &s.path_in_root(&format!("models/{}/model.yaml", Synth::model_name(m))),
-                model_yaml(m).as_bytes(),
-            );
-            for v in 1..=s.spec.versions {
-                let text = s.render(m, v, None);
-                inline(&mut stream, &s.version_path(m, v), text.as_bytes());
-            }
+        for (i, (path, _)) in files.iter().enumerate() {
+            writeln!(stream, "M 100644 :{} {path}", i + 1).unwrap();
         }
         s.fast_import(&stream);
         if s.spec.checkout {

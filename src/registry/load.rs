@@ -49,12 +49,14 @@ pub struct Loader {
     latest: HashMap<String, Oid>,
     policies: HashMap<Oid, (u64, Result<Arc<Policy>, ParseError>)>,
     clean_trees: HashMap<Oid, u64>,
+    /// The last load's `models/` folder, walked in step with the next one.
+    listing: Option<Listing>,
     generation: u64,
     /// Statistics of the most recent load.
     pub stats: LoadStats,
 }
 
-/// Loads older than this many generations are dropped from the cache.
+/// Cache entries unused for this many loads are dropped (checked at least this often).
 const KEEP_GENERATIONS: u64 = 4;
 /// Below this many model folders to walk, work on the calling thread only.
 const PARALLEL_THRESHOLD: usize = 64;
@@ -63,11 +65,53 @@ const BATCH: usize = 32;
 /// Batches a worker reads through one repository handle before opening a fresh one.
 const REOPEN_AFTER: usize = 16;
 
-/// A model folder to (re)load: folder name, repository-relative path, tree id.
+/// A model folder to (re)load: folder name, repository-relative path, tree id, and its
+/// position in the new [`Listing`].
 struct Todo {
     name: String,
     path: String,
     tree: Oid,
+    slot: usize,
+}
+
+/// The model folders of the last load's `models/` folder, in tree order.
+struct Listing {
+    /// Repository-relative path of the `models` folder.
+    dir: String,
+    /// Folder names, concatenated (one allocation, read in order).
+    names: String,
+    entries: Vec<Listed>,
+}
+
+struct Listed {
+    /// Range of the folder name in [`Listing::names`].
+    name: (u32, u32),
+    tree: Oid,
+    /// `None` while the folder is being built (and once the next load took it over).
+    entry: Option<Arc<ModelEntry>>,
+}
+
+impl Listed {
+    fn name<'a>(&self, names: &'a str) -> &'a str {
+        &names[self.name.0 as usize..self.name.1 as usize]
+    }
+}
+
+/// Append a folder to a listing under construction.
+fn push_listed(
+    listing: &mut Vec<Listed>,
+    names: &mut String,
+    name: &str,
+    tree: Oid,
+    entry: Option<Arc<ModelEntry>>,
+) {
+    let start = names.len() as u32;
+    names.push_str(name);
+    listing.push(Listed {
+        name: (start, names.len() as u32),
+        tree,
+        entry,
+    });
 }
 
 impl Loader {
@@ -107,7 +151,10 @@ impl Loader {
 
         // Layout: special entries anywhere outside models/, and models/ itself.
         let mut todo = Vec::new();
-        let mut models: BTreeMap<String, Arc<ModelEntry>> = BTreeMap::new();
+        let mut models: Vec<(String, Arc<ModelEntry>)> = Vec::new();
+        let mut listing: Vec<Listed> = Vec::new();
+        let mut listing_names = String::new();
+        let mut listing_dir = None;
         for e in tree.iter() {
             let name = e.name().unwrap_or_default();
             let path = join(root, name);
@@ -116,13 +163,54 @@ impl Loader {
                 continue;
             }
             if name == "models" {
+                // (`path` moves into `listing_dir` below.)
                 if e.kind() != Some(ObjectType::Tree) {
                     diagnostics.push(Diagnostic::new(&path, "`models` must be a folder"));
                     continue;
                 }
                 let models_tree = repo.find_tree(e.id())?;
+                models.reserve(models_tree.len());
+                // Walk the previous load's listing of this folder in step with this one:
+                // unchanged folders match by position, without hash lookups.
+                let mut prev = self.listing.take().filter(|l| l.dir == path);
+                let (prev_names, prev) = match prev.as_mut() {
+                    Some(l) => (l.names.as_str(), l.entries.as_mut_slice()),
+                    None => ("", &mut [][..]),
+                };
+                let mut j = 0;
                 for m in models_tree.iter() {
                     let mname = m.name().unwrap_or_default();
+                    if m.kind() == Some(ObjectType::Tree) {
+                        let mut hit = None;
+                        let end = prev.len().min(j + 2);
+                        if let Some(k) = (j..end).find(|&k| prev[k].name(prev_names) == mname) {
+                            j = k + 1;
+                            if prev[k].tree == m.id() {
+                                hit = prev[k].entry.take();
+                            }
+                        }
+                        if hit.is_none() {
+                            // Another revision's folder with the same content and path.
+                            if let Some(c) = self.models.get_mut(&m.id()) {
+                                if is_join(&c.path, &path, mname) {
+                                    c.gen = gen;
+                                    hit = Some(c.entry.clone());
+                                }
+                            }
+                        }
+                        if let Some(entry) = hit {
+                            self.stats.reused_models += 1;
+                            models.push((mname.to_owned(), entry.clone()));
+                            push_listed(
+                                &mut listing,
+                                &mut listing_names,
+                                mname,
+                                m.id(),
+                                Some(entry),
+                            );
+                            continue;
+                        }
+                    }
                     let mpath = join(&path, mname);
                     if let Some(d) = special_entry(&m, &mpath) {
                         diagnostics.push(d);
@@ -135,30 +223,24 @@ impl Loader {
                         ));
                         continue;
                     }
-                    match self.models.get_mut(&m.id()) {
-                        Some(hit) if hit.path == mpath => {
-                            hit.gen = gen;
-                            self.stats.reused_models += 1;
-                            models.insert(mname.to_owned(), hit.entry.clone());
-                            if let Some(t) = self.latest.get_mut(&mpath) {
-                                *t = m.id();
-                            }
-                        }
-                        _ => todo.push(Todo {
-                            name: mname.to_owned(),
-                            path: mpath,
-                            tree: m.id(),
-                        }),
-                    }
+                    todo.push(Todo {
+                        name: mname.to_owned(),
+                        path: mpath,
+                        tree: m.id(),
+                        slot: listing.len(),
+                    });
+                    push_listed(&mut listing, &mut listing_names, mname, m.id(), None);
                 }
+                listing_dir = Some(path);
             } else if e.kind() == Some(ObjectType::Tree) {
                 self.scan_special(repo, e.id(), &path, gen, &mut diagnostics)?;
             }
         }
 
-        for (built, parsed) in self.build_models(repo, &todo)? {
+        for ((built, parsed), t) in self.build_models(repo, &todo)?.into_iter().zip(&todo) {
             self.stats.parsed += parsed;
-            models.insert(built.entry.name.clone(), built.entry.clone());
+            models.push((built.entry.name.clone(), built.entry.clone()));
+            listing[t.slot].entry = Some(built.entry.clone());
             self.latest.insert(built.path.clone(), built.entry_tree);
             self.models.insert(
                 built.entry_tree,
@@ -170,6 +252,13 @@ impl Loader {
                 },
             );
         }
+        self.listing = listing_dir.map(|dir| Listing {
+            dir,
+            names: listing_names,
+            entries: listing,
+        });
+        // Bulk-built from a (nearly) sorted list: cheaper than 10,000 single inserts.
+        let models: BTreeMap<String, Arc<ModelEntry>> = models.into_iter().collect();
         self.prune();
         diagnostics.sort();
         Ok(Registry {
@@ -364,14 +453,40 @@ impl Loader {
         ))
     }
 
+    /// Drop cache entries unused for [`KEEP_GENERATIONS`] loads. Folders reused through the
+    /// listing are not touched one by one on every load; they are marked here, so a full
+    /// pass runs only every few loads (or when the cache has grown).
     fn prune(&mut self) {
-        let floor = self.generation.saturating_sub(KEEP_GENERATIONS);
+        let live = self.listing.as_ref().map_or(0, |l| l.entries.len());
+        if !self.generation.is_multiple_of(KEEP_GENERATIONS) && self.models.len() <= live + 256 {
+            return;
+        }
+        let gen = self.generation;
+        if let Some(l) = &self.listing {
+            for e in &l.entries {
+                if let Some(c) = self.models.get_mut(&e.tree) {
+                    c.gen = gen;
+                }
+            }
+        }
+        let floor = gen.saturating_sub(KEEP_GENERATIONS);
+        let before = self.models.len();
         self.models.retain(|_, v| v.gen > floor);
-        let models = &self.models;
-        self.latest.retain(|_, t| models.contains_key(t));
+        if self.models.len() != before {
+            let models = &self.models;
+            self.latest.retain(|_, t| models.contains_key(t));
+        }
         self.policies.retain(|_, v| v.0 > floor);
         self.clean_trees.retain(|_, g| *g > floor);
     }
+}
+
+/// True when `full` is `dir/name`.
+fn is_join(full: &str, dir: &str, name: &str) -> bool {
+    full.len() == dir.len() + 1 + name.len()
+        && full.starts_with(dir)
+        && full.as_bytes()[dir.len()] == b'/'
+        && full.ends_with(name)
 }
 
 /// libgit2 re-hashes (SHA-1DC) every object it reads, a third of the cost of reading a
