@@ -1,5 +1,6 @@
 //! `immutable` (SPEC §1.1): model, version, artifact, lineage, requires and created never
 //! change once on the branch; metrics and evidence may only gain keys. Only stage and traffic move.
+//! A rollback (`git revert` of a promotion) may also drop metrics/evidence keys the reverted change added.
 
 use super::{located, verdict};
 use crate::check::change::Transition;
@@ -53,14 +54,28 @@ pub fn changed_fields(old: &VersionManifest, new: &VersionManifest) -> Vec<(Stri
     out
 }
 
-pub fn judge(t: &Transition) -> Verdict {
+/// Judge immutability. In a rollback, removed metrics/evidence keys are allowed: reverting a
+/// promotion that also added evidence restores the manifest as it was, which is not a mutation.
+/// Changed values and every other field stay immutable.
+pub fn judge(t: &Transition, rollback: bool) -> Verdict {
     let (Some(old), Some(new)) = (
         t.old.as_ref().and_then(|o| o.manifest()),
         t.new.as_ref().and_then(|n| n.manifest()),
     ) else {
         return verdict("immutable", true, "nothing to compare");
     };
-    let changed = changed_fields(old, new);
+    let mut changed = changed_fields(old, new);
+    let before = changed.len();
+    if rollback {
+        changed.retain(|(name, _)| !name.ends_with(" (removed)"));
+    }
+    if changed.is_empty() && before > changed.len() {
+        return verdict(
+            "immutable",
+            true,
+            "rollback: only stage, traffic and metrics/evidence keys the reverted change added",
+        );
+    }
     if changed.is_empty() {
         return verdict(
             "immutable",

@@ -118,7 +118,7 @@ fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
     let v = &mut report.verdicts;
     v.push(stage_order::judge(t, f, held.as_ref()));
     if t.old.as_ref().is_some_and(|o| o.manifest().is_some()) {
-        v.push(immutable::judge(t));
+        v.push(immutable::judge(t, held.is_some()));
     }
     v.push(exclusive::judge(t, f));
     v.push(requires::judge(t, f));
