@@ -444,7 +444,19 @@ fn github_reviews_count_on_the_head_commit() {
     assert!(reason.contains("github:alice-acme"), "{reason}");
     assert!(reason.contains("bob@acme.com"), "{reason}");
     let reqs = server.requests.lock().unwrap().clone();
-    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    // The pull request, two pages of reviews, then each approving reviewer's signing keys
+    // (404 here: none).
+    assert_eq!(reqs.len(), 5, "{reqs:#?}");
+    assert!(
+        reqs[2].contains("/pulls/7/reviews?per_page=100&page=2"),
+        "{reqs:#?}"
+    );
+    assert!(
+        reqs[3..]
+            .iter()
+            .any(|r| r.contains("/users/alice-acme/ssh_signing_keys")),
+        "{reqs:#?}"
+    );
     assert!(
         reqs.iter()
             .all(|r| r.contains("Bearer test-token") || r.contains("bearer test-token")),
@@ -507,6 +519,61 @@ fn github_pr_author_review_and_api_errors() {
     let server = serve_with_self_url(Vec::new());
     let (c, _) = check_github(&w, &server.url);
     assert_eq!(c, 2);
+}
+
+#[test]
+fn github_review_and_signed_commit_by_one_person_count_once() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.alice, TARGET);
+    let head = w.repo.head();
+    let pull = format!(r#"{{"number":7,"user":{{"login":"erin-gh"}},"head":{{"sha":"{head}"}}}}"#);
+    let reviews = format!("[{}]", review(1, "alice-acme", "APPROVED", &head));
+    // GitHub lists alice's SSH signing key for alice-acme: the same person.
+    let pubkey = std::fs::read_to_string(w.alice.private.with_extension("pub")).unwrap();
+    let keys = format!(
+        r#"[{{"id":1,"key":"{}","title":"laptop","created_at":"2026-01-01T00:00:00Z"}}]"#,
+        pubkey.trim()
+    );
+    let routes = vec![
+        (
+            "/repos/acme/registry/pulls/7".to_owned(),
+            String::new(),
+            pull,
+        ),
+        (
+            "/repos/acme/registry/pulls/7/reviews?per_page=100".to_owned(),
+            String::new(),
+            reviews,
+        ),
+        (
+            "/users/alice-acme/ssh_signing_keys?per_page=100".to_owned(),
+            String::new(),
+            keys,
+        ),
+    ];
+    let server = serve_with_self_url(routes.clone());
+    let (c, j) = check_github(&w, &server.url);
+    assert_eq!(c, 1, "{j:#}");
+    let (_, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: alice@acme.com"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("github:alice-acme (GitHub review by alice-acme): already counted"),
+        "{reason}"
+    );
+    // bob's signed approval makes two distinct people.
+    w.approve(&w.bob, TARGET);
+    let head = w.repo.head();
+    let mut routes = routes;
+    routes[0].2 =
+        format!(r#"{{"number":7,"user":{{"login":"erin-gh"}},"head":{{"sha":"{head}"}}}}"#);
+    routes[1].2 = format!("[{}]", review(2, "alice-acme", "APPROVED", &head));
+    let server = serve_with_self_url(routes);
+    let (c, j) = check_github(&w, &server.url);
+    assert_eq!(c, 0, "{j:#}");
 }
 
 /// Like [`serve`], replacing `{URL}` in headers with the server's own base URL.

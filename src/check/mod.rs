@@ -610,7 +610,12 @@ fn add_github(ev: &mut Evidence, gh: &GithubSource) -> Result<(), CheckError> {
         .map_err(CheckError::Github)?;
     ev.change_authors
         .insert(format!("github:{}", pr.author.to_lowercase()));
-    let (approvals, notes) = approvals::github::approvals(&pr);
+    let (mut approvals, notes) = approvals::github::approvals(&pr);
+    for a in &mut approvals {
+        if let approvals::Source::Github { login } = &a.source {
+            a.linked_keys = client.signing_keys(login);
+        }
+    }
     ev.approvals.extend(approvals);
     ev.notes.extend(notes);
     Ok(())

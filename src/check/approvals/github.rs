@@ -104,6 +104,27 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `SHA256:` fingerprints of a user's SSH signing keys
+    /// (`GET /users/{login}/ssh_signing_keys`); empty when the API does not answer.
+    pub fn signing_keys(&self, login: &str) -> Vec<String> {
+        #[derive(Deserialize)]
+        struct Key {
+            key: String,
+        }
+        let base = self.api_url.trim_end_matches('/');
+        let url = format!("{base}/users/{login}/ssh_signing_keys?per_page=100");
+        let Ok(resp) = self.get(&url) else {
+            return Vec::new();
+        };
+        let keys: Vec<Key> = resp.into_json().unwrap_or_default();
+        keys.iter()
+            .filter_map(|k| ssh_key::PublicKey::from_openssh(k.key.trim()).ok())
+            .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string())
+            .collect()
+    }
+}
+
 /// The `rel="next"` URL of an RFC 8288 `Link` header.
 pub fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
@@ -166,6 +187,7 @@ pub fn approvals(pr: &PullReviews) -> (Vec<Approval>, Vec<String>) {
             },
             identities: vec![format!("github:{login}")],
             key: None,
+            linked_keys: Vec::new(),
             targets: Vec::new(),
             blobs: HashMap::new(),
         });

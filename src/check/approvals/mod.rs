@@ -93,6 +93,9 @@ pub struct Approval {
     pub identities: Vec<String>,
     /// Key fingerprint for signed approvals (one key counts once).
     pub key: Option<String>,
+    /// Fingerprints of other keys of the same person (a GitHub reviewer's SSH signing keys), so
+    /// that a signed commit and a review by one person count once.
+    pub linked_keys: Vec<String>,
     /// What it approves; `None` (a forge review) approves the whole change.
     pub targets: Vec<Target>,
     /// Blob of each path of interest at the approval commit (staleness); empty for reviews.
@@ -210,6 +213,7 @@ pub fn collect(
                 source: Source::Commit(oid),
                 identities: v.identities,
                 key: Some(v.fingerprint),
+                linked_keys: Vec::new(),
                 targets,
                 blobs,
             }),
@@ -290,14 +294,13 @@ pub fn tally(ev: &Evidence, target: &Target, paths: &[String], allowed: &[String
             ));
             continue;
         }
-        let dup_key = a.key.as_ref().is_some_and(|k| keys.contains(k));
+        let own_keys: Vec<&String> = a.key.iter().chain(a.linked_keys.iter()).collect();
+        let dup_key = own_keys.iter().any(|k| keys.contains(*k));
         if dup_key || t.counted.iter().any(|c| c.eq_ignore_ascii_case(id)) {
             t.ignored.push(format!("{id} ({origin}): already counted"));
             continue;
         }
-        if let Some(k) = &a.key {
-            keys.insert(k.clone());
-        }
+        keys.extend(own_keys.into_iter().cloned());
         t.counted.push(id.clone());
     }
     for r in ev.rejected.iter().filter(|r| &r.target == target) {
