@@ -626,3 +626,69 @@ fn serve_loop(
         );
     }
 }
+
+#[test]
+fn registry_in_a_subfolder_with_signed_approvals() {
+    let repo = common::TestRepo::new();
+    let root = repo.path().join("ml/registry");
+    common::copy_dir(&common::example_dir(), &root);
+    let keys = tempfile::tempdir().unwrap();
+    let alice = SshKey::generate(keys.path(), "alice", "alice@acme.com");
+    let bob = SshKey::generate(keys.path(), "bob", "bob@acme.com");
+    repo.write(
+        "ml/registry/.baton/allowed_signers",
+        &format!(
+            "{}\n{}\n",
+            alice.allowed_signers_line(),
+            bob.allowed_signers_line()
+        ),
+    );
+    let dated = [("GIT_AUTHOR_DATE", T0), ("GIT_COMMITTER_DATE", T0)];
+    repo.git(&["add", "-A"]);
+    repo.git_env(&dated, &["commit", "-q", "-m", "baseline"]);
+    repo.git(&["checkout", "-q", "-b", "pr"]);
+    let cp2 = format!("ml/registry/{CP2}");
+    repo.edit(&cp2, "stage: staging", "stage: production\ntraffic: 10");
+    repo.git(&["add", "-A"]);
+    repo.git_env(
+        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        &["commit", "-q", "-m", "promote"],
+    );
+    for key in [&alice, &bob] {
+        repo.git_env(
+            &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+            &[
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &format!("user.signingkey={}", key.private.display()),
+                "-c",
+                &format!("user.email={}", key.principal),
+                "commit",
+                "-q",
+                "-S",
+                "--allow-empty",
+                "-m",
+                "approve",
+                "-m",
+                &format!("Baton-Approve: {TARGET}"),
+            ],
+        );
+    }
+    // Discovered without --path, and named with it: same verdict, repository-relative paths.
+    for extra in [&[][..], &["--path", "ml/registry/"][..]] {
+        let mut args = vec!["--format", "json"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["check", "--base", "main", "--now", NOW]);
+        let out = repo.baton(&args);
+        let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(j["passed"], true, "{j:#}");
+        assert_eq!(j["registry"], "ml/registry");
+        assert_eq!(j["transitions"][0]["file"], cp2.as_str());
+        let (ok, reason) = rule(&j, "churn-predictor@2", "soak");
+        assert!(
+            ok && reason.contains("since 2026-11-20T10:00:00Z"),
+            "{reason}"
+        );
+    }
+}
