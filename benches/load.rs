@@ -1,7 +1,8 @@
 //! Benchmark of reading a registry revision from git: cold loads of 1k / 10k / 100k manifests,
 //! peak RSS of a 100k cold load (in a fresh child process), and a warm reload after one change.
 //!
-//! `cargo bench --bench load` runs everything; pass words to pick parts:
+//! `cargo bench --bench load` runs everything (`cargo test` runs only a quick smoke check);
+//! pass words to pick parts:
 //! `cargo bench --bench load -- cold rss reload` and `quick` for fewer iterations.
 //! Goals (issue 2): 100,000 manifests cold < 1.5 s with peak RSS < 200 MB; reload after a
 //! commit changing one manifest < 20 ms, parsing only that manifest.
@@ -22,6 +23,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == CHILD_FLAG) {
         child_cold_load(&args[i + 1], &args[i + 2]);
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs bench binaries without `--bench` (and unoptimised):
+        // check that the benchmark's steps work on a small registry, quickly.
+        smoke();
         return;
     }
     let words: Vec<&str> = args
@@ -177,6 +184,23 @@ fn main() {
             println!("{:<42} {}", "", r.extra);
         }
     }
+}
+
+/// The benchmark's steps on a small registry, for `cargo test`.
+fn smoke() {
+    let mut s = Synth::build(20, 4);
+    let repo = Repository::open(s.path()).unwrap();
+    let mut loader = Loader::new();
+    let reg = loader
+        .load(&repo, Oid::from_str(&s.head()).unwrap(), s.root())
+        .unwrap();
+    assert_eq!((reg.version_count(), loader.stats.parsed), (80, 80));
+    let c = Oid::from_str(&s.set_stage(3, 1, "development")).unwrap();
+    loader.load(&repo, c, s.root()).unwrap();
+    assert_eq!(loader.stats.parsed, 1);
+    let (_, _, kb) = run_child(s.path().to_str().unwrap(), &s.head());
+    assert!(kb > 0);
+    println!("load bench smoke test: ok (run `cargo bench --bench load` for numbers)");
 }
 
 struct Row {
