@@ -385,4 +385,29 @@ mod tests {
         t.undeploy("m").unwrap();
         assert!(t.observe().unwrap().is_empty());
     }
+
+    #[test]
+    fn canary_release_writes_routing_and_points_current_at_the_primary() {
+        let d = tempfile::tempdir().unwrap();
+        let mut t = LocalTarget::new("prod", d.path());
+        let (mut r, src) = release_for("m", &[("3", b"three"), ("4", b"four")]);
+        r.versions[0].traffic = 90;
+        r.versions[1].traffic = 10;
+        t.stage(&r, &src).unwrap();
+        t.switch(&r, Utc::now()).unwrap();
+        let routing: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.path().join("m/routing.json")).unwrap()).unwrap();
+        assert_eq!(routing["versions"][0]["traffic"], 90);
+        assert_eq!(routing["versions"][1]["version"], "4");
+        assert_eq!(routing["versions"][1]["traffic"], 10);
+        let obs = t.observe().unwrap();
+        assert_eq!(
+            obs["m"].current.as_deref(),
+            Some(r.versions[0].sha256.as_str())
+        );
+        assert!(obs["m"].drift.is_empty());
+        // Both artifacts are verified; losing the canary's is drift.
+        fs::remove_file(d.path().join("m/artifacts").join(&r.versions[1].sha256)).unwrap();
+        assert!(!t.observe().unwrap()["m"].drift.is_empty());
+    }
 }
