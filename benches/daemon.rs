@@ -162,7 +162,9 @@ fn latency(rounds: usize) -> (f64, f64) {
     let policy = "version: 1\nstages:\n  - name: staging\n  - name: archived\n    terminal: true\nenvironments:\n  staging:\n    stage: staging\n    target: {kind: local, path: staging}\n";
     let artifact = |n: usize| -> Vec<u8> {
         let mut v = Vec::with_capacity(1 << 20);
-        let mut x = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
+        let mut x = (n as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(1);
         while v.len() < (1 << 20) {
             x ^= x << 13;
             x ^= x >> 7;
