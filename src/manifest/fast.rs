@@ -93,7 +93,7 @@ fn block_map<'a>(
         if line.indent > indent {
             return None;
         }
-        let colon = line.body.find(':')?;
+        let colon = line.body.bytes().position(|c| c == b':')?;
         let key = &line.body[..colon];
         if !is_key(key) || out.iter().any(|(k, _)| *k == key) {
             return None;
@@ -123,6 +123,11 @@ fn block_map<'a>(
     Some(out)
 }
 
+/// Byte offset of the first `a` directly followed by `b` (both ASCII).
+fn find2(s: &str, a: u8, b: u8) -> Option<usize> {
+    s.as_bytes().windows(2).position(|w| w[0] == a && w[1] == b)
+}
+
 /// Keys: plain words; no quoting, no indicators.
 fn is_key(k: &str) -> bool {
     let b = k.as_bytes();
@@ -140,7 +145,7 @@ fn block_scalar(rest: &str) -> Option<Scalar<'_>> {
         return (trimmed.is_empty() || (trimmed.starts_with('#') && after.starts_with(' ')))
             .then_some(s);
     }
-    let v = match rest.find(" #") {
+    let v = match find2(rest, b' ', b'#') {
         Some(p) => &rest[..p],
         None => rest,
     }
@@ -172,7 +177,8 @@ fn plain_ok(v: &str, flow: bool) -> bool {
     if b.is_empty() || !b.iter().all(|c| (0x20..0x7f).contains(c)) {
         return false;
     }
-    if b"-?:,[]{}#&*!|>'\"%@`".contains(&b[0]) || v.ends_with(':') || v.contains(": ") {
+    if b"-?:,[]{}#&*!|>'\"%@`".contains(&b[0]) || v.ends_with(':') || find2(v, b':', b' ').is_some()
+    {
         return false;
     }
     if flow {
@@ -229,7 +235,8 @@ fn flow_map(inner: &str) -> Option<Vec<(&str, Node<'_>)>> {
     }
     for item in body.split(',') {
         let item = item.trim_matches(' ');
-        let (key, value) = item.split_once(": ")?;
+        let p = find2(item, b':', b' ')?;
+        let (key, value) = (&item[..p], &item[p + 2..]);
         let value = value.trim_start_matches(' ');
         if !is_key(key) || out.iter().any(|(k, _)| *k == key) {
             return None;
