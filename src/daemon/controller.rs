@@ -207,6 +207,18 @@ impl Controller {
             self.head_desired(&head)
         };
         for (env, spec) in policy.environments.iter() {
+            // Defence in depth (validation refuses it too): never deploy outside deploy/.
+            if let Err(why) = crate::registry::invariants::safe_relative(&spec.target.path) {
+                outcome.failed = true;
+                self.events.push(
+                    Event::new(
+                        "failed",
+                        format!("{env}: target path `{}` refused: {why}", spec.target.path),
+                    )
+                    .env(env),
+                );
+                continue;
+            }
             let none = BTreeMap::new();
             let wanted = effective.get(env).unwrap_or(&none);
             let observed = self.apply_env(env, spec, &policy, wanted, now, &mut outcome);
