@@ -576,6 +576,57 @@ fn github_review_and_signed_commit_by_one_person_count_once() {
     assert_eq!(c, 0, "{j:#}");
 }
 
+#[test]
+fn github_reviewer_who_signed_the_change_is_an_author() {
+    let w = World::new();
+    w.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+    w.repo.git(&["add", "-A"]);
+    // alice signs the promotion with her key, under a made-up author e-mail.
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={}", w.alice.private.display()),
+            "-c",
+            "user.email=someone@example.com",
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            "promote",
+        ],
+    );
+    w.approve(&w.bob, TARGET);
+    let head = w.repo.head();
+    let pubkey = std::fs::read_to_string(w.alice.private.with_extension("pub")).unwrap();
+    let server = serve_with_self_url(vec![
+        (
+            "/repos/acme/registry/pulls/7".to_owned(),
+            String::new(),
+            format!(r#"{{"number":7,"user":{{"login":"erin-gh"}},"head":{{"sha":"{head}"}}}}"#),
+        ),
+        (
+            "/repos/acme/registry/pulls/7/reviews?per_page=100".to_owned(),
+            String::new(),
+            format!("[{}]", review(1, "alice-acme", "APPROVED", &head)),
+        ),
+        (
+            "/users/alice-acme/ssh_signing_keys?per_page=100".to_owned(),
+            String::new(),
+            format!(r#"[{{"id":1,"key":"{}"}}]"#, pubkey.trim()),
+        ),
+    ]);
+    let (c, j) = check_github(&w, &server.url);
+    assert_eq!(c, 1, "{j:#}");
+    let (_, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(
+        reason.contains("github:alice-acme (GitHub review by alice-acme): an author of the change cannot approve it"),
+        "{reason}"
+    );
+}
+
 /// Like [`serve`], replacing `{URL}` in headers with the server's own base URL.
 fn serve_with_self_url(routes: Vec<(String, String, String)>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

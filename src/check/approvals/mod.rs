@@ -125,6 +125,8 @@ pub struct Evidence {
     pub has_signers: bool,
     /// Identities that authored the whole change (the pull request's author on the forge).
     pub change_authors: BTreeSet<String>,
+    /// Fingerprints of the keys that signed commits changing each path of interest.
+    pub author_keys: HashMap<String, BTreeSet<String>>,
 }
 
 fn blob_at(tree: &git2::Tree, path: &str) -> Option<Oid> {
@@ -202,6 +204,12 @@ pub fn collect(
             }
             for p in touched {
                 ev.authors.entry(p.clone()).or_default().extend(who.clone());
+                if let Ok(v) = &verified {
+                    ev.author_keys
+                        .entry(p.clone())
+                        .or_default()
+                        .insert(v.fingerprint.clone());
+                }
             }
         }
         let targets: Vec<Target> = values.iter().filter_map(|v| Target::parse(v)).collect();
@@ -285,9 +293,15 @@ pub fn tally(ev: &Evidence, target: &Target, paths: &[String], allowed: &[String
                 .push(format!("{who} ({origin}): not an allowed approver"));
             continue;
         };
-        if a.identities
-            .iter()
-            .any(|i| authors.contains(&i.to_lowercase()))
+        let signed_change = a.key.iter().chain(a.linked_keys.iter()).any(|k| {
+            paths
+                .iter()
+                .any(|p| ev.author_keys.get(p).is_some_and(|s| s.contains(k)))
+        });
+        if signed_change
+            || a.identities
+                .iter()
+                .any(|i| authors.contains(&i.to_lowercase()))
         {
             t.ignored.push(format!(
                 "{id} ({origin}): an author of the change cannot approve it"
