@@ -75,6 +75,8 @@ fn schema_rule() {
     assert_eq!(vs[0]["line"], 4);
     assert_eq!(vs[0]["file"], FD5);
     assert_eq!(j["errors"][0]["file"], FD5);
+    assert_eq!(j["errors"][0]["line"], 4);
+    assert_eq!(j["errors"][0]["column"], 1);
 
     // Fail: a stage the base policy does not know.
     let w = World::new();

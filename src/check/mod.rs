@@ -303,9 +303,12 @@ impl Judge {
                 .iter()
                 .filter(|v| v.rule == "schema" && !v.passed)
             {
-                report
-                    .errors
-                    .push(crate::diag::Diagnostic::new(&t.file, v.reason.clone()).at(v.line, None));
+                // A parse error keeps serde's column; other schema problems have a line.
+                let d = match t.new.as_ref().map(|n| &n.parsed) {
+                    Some(Err(e)) => e.clone().into_diagnostic(&t.file),
+                    _ => crate::diag::Diagnostic::new(&t.file, v.reason.clone()).at(v.line, None),
+                };
+                report.errors.push(d);
             }
             report.transitions.push(tr);
         }
