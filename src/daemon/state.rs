@@ -222,6 +222,16 @@ mod tests {
         a.save(&s).unwrap();
         assert_eq!(a.load().unwrap(), Some(s));
         drop(a);
-        StateDir::open(d.path()).unwrap();
+        // Another test thread may be spawning a child right now: between fork and exec the
+        // child briefly shares our (close-on-exec) lock file description, so retry a moment.
+        let mut reopened = StateDir::open(d.path());
+        for _ in 0..100 {
+            if reopened.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            reopened = StateDir::open(d.path());
+        }
+        reopened.unwrap();
     }
 }
