@@ -35,7 +35,20 @@ pub struct Release {
     #[serde(default)]
     pub root: String,
     /// Versions in natural order; exactly one is `primary`.
+    #[serde(deserialize_with = "exact_vec")]
     pub versions: Vec<ReleaseVersion>,
+}
+
+/// A `Vec` without spare capacity: serde grows a JSON array to at least 4 slots, and the
+/// daemon keeps tens of thousands of one-version releases (state.json, deployment.json).
+fn exact_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut v = Vec::<T>::deserialize(d)?;
+    v.shrink_to_fit();
+    Ok(v)
 }
 
 impl Release {
