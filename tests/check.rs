@@ -572,25 +572,8 @@ fn git_revert_of_a_merged_promotion_passes_as_rollback() {
     w.approve(&w.bob, "churn-predictor@2 -> production");
     let (c, j) = w.check(&[]);
     assert_eq!(c, 0, "{j:#}");
-    // Merge (a merge commit, as GitHub's merge button makes).
-    w.repo.git(&["checkout", "-q", "main"]);
-    w.repo.git_env(
-        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "pr",
-            "-m",
-            "Merge pull request #1",
-        ],
-    );
-    // Revert the merge on a branch.
-    w.repo.git(&["checkout", "-q", "-b", "revert"]);
-    w.repo.git_env(
-        &[("GIT_AUTHOR_DATE", NOW), ("GIT_COMMITTER_DATE", NOW)],
-        &["revert", "--no-edit", "-m", "1", "HEAD"],
-    );
+    // Merge (a merge commit, as GitHub's merge button makes), then revert the merge on a branch.
+    w.merge_pr_and_revert("Merge pull request #1");
     // Late at night on a Tuesday (window closed) the rollback still needs its window; at 11:00 it passes.
     let (c, j) = w.check(&[]);
     assert_eq!(c, 0, "{j:#}");
@@ -616,44 +599,23 @@ fn revert_of_a_promotion_that_added_evidence_passes_as_rollback() {
     // fraud-detector 5 gains its offline-eval evidence in the promotion PR; reverting that PR
     // drops the evidence again, which a rollback may do (no value changes, nothing else).
     let w = World::new();
-    let fd5 = "models/fraud-detector/versions/5.yaml";
-    w.edit(fd5, "stage: development", "stage: staging");
+    w.edit(FD5, "stage: development", "stage: staging");
     w.edit(
-        fd5,
+        FD5,
         "lineage:",
         "evidence:\n  offline-eval: {passed: true, report: reports/fraud-detector/4/eval.json}\nlineage:",
     );
-    w.edit(
-        "models/fraud-detector/versions/4.yaml",
-        "stage: staging",
-        "stage: archived",
-    );
+    w.edit(FD4, "stage: staging", "stage: archived");
     w.commit("promote fraud-detector 5 to staging", T1);
     let (c, j) = w.check(&[]);
     assert_eq!(c, 0, "{j:#}");
-    w.repo.git(&["checkout", "-q", "main"]);
-    w.repo.git_env(
-        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "pr",
-            "-m",
-            "Merge pull request #2",
-        ],
-    );
-    w.repo.git(&["checkout", "-q", "-b", "revert"]);
-    w.repo.git_env(
-        &[("GIT_AUTHOR_DATE", NOW), ("GIT_COMMITTER_DATE", NOW)],
-        &["revert", "--no-edit", "-m", "1", "HEAD"],
-    );
+    w.merge_pr_and_revert("Merge pull request #2");
     let (c, j) = w.check(&[]);
     assert_eq!(c, 0, "{j:#}");
     let (ok, reason) = rule(&j, "fraud-detector@5", "immutable");
     assert!(ok && reason.contains("rollback"), "{reason}");
     // A value change is still refused, rollback or not.
-    w.edit(fd5, "auc: 0.944", "auc: 0.999");
+    w.edit(FD5, "auc: 0.944", "auc: 0.999");
     w.commit("tamper with a metric in the rollback", NOW);
     let (c, j) = w.check(&[]);
     assert_eq!(c, 1, "{j:#}");

@@ -123,6 +123,21 @@ impl World {
         (code(&out), json)
     }
 
+    /// Merge `pr` into `main` with a merge commit at T1 (as GitHub's merge button does), then
+    /// check out a `revert` branch that reverts that merge (`git revert -m 1`) at NOW.
+    pub fn merge_pr_and_revert(&self, merge_message: &str) {
+        self.repo.git(&["checkout", "-q", "main"]);
+        self.repo.git_env(
+            &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+            &["merge", "-q", "--no-ff", "pr", "-m", merge_message],
+        );
+        self.repo.git(&["checkout", "-q", "-b", "revert"]);
+        self.repo.git_env(
+            &[("GIT_AUTHOR_DATE", NOW), ("GIT_COMMITTER_DATE", NOW)],
+            &["revert", "--no-edit", "-m", "1", "HEAD"],
+        );
+    }
+
     pub fn edit(&self, rel: &str, from: &str, to: &str) {
         self.repo.edit(rel, from, to);
     }
