@@ -80,6 +80,7 @@ fn bench_check(quick: bool, sizes: &[(usize, usize)]) {
         path: None,
         now: now(),
         github: None,
+        ..Default::default()
     };
     let mut results = Vec::new();
     for &(models, versions) in sizes {

@@ -69,6 +69,22 @@ impl HistoryWalker {
         model: &str,
         version: Option<&str>,
     ) -> Result<Vec<StageEvent>, RepoError> {
+        Ok(self
+            .model_history_and_labels(repo, head, root, model, version)?
+            .0)
+    }
+
+    /// [`Self::model_history`], plus every version label whose `<label>.yaml` file existed at
+    /// some commit of that first-parent history (parsed or not): labels are never reused.
+    pub fn model_history_and_labels(
+        &mut self,
+        repo: &Repository,
+        head: Oid,
+        root: &str,
+        model: &str,
+        version: Option<&str>,
+    ) -> Result<(Vec<StageEvent>, std::collections::BTreeSet<String>), RepoError> {
+        let mut labels = std::collections::BTreeSet::new();
         let dir = join(root, &format!("models/{model}/versions"));
         let mut walk = repo.revwalk()?;
         walk.push(head)?;
@@ -88,6 +104,13 @@ impl HistoryWalker {
             }
             last_tree = tree_id;
             let cur = manifest_entries(tree.as_ref(), version);
+            for (name, _) in &cur {
+                if let Some(label) = name.strip_suffix(".yaml") {
+                    if !labels.contains(label) {
+                        labels.insert(label.to_owned());
+                    }
+                }
+            }
             let mut changed = Vec::new();
             for (label, blob) in changed_entries(&prev, &cur) {
                 let stage = match blob {
@@ -126,7 +149,7 @@ impl HistoryWalker {
                     .collect(),
             );
         }
-        Ok(groups.into_iter().rev().flatten().collect())
+        Ok((groups.into_iter().rev().flatten().collect(), labels))
     }
 
     /// The stage in a manifest blob (None when it does not parse), cached by blob id.

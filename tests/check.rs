@@ -684,6 +684,7 @@ fn judge_library_reuses_its_cache_between_heads() {
         path: None,
         now: chrono::DateTime::parse_from_rfc3339(NOW).unwrap().into(),
         github: None,
+        ..Default::default()
     };
     let oid = |s: &str| git2::Oid::from_str(s).unwrap();
     let mut judge = Judge::new();

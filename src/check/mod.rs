@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod change;
+pub mod clock;
 pub mod gates;
 pub mod render;
 pub mod report;
@@ -48,14 +49,23 @@ pub struct GithubSource {
 }
 
 /// Inputs of a check besides the two revisions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
     /// Registry folder (`--path`); discovered at base when `None`.
     pub path: Option<String>,
     /// The clock for `window` and `soak`.
     pub now: DateTime<Utc>,
     pub github: Option<GithubSource>,
+    /// The commit whose policy, groups, owners and signers judge the change (the daemon's
+    /// policy in force); the base when `None`.
+    pub rules: Option<Oid>,
+    /// The daemon's acceptance times for `soak`; commit dates when `None` (`check` in CI).
+    pub clock: Option<Arc<clock::AcceptedClock>>,
 }
+
+/// How deep the rollback rule may look back through tenures whose entering change was itself
+/// a rollback; deeper chains are judged as promotions.
+const MAX_TENURE_DEPTH: u32 = 8;
 
 /// Judge the change `merge-base(base, head)...head` (a one-shot [`Judge`]).
 pub fn judge(
@@ -78,6 +88,8 @@ pub struct Judge {
     requires_index: HashMap<Oid, Arc<Vec<Requires>>>,
     /// Skip the registry-wide scan for versions that require a version leaving its stage.
     skip_reverse_requires: bool,
+    /// Whether each judged tenure (entering commit, model, version) was accepted.
+    tenures: HashMap<(Oid, String, String), bool>,
 }
 
 /// Let libgit2 cache parsed trees of any size (its default skips trees over 4 KiB, so the
@@ -118,6 +130,17 @@ impl Judge {
         head: Oid,
         opts: &CheckOptions,
     ) -> Result<CheckReport, CheckError> {
+        self.judge_at_depth(repo, base, head, opts, 0)
+    }
+
+    fn judge_at_depth(
+        &mut self,
+        repo: &Repository,
+        base: Oid,
+        head: Oid,
+        opts: &CheckOptions,
+        depth: u32,
+    ) -> Result<CheckReport, CheckError> {
         let merge_base = repo.merge_base(base, head)?;
         let base_commit = repo.find_commit(base)?;
         let root = crate::repo::registry_root(
@@ -126,7 +149,7 @@ impl Judge {
             &base.to_string(),
             opts.path.as_deref(),
         )?;
-        let mut rules = Snapshot::open(repo, base, &root, &mut self.cache)?;
+        let mut rules = Snapshot::open(repo, opts.rules.unwrap_or(base), &root, &mut self.cache)?;
         let mut old = Snapshot::open(repo, merge_base, &root, &mut self.cache)?;
         let mut new = Snapshot::open(repo, head, &root, &mut self.cache)?;
         let mut report = CheckReport {
@@ -224,18 +247,79 @@ impl Judge {
             Vec::new()
         };
 
-        // History of moving versions on the base branch.
+        // History of moving versions on the base branch (soak, rollback, labels ever used).
         let mut history: HashMap<String, Vec<StageEvent>> = HashMap::new();
+        let mut labels: HashMap<String, BTreeSet<String>> = HashMap::new();
         for t in change
             .transitions
             .iter()
             .filter(|t| t.moves() && t.new.is_some())
         {
             if !history.contains_key(&t.model) {
-                let h = self
+                let (mut h, l) = self
                     .history
-                    .model_history(repo, base, &root, &t.model, None)?;
+                    .model_history_and_labels(repo, base, &root, &t.model, None)?;
+                if let Some(clock) = &opts.clock {
+                    for e in h.iter_mut() {
+                        if let Some(to) = e.to.clone() {
+                            e.time = clock.entered_at(
+                                repo,
+                                e.commit,
+                                e.time,
+                                (&e.model, &e.version, &to),
+                                opts.now,
+                            );
+                        }
+                    }
+                }
                 history.insert(t.model.clone(), h);
+                labels.insert(t.model.clone(), l);
+            }
+        }
+
+        // Rollback candidates: the newest earlier tenure of the same build in the target
+        // stage whose entering change passed that stage's gates.
+        let mut tenures: HashMap<(String, String), gates::rollback::Held> = HashMap::new();
+        for t in &change.transitions {
+            let (Some(to), Some(new_m)) = (t.to(), t.new.as_ref().and_then(|n| n.manifest()))
+            else {
+                continue;
+            };
+            if !t.moves() || t.from() == Some(to) || policy.stage(to).is_none_or(|s| s.terminal) {
+                continue;
+            }
+            let events: Vec<StageEvent> = history
+                .get(&t.model)
+                .map(|h| {
+                    h.iter()
+                        .filter(|e| e.version == t.version)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (i, e) in events.iter().enumerate() {
+                if e.to.as_deref() != Some(to) {
+                    continue;
+                }
+                if !same_build(repo, e.commit, &e.path, &new_m.artifact.sha256)? {
+                    continue;
+                }
+                // The tenure lasted until the next (newer) event of this version.
+                let until = if i == 0 {
+                    Tenure::Current(base)
+                } else {
+                    Tenure::EndedBy(events[i - 1].commit)
+                };
+                if self.tenure_accepted(repo, e, until, &root, opts, depth)? {
+                    tenures.insert(
+                        (t.model.clone(), t.version.clone()),
+                        gates::rollback::Held {
+                            commit: e.commit,
+                            time: e.time,
+                        },
+                    );
+                    break;
+                }
             }
         }
 
@@ -275,6 +359,7 @@ impl Judge {
 
         // Judge every transition.
         let empty_hist: Vec<StageEvent> = Vec::new();
+        let no_labels = BTreeSet::new();
         for t in &change.transitions {
             let (om, hm) = change.models.get(&t.model).cloned().unwrap_or((None, None));
             let hist: Vec<StageEvent> = history
@@ -294,6 +379,8 @@ impl Judge {
                 head_models: &head_models,
                 dependents: &dependents,
                 history: &hist,
+                labels_ever: labels.get(&t.model).unwrap_or(&no_labels),
+                accepted_tenure: tenures.get(&(t.model.clone(), t.version.clone())),
                 now: opts.now,
                 evidence: &evidence,
             };
@@ -375,6 +462,88 @@ impl Judge {
         report.errors.sort();
         report.errors.dedup();
         Ok(report)
+    }
+
+    /// Whether the tenure that `entered` began passed its stage's gates (time gates aside),
+    /// judged as its own change `first parent...commit` under that change's base policy and
+    /// approvals; approvals that landed later in the same tenure (a rebase merge puts them
+    /// after the promotion) count through `first parent...(parent of until)`. A tenure begun
+    /// at the registry's first commit counts as accepted.
+    fn tenure_accepted(
+        &mut self,
+        repo: &Repository,
+        entered: &StageEvent,
+        until: Tenure,
+        root: &str,
+        opts: &CheckOptions,
+        depth: u32,
+    ) -> Result<bool, CheckError> {
+        let key = (
+            entered.commit,
+            entered.model.clone(),
+            entered.version.clone(),
+        );
+        if let Some(hit) = self.tenures.get(&key) {
+            return Ok(*hit);
+        }
+        if depth >= MAX_TENURE_DEPTH {
+            return Ok(false);
+        }
+        let commit = repo.find_commit(entered.commit)?;
+        let Ok(parent) = commit.parent_id(0) else {
+            self.tenures.insert(key, true);
+            return Ok(true);
+        };
+        let parent_commit = repo.find_commit(parent)?;
+        let policy_at_parent = parent_commit
+            .tree()?
+            .get_path(std::path::Path::new(&join(root, "baton.yaml")))
+            .is_ok();
+        if !policy_at_parent {
+            self.tenures.insert(key, true);
+            return Ok(true);
+        }
+        let sub = CheckOptions {
+            path: Some(root.to_owned()),
+            now: opts.now,
+            github: None,
+            rules: None,
+            clock: None,
+        };
+        // The last commit of the tenure: through `base` while it lasts, else the first parent
+        // of the commit that ended it.
+        let last = match until {
+            Tenure::Current(base) => base,
+            Tenure::EndedBy(end) => repo.find_commit(end)?.parent_id(0).unwrap_or(end),
+        };
+        let mut heads = vec![entered.commit];
+        if last != entered.commit && repo.graph_descendant_of(last, entered.commit)? {
+            heads.push(last);
+        }
+        let mut accepted = false;
+        for head in heads {
+            let report = self.judge_at_depth(repo, parent, head, &sub, depth + 1)?;
+            let stage = entered.to.as_deref();
+            let passed = report.change.iter().all(|v| v.passed)
+                && report
+                    .models
+                    .get(&entered.model)
+                    .is_none_or(|vs| vs.iter().all(|v| v.passed))
+                && report.transitions.iter().any(|t| {
+                    t.model == entered.model
+                        && t.version == entered.version
+                        && t.to.as_deref() == stage
+                        && t.verdicts
+                            .iter()
+                            .all(|v| v.passed || v.rule == "soak" || v.rule == "window")
+                });
+            if passed {
+                accepted = true;
+                break;
+            }
+        }
+        self.tenures.insert(key, accepted);
+        Ok(accepted)
     }
 
     /// The head's baton.yaml must parse and validate; otherwise nothing new may deploy.
@@ -600,6 +769,34 @@ fn scan_requires(repo: &Repository, tree: Oid) -> Result<Vec<Requires>, CheckErr
         }
     }
     Ok(out)
+}
+
+/// How far an earlier tenure reached on the base branch.
+#[derive(Debug, Clone, Copy)]
+enum Tenure {
+    /// Still in the stage at this commit (the base).
+    Current(Oid),
+    /// Ended by this commit (the version's next stage change).
+    EndedBy(Oid),
+}
+
+/// Whether the manifest at `path` in `commit` names the build `sha256` (its artifact digest).
+fn same_build(
+    repo: &Repository,
+    commit: Oid,
+    path: &str,
+    sha256: &str,
+) -> Result<bool, CheckError> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    let Ok(entry) = tree.get_path(std::path::Path::new(path)) else {
+        return Ok(false);
+    };
+    if entry.kind() != Some(git2::ObjectType::Blob) {
+        return Ok(false);
+    }
+    let blob = repo.find_blob(entry.id())?;
+    Ok(crate::manifest::parse_version(blob.content())
+        .is_ok_and(|m| m.artifact.sha256.eq_ignore_ascii_case(sha256)))
 }
 
 /// Add GitHub reviews to the evidence: approvals on the PR head, the PR author as an author.

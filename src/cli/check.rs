@@ -56,6 +56,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         path: ctx.args.path.clone(),
         now,
         github,
+        ..Default::default()
     };
     let report = baton::check::judge(&repo, base, head, &opts)?;
     let out = match ctx.args.format {

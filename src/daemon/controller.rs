@@ -11,7 +11,7 @@ use super::release::{releases_of, Release};
 use super::state::{Failure, Hold, ModelState, PersistedState, StateDir, StateError};
 use super::target::{self, Observed, Target};
 use super::view::{self, EnvironmentView, HeldView, ModelView, StatusView, Sync};
-use super::window;
+use crate::check::gates::window;
 use crate::check::{self, CheckOptions};
 use crate::diag::Diagnostic;
 use crate::manifest::policy::{TargetSpec, WindowGate};
@@ -457,6 +457,7 @@ impl Controller {
             path: Some(self.state.registry.clone()),
             now,
             github: None,
+            ..Default::default()
         };
         let (b, h) = match (Oid::from_str(base), Oid::from_str(head)) {
             (Ok(b), Ok(h)) => (b, h),

@@ -3,7 +3,7 @@
 //! controller uses to hold back models (changed models, unmet `requires`).
 
 use super::release::Release;
-use super::window;
+use crate::check::gates::window;
 use crate::check::CheckReport;
 use crate::manifest::{Gate, Policy};
 use crate::registry::Registry;

@@ -2,7 +2,7 @@
 //! model, and reconcile each environment's target to the committed stages, crash-safely.
 //!
 //! Pure core: [`plan`] (steps from intent vs observed), [`gate`] (holds from a gates report),
-//! [`window`]; edges: [`target`] (local), [`artifact`], [`watch`], [`http`], [`state`].
+//! edges: [`target`] (local), [`artifact`], [`watch`], [`http`], [`state`].
 
 pub mod artifact;
 pub mod controller;
@@ -21,7 +21,6 @@ pub mod target;
 pub mod view;
 pub mod watch;
 pub mod webhook;
-pub mod window;
 
 pub use controller::{Controller, ControllerConfig, ControllerError};
 pub use run::{once, serve, OnceReport, ServeConfig, ServeError};

@@ -55,3 +55,30 @@ pub fn judge(t: &Transition, f: &Facts, g: &ApprovalsGate) -> Verdict {
     v.file = Some(t.file.clone());
     v
 }
+
+/// The approvals gate of stage `from` for a transition that leaves it empty (an undeploy):
+/// approvals name the transition's destination (`<model>@<version> -> <to>`).
+pub fn judge_for(t: &Transition, f: &Facts, g: &ApprovalsGate, to: &str, from: &str) -> Verdict {
+    let mut v = if g.min == 0 {
+        verdict("approvals", true, "no approvals required")
+    } else {
+        let target = Target::Version {
+            model: t.model.clone(),
+            version: t.version.clone(),
+            stage: to.to_owned(),
+        };
+        let tally = count(t, f, &target, &g.from);
+        verdict(
+            "approvals",
+            tally.counted.len() >= g.min as usize,
+            format!(
+                "undeploy: {} leaves `{from}` with no version of {}; {}",
+                t.version,
+                t.model,
+                describe(&tally, g.min, &g.from)
+            ),
+        )
+    };
+    v.file = Some(t.file.clone());
+    v
+}

@@ -6,6 +6,29 @@ use super::{located, verdict};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
 use crate::manifest::VersionManifest;
+use std::collections::BTreeSet;
+
+/// A new manifest may not reuse a label that ever existed on the branch: a label always
+/// means one build (docs/registry-format.md, immutability).
+pub fn judge_new_label(t: &Transition, labels_ever: &BTreeSet<String>) -> Verdict {
+    if !labels_ever.contains(&t.version) {
+        return verdict("immutable", true, "a label never used before on the branch");
+    }
+    let text = t.new.as_ref().map(|n| n.text.clone()).unwrap_or_default();
+    located(
+        verdict(
+            "immutable",
+            false,
+            format!(
+                "label `{}` of {} was used before on the branch; a label always names one build, so register the new build under a new label",
+                t.version, t.model
+            ),
+        ),
+        &t.file,
+        &text,
+        &["version"],
+    )
+}
 
 /// The immutable fields that differ between `old` and `new` (key paths for locating).
 pub fn changed_fields(old: &VersionManifest, new: &VersionManifest) -> Vec<(String, Vec<String>)> {

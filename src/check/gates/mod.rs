@@ -22,7 +22,7 @@ use super::snapshot::ModelView;
 use crate::history::StageEvent;
 use crate::manifest::{Gate, Policy};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// A version at head that requires another model's version.
@@ -51,6 +51,12 @@ pub struct Facts<'a> {
     pub dependents: &'a [Dependent],
     /// Stage events of this version on the base branch's first-parent history, newest first.
     pub history: &'a [StageEvent],
+    /// Every label of the transition's model that ever existed on that history.
+    pub labels_ever: &'a BTreeSet<String>,
+    /// The newest earlier tenure of this same build in the transition's target stage whose
+    /// entering change passed that stage's gates (judged by the engine beforehand); `Some`
+    /// makes the transition a rollback (docs/gates.md, `rollback`).
+    pub accepted_tenure: Option<&'a rollback::Held>,
     pub now: DateTime<Utc>,
     pub evidence: &'a Evidence,
 }
@@ -119,6 +125,8 @@ fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
     v.push(stage_order::judge(t, f, held.as_ref()));
     if t.old.as_ref().is_some_and(|o| o.manifest().is_some()) {
         v.push(immutable::judge(t, held.is_some()));
+    } else if t.is_new() {
+        v.push(immutable::judge_new_label(t, f.labels_ever));
     }
     v.push(exclusive::judge(t, f));
     v.push(requires::judge(t, f));
@@ -126,18 +134,56 @@ fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
     let Some(stage) = f.policy.stage(to) else {
         return report;
     };
-    if !t.moves() || stage.terminal {
-        return report;
+    let mut waits: Vec<DateTime<Utc>> = Vec::new();
+    // Leaving a deployed stage empty (an undeploy) needs that stage's approvals and respects
+    // its deploy window; a promotion onwards is judged by the next stage's gates instead.
+    if let Some(from) = t.from().filter(|f| Some(*f) != t.to()) {
+        if is_undeploy(t, f, from) {
+            if let Some(fs) = f.policy.stage(from) {
+                for g in &fs.gates {
+                    match g {
+                        Gate::Approvals(a) => v.push(approvals::judge_for(t, f, a, to, from)),
+                        Gate::Window(w) => {
+                            let state = window::evaluate(w, f.now);
+                            if let Some(at) = state.opens_at.filter(|_| !state.open) {
+                                waits.push(at);
+                            }
+                            let mut verdict = window::judge(w, &state);
+                            verdict.reason = format!("undeploy from `{from}`: {}", verdict.reason);
+                            v.push(verdict);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    if !t.moves() {
+        // A traffic shift inside a canary stage: raising a share or making a version the
+        // primary needs the stage's approvals; lowering a share is containment.
+        if f.policy.is_deployed(to) && is_traffic_shift(t) {
+            for g in &stage.gates {
+                if let Gate::Approvals(a) = g {
+                    let mut verdict = approvals::judge(t, f, a);
+                    verdict.reason = format!("traffic shift: {}", verdict.reason);
+                    v.push(verdict);
+                }
+            }
+        }
+        return finish(report, waits);
+    }
+    if stage.terminal {
+        return finish(report, waits);
     }
     if let Some(h) = &held {
         v.push(rollback::judge(t, f, h));
     }
-    let mut waits: Vec<DateTime<Utc>> = Vec::new();
     for g in &stage.gates {
         match g {
             Gate::Metric(m) if held.is_none() => v.push(metric::judge(t, f, m)),
             Gate::Metric(_) => {}
-            Gate::Evidence(name) => v.push(evidence::judge(t, name)),
+            Gate::Evidence(name) if held.is_none() => v.push(evidence::judge(t, name)),
+            Gate::Evidence(_) => {}
             Gate::Soak(s) if held.is_none() => {
                 let (verdict, at) = soak::judge(t, f, s);
                 if let Some(at) = at.filter(|_| !verdict.passed) {
@@ -146,7 +192,7 @@ fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
                 v.push(verdict);
             }
             Gate::Soak(_) => {}
-            Gate::Window(w) => {
+            Gate::Window(w) if held.is_none() => {
                 let state = window::evaluate(w, f.now);
                 if state.open {
                     report.open_until = match (report.open_until, state.closes_at) {
@@ -158,10 +204,16 @@ fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
                 }
                 v.push(window::judge(w, &state));
             }
+            Gate::Window(_) => {}
             Gate::Approvals(a) if held.is_none() => v.push(approvals::judge(t, f, a)),
             Gate::Approvals(_) => {}
         }
     }
+    finish(report, waits)
+}
+
+/// When only time gates fail, the earliest instant they could all pass.
+fn finish(mut report: TransitionReport, waits: Vec<DateTime<Utc>>) -> TransitionReport {
     let time_only = report
         .verdicts
         .iter()
@@ -171,4 +223,39 @@ fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
         report.not_before = waits.into_iter().max();
     }
     report
+}
+
+/// True when `t` takes its version out of deployed stage `from`, leaving the model no version
+/// there, other than by a promotion to the next stage (which the next stage's gates judge).
+fn is_undeploy(t: &Transition, f: &Facts, from: &str) -> bool {
+    if !f.policy.is_deployed(from) {
+        return false;
+    }
+    if let (Some(to), Some(fi)) = (t.to(), f.policy.stage_index(from)) {
+        let forward = f
+            .policy
+            .stage_index(to)
+            .is_some_and(|ti| ti > fi && !f.policy.stages[ti].terminal);
+        if forward {
+            return false;
+        }
+    }
+    f.head_model
+        .is_none_or(|m| m.in_stage(from).next().is_none())
+}
+
+/// A same-stage edit that raises the version's traffic share or makes it the primary (the
+/// version without `traffic`).
+pub fn is_traffic_shift(t: &Transition) -> bool {
+    let (Some(old), Some(new)) = (
+        t.old.as_ref().and_then(|o| o.manifest()),
+        t.new.as_ref().and_then(|n| n.manifest()),
+    ) else {
+        return false;
+    };
+    match (old.traffic, new.traffic) {
+        (Some(a), Some(b)) => b > a,
+        (Some(_), None) => true,
+        _ => false,
+    }
 }

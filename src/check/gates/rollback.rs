@@ -1,5 +1,5 @@
-//! `rollback`: a version returning to a stage it held before on the branch needs only
-//! `rollback.approvals` (from the stage's approvers) and skips the metric and soak gates.
+//! `rollback`: a build returning to a stage where an earlier tenure of it was accepted needs
+//! only `rollback.approvals` (from the stage's approvers) and skips metric, evidence, soak, window.
 
 use super::approvals::{count, describe};
 use super::{verdict, Facts};
@@ -27,19 +27,14 @@ impl Held {
     }
 }
 
-/// `Some` when the transition returns its version to a non-terminal stage it held before.
+/// `Some` when the transition returns its version to a non-terminal stage in which an earlier
+/// tenure of the same build was accepted (the engine finds and judges that tenure beforehand).
 pub fn held_before(t: &Transition, f: &Facts) -> Option<Held> {
     let to = t.to()?;
     if !t.moves() || t.from() == Some(to) || f.policy.stage(to).is_none_or(|s| s.terminal) {
         return None;
     }
-    f.history
-        .iter()
-        .find(|e| e.to.as_deref() == Some(to))
-        .map(|e| Held {
-            commit: e.commit,
-            time: e.time,
-        })
+    f.accepted_tenure.cloned()
 }
 
 pub fn judge(t: &Transition, f: &Facts, held: &Held) -> Verdict {

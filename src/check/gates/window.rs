@@ -17,19 +17,35 @@ pub struct WindowState {
     pub closes_at: Option<DateTime<Utc>>,
 }
 
-/// Is the window open at `at`? Days are judged on the local date; `from` > `to` spans midnight.
+/// Is the window open at `at`? `from` is inclusive, `to` exclusive, both local to the gate's
+/// zone. A window whose `to` is not after its `from` runs past midnight and belongs to the day
+/// it starts (`days: [fri], 22:00-02:00` is open Friday 23:00 and Saturday 01:00, not Friday
+/// 01:00); `from == to` is a whole day starting at `from`. This is the one evaluator: `check`
+/// and the daemon both use it (docs/gates.md, `window`).
 pub fn is_open(w: &WindowGate, at: DateTime<Utc>) -> bool {
     let local = at.with_timezone(&w.tz.0);
-    let day_ok = w.days.is_empty() || w.days.iter().any(|d| d.0 == local.weekday());
+    let day_ok = |d: chrono::Weekday| w.days.is_empty() || w.days.iter().any(|x| x.0 == d);
     let t = local.time();
-    let time_ok = match (w.from, w.to) {
-        (Some(f), Some(to)) if f.0 <= to.0 => t >= f.0 && t < to.0,
-        (Some(f), Some(to)) => t >= f.0 || t < to.0,
-        (Some(f), None) => t >= f.0,
-        (None, Some(to)) => t < to.0,
-        (None, None) => true,
-    };
-    day_ok && time_ok
+    let today = local.weekday();
+    match (w.from, w.to) {
+        (Some(f), Some(to)) if f.0 < to.0 => day_ok(today) && t >= f.0 && t < to.0,
+        (Some(f), Some(to)) => (day_ok(today) && t >= f.0) || (day_ok(today.pred()) && t < to.0),
+        (Some(f), None) => day_ok(today) && t >= f.0,
+        (None, Some(to)) => day_ok(today) && t < to.0,
+        (None, None) => day_ok(today),
+    }
+}
+
+/// For several window gates (all must be open): `None` when all are open now, else the
+/// latest next opening among the closed ones (`now` + 8 days when one never opens). A first
+/// estimate of when a waiting change may go ahead; it is judged again then.
+pub fn wait_until(gates: &[&WindowGate], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    gates
+        .iter()
+        .map(|g| evaluate(g, now))
+        .filter(|s| !s.open)
+        .map(|s| s.opens_at.unwrap_or(now + Duration::days(8)))
+        .max()
 }
 
 /// Local wall-clock `date` at `time` in the window's zone, as UTC (skipping DST gaps).
@@ -177,5 +193,53 @@ mod tests {
             evaluate(&w, at("2026-11-25T12:00:00Z")).opens_at,
             Some(at("2026-11-25T22:00:00Z"))
         );
+    }
+
+    fn friday_night() -> WindowGate {
+        let mut w = berlin();
+        w.days = vec![Day(Weekday::Fri)];
+        w.from = Some(ClockTime(NaiveTime::from_hms_opt(22, 0, 0).unwrap()));
+        w.to = Some(ClockTime(NaiveTime::from_hms_opt(2, 0, 0).unwrap()));
+        w.tz = Tz(chrono_tz::UTC);
+        w
+    }
+
+    #[test]
+    fn an_overnight_window_with_days_belongs_to_the_day_it_starts() {
+        let w = friday_night();
+        // 2026-11-27 is a Friday.
+        assert!(is_open(&w, at("2026-11-27T23:00:00Z")), "Friday 23:00");
+        assert!(is_open(&w, at("2026-11-28T01:00:00Z")), "Saturday 01:00");
+        assert!(!is_open(&w, at("2026-11-27T01:00:00Z")), "Friday 01:00");
+        assert!(!is_open(&w, at("2026-11-28T23:00:00Z")), "Saturday 23:00");
+        // Saturday 03:00: closed until next Friday 22:00.
+        let s = evaluate(&w, at("2026-11-28T03:00:00Z"));
+        assert_eq!(s.opens_at, Some(at("2026-12-04T22:00:00Z")));
+        // Friday 23:00: open until Saturday 02:00.
+        let s = evaluate(&w, at("2026-11-27T23:00:00Z"));
+        assert_eq!(s.closes_at, Some(at("2026-11-28T02:00:00Z")));
+    }
+
+    #[test]
+    fn from_equal_to_is_a_whole_day_from_from() {
+        let mut w = friday_night();
+        w.to = w.from;
+        assert!(is_open(&w, at("2026-11-27T22:00:00Z")));
+        assert!(is_open(&w, at("2026-11-28T21:59:00Z")));
+        assert!(!is_open(&w, at("2026-11-28T22:00:00Z")));
+        assert!(!is_open(&w, at("2026-11-27T21:00:00Z")));
+        let s = evaluate(&w, at("2026-11-27T21:00:00Z"));
+        assert_eq!(s.opens_at, Some(at("2026-11-27T22:00:00Z")));
+    }
+
+    #[test]
+    fn wait_until_is_the_latest_opening_of_the_closed_gates() {
+        let a = berlin();
+        let b = friday_night();
+        // Thursday 2026-11-26 15:30 UTC: berlin closed until Mon 08:00 UTC; friday night
+        // closed until Fri 22:00 UTC.
+        let now = at("2026-11-26T15:30:00Z");
+        assert_eq!(wait_until(&[&a, &b], now), Some(at("2026-11-30T08:00:00Z")));
+        assert_eq!(wait_until(&[&a], at("2026-11-24T10:00:00Z")), None);
     }
 }
