@@ -85,6 +85,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             interval: args.interval,
             trust: args.trust.clone(),
             fetch_timeout: std::time::Duration::from_secs(60),
+            github: None,
         },
         url: args.url.clone(),
         state_dir,

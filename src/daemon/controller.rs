@@ -1,9 +1,10 @@
 //! One reconcile pass, level-triggered: read the branch head, re-check what landed (per-model
 //! holds), derive each environment's intent, plan against the target, apply, and publish.
 
+use super::admission::{self, Ancestry};
 use super::artifact::{Fetcher, TreeCache};
-use super::events::{Event, EventLog};
-use super::gate::{self, HoldKind, ModelVerdict};
+use super::events::{Event, EventKind, EventLog};
+use super::gate::{self, HoldKind};
 use super::health;
 use super::metrics::{Metrics, ModelInfo};
 use super::plan::{self, Step, SwitchKind};
@@ -11,11 +12,10 @@ use super::release::{releases_of, Release};
 use super::state::{Failure, Hold, ModelState, PersistedState, StateDir, StateError};
 use super::target::{self, Observed, Target};
 use super::view::{self, EnvironmentView, HeldView, ModelView, StatusView, Sync};
-use crate::check::gates::window;
-use crate::check::{self, CheckOptions};
+use crate::check;
 use crate::diag::Diagnostic;
-use crate::manifest::policy::{TargetSpec, WindowGate};
-use crate::manifest::{Gate, Policy};
+use crate::manifest::policy::TargetSpec;
+use crate::manifest::Policy;
 use crate::registry::files::GitFiles;
 use crate::registry::{desired::desired_state, invariants, Loader, Registry};
 use crate::repo::RepoError;
@@ -39,6 +39,8 @@ pub enum ControllerError {
     State(#[from] StateError),
     #[error("branch `{0}` not found in the repository")]
     NoBranch(String),
+    #[error("--trust {rev}: that commit is not on branch {branch} (it must be the head or one of its ancestors)")]
+    TrustNotOnBranch { rev: String, branch: String },
 }
 
 /// How the controller was started.
@@ -53,6 +55,8 @@ pub struct ControllerConfig {
     pub trust: Option<String>,
     /// Timeout of artifact downloads.
     pub fetch_timeout: Duration,
+    /// `--github owner/repo`: count the reviews of the pull request each commit came from.
+    pub github: Option<crate::check::GithubSource>,
 }
 
 /// The result of one pass.
@@ -81,7 +85,7 @@ pub struct Controller {
     pub events: EventLog,
     pub metrics: Metrics,
     pub status: Arc<StatusView>,
-    cache: Option<(String, Arc<Policy>, Arc<Effective>)>,
+    cache: Option<(EffectiveKey, Arc<Policy>, Arc<Effective>)>,
     /// What the head says (for status), per head.
     head_cache: Option<(String, Option<Arc<Effective>>)>,
     /// Git tree listings for artifact reads, kept for one pass.
@@ -91,28 +95,34 @@ pub struct Controller {
 }
 
 /// environment -> model -> release the environment should run (after holds).
-type Effective = BTreeMap<String, BTreeMap<String, Release>>;
+type Effective = gate::Effective;
+
+/// What the effective state is computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EffectiveKey {
+    head: String,
+    policy: String,
+    held: Vec<(String, String)>,
+}
+
+/// The policy when the policy commit has none: no stages, nothing deployed.
+fn empty_policy() -> Policy {
+    Policy {
+        version: 1,
+        stages: vec![],
+        rollback: Default::default(),
+        groups: Default::default(),
+        policy_owners: vec![],
+        signers: None,
+        environments: Default::default(),
+    }
+}
 
 /// Retry delay after `attempts` failures: `interval` x 2^(attempts-1), at most 5 minutes.
 pub fn backoff(interval: Duration, attempts: u32) -> Duration {
     let base = interval.max(Duration::from_millis(100));
     base.saturating_mul(1u32 << attempts.min(12).saturating_sub(1))
         .min(Duration::from_secs(300))
-}
-
-fn window_gates<'p>(policy: &'p Policy, stage: &str) -> Vec<&'p WindowGate> {
-    policy
-        .stage(stage)
-        .map(|s| {
-            s.gates
-                .iter()
-                .filter_map(|g| match g {
-                    Gate::Window(w) => Some(w),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The model a repository-relative path under `<root>/models/<model>/` belongs to.
@@ -180,35 +190,47 @@ impl Controller {
         Ok(r.peel_to_commit()?.id())
     }
 
-    fn load(&mut self, commit: &str) -> Result<Registry, ControllerError> {
+    /// The registry at `commit`; `None` when the registry folder is absent there (a value,
+    /// not an error: read failures are errors and fail the pass).
+    fn load(&mut self, commit: &str) -> Result<Option<Registry>, ControllerError> {
         let oid = Oid::from_str(commit)?;
         let root = self.state.registry.clone();
-        Ok(self.loader.load(&self.repo, oid, &root)?)
+        match self.loader.load(&self.repo, oid, &root) {
+            Ok(r) => Ok(Some(r)),
+            Err(RepoError::PathNotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One full pass. Errors leave the state as it was; the caller retries with backoff.
     pub fn reconcile(&mut self) -> Result<PassOutcome, ControllerError> {
         let started = Instant::now();
-        let head = self.head()?.to_string();
+        let head_oid = self.head()?;
+        let head = head_oid.to_string();
         let now = Utc::now();
         if self.state.head.is_none() {
-            self.start_from_trusted(&head)?;
+            self.start_from_trusted(head_oid)?;
         }
         if self.seen.as_ref().map(|s| &s.0) != Some(&head) {
             self.seen = Some((head.clone(), Instant::now()));
         }
-        if self.state.head.as_deref() != Some(head.as_str()) || !self.state.held.is_empty() {
-            self.recheck(&head, now)?;
+        if self.state.head.as_deref() != Some(head.as_str())
+            || !self.state.held.is_empty()
+            || !self.state.policy_pending.is_empty()
+            || self.state.diverged.is_some()
+        {
+            self.recheck(head_oid, now)?;
         }
-        let (policy, effective) = self.effective(&head)?;
+        let accepted = self.state.head.clone().unwrap_or_else(|| head.clone());
+        let (policy, effective) = self.effective()?;
         let mut outcome = PassOutcome::default();
         let mut envs = Vec::new();
-        // Without holds the effective state is what the head says: share it.
-        let head_desired = if self.state.held.is_empty() && self.state.policy_commit == head {
+        // Without holds the effective state is what the accepted head says: share it.
+        let head_desired = if self.state.held.is_empty() && self.state.policy_commit == accepted {
             self.head_cache = None;
             Some(effective.clone())
         } else {
-            self.head_desired(&head)
+            self.head_desired(&accepted)?
         };
         for (env, spec) in policy.environments.iter() {
             // Defence in depth (validation refuses it too): never deploy outside deploy/.
@@ -216,7 +238,7 @@ impl Controller {
                 outcome.failed = true;
                 self.events.push(
                     Event::new(
-                        "failed",
+                        EventKind::Failed,
                         format!("{env}: target path `{}` refused: {why}", spec.target.path),
                     )
                     .env(env),
@@ -225,12 +247,12 @@ impl Controller {
             }
             let none = BTreeMap::new();
             let wanted = effective.get(env).unwrap_or(&none);
-            let observed = self.apply_env(env, spec, &policy, wanted, now, &mut outcome);
+            let observed = self.apply_env(env, spec, wanted, now, &mut outcome);
             let hd = head_desired
                 .as_ref()
                 .and_then(|d| d.get(env))
                 .unwrap_or(wanted);
-            envs.push(self.env_view(env, &spec.stage, hd, &observed, now));
+            envs.push(self.env_view(env, &spec.stage, hd, &observed));
             if outcome.interrupted {
                 break;
             }
@@ -251,13 +273,23 @@ impl Controller {
         Ok(outcome)
     }
 
-    fn start_from_trusted(&mut self, head: &str) -> Result<(), ControllerError> {
+    /// An empty state dir: take the head (or `--trust REV`, which must be on the branch) as
+    /// the trusted baseline, and say so loudly.
+    fn start_from_trusted(&mut self, head: Oid) -> Result<(), ControllerError> {
         let trusted = match &self.cfg.trust {
-            Some(rev) => crate::repo::resolve_commit(&self.repo, rev)?
-                .id()
-                .to_string(),
-            None => head.to_owned(),
+            Some(rev) => {
+                let t = crate::repo::resolve_commit(&self.repo, rev)?.id();
+                if t != head && !self.repo.graph_descendant_of(head, t)? {
+                    return Err(ControllerError::TrustNotOnBranch {
+                        rev: rev.clone(),
+                        branch: self.cfg.branch.clone(),
+                    });
+                }
+                t
+            }
+            None => head,
         };
+        let trusted = trusted.to_string();
         let commit = self.repo.find_commit(Oid::from_str(&trusted)?)?;
         let root =
             crate::repo::registry_root(&self.repo, &commit, &trusted, self.cfg.path.as_deref())?;
@@ -270,254 +302,204 @@ impl Controller {
             policy_commit: trusted.clone(),
             ..Default::default()
         };
-        self.events.push(
-            Event::new(
-                "trusted",
-                format!(
-                    "empty state dir: trusting {} as the baseline",
-                    short(&trusted)
-                ),
-            )
-            .commit(&trusted),
+        let msg = format!(
+            "empty state dir: trusting {} ({}) as the baseline without judging it; commits after it are judged",
+            short(&trusted),
+            commit.summary().unwrap_or_default()
         );
+        tracing::warn!(commit = %trusted, "{msg}");
+        self.events
+            .push(Event::new(EventKind::Trusted, msg).commit(&trusted));
         Ok(())
     }
 
-    /// Judge prev -> head per model (each held model from its own baseline) and update holds.
-    fn recheck(&mut self, head: &str, now: DateTime<Utc>) -> Result<(), ControllerError> {
-        let prev = self.state.head.clone().unwrap_or_else(|| head.to_owned());
-        if prev != head {
+    /// Judge what landed since the accepted head, step by step (admission), then hold models
+    /// whose head does not validate and cascade `requires` holds.
+    fn recheck(&mut self, head: Oid, now: DateTime<Utc>) -> Result<(), ControllerError> {
+        let accepted_s = self.state.head.clone().unwrap_or_else(|| head.to_string());
+        let accepted = Oid::from_str(&accepted_s)?;
+        let steps = match admission::ancestry(&self.repo, accepted, head)? {
+            Ancestry::Diverged => {
+                if self.state.diverged.as_deref() != Some(head.to_string().as_str()) {
+                    self.events.push(
+                        Event::new(
+                            EventKind::Diverged,
+                            format!(
+                                "branch {} moved to {}, which does not descend from the accepted head {}: every model keeps what it runs until the branch descends from it again, or baton serve is restarted with --trust",
+                                self.cfg.branch,
+                                short(&head.to_string()),
+                                short(&accepted_s)
+                            ),
+                        )
+                        .commit(&head.to_string()),
+                    );
+                    self.state.diverged = Some(head.to_string());
+                }
+                return Ok(());
+            }
+            Ancestry::Descends(steps) => steps,
+        };
+        if self.state.diverged.take().is_some() {
             self.events.push(
                 Event::new(
-                    "head",
-                    format!("branch {} moved to {}", self.cfg.branch, short(head)),
+                    EventKind::Head,
+                    format!(
+                        "branch {} descends from the accepted head again",
+                        self.cfg.branch
+                    ),
                 )
-                .commit(head),
+                .commit(&head.to_string()),
             );
         }
-        let reg_h = match self.load(head) {
-            Ok(r) => Some(r),
-            Err(ControllerError::Repo(e)) => {
-                self.errors = vec![Diagnostic::new(self.state.registry.clone(), e.to_string())];
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        let diags = match &reg_h {
-            Some(reg) => {
-                let files = GitFiles::new(&self.repo, reg.commit)?;
-                invariants::validate(reg, &files)
-            }
-            None => self.errors.clone(),
+        if !steps.is_empty() {
+            self.events.push(
+                Event::new(
+                    EventKind::Head,
+                    format!(
+                        "branch {} moved to {} ({} new commit{})",
+                        self.cfg.branch,
+                        short(&head.to_string()),
+                        steps.len(),
+                        if steps.len() == 1 { "" } else { "s" }
+                    ),
+                )
+                .commit(&head.to_string()),
+            );
+        }
+        let old = self.state.held.clone();
+        let (policy, before) = self.effective()?;
+        let gate_holds: BTreeMap<String, Hold> = old
+            .iter()
+            .filter(|(_, h)| !h.requires)
+            .map(|(m, h)| (m.clone(), h.clone()))
+            .collect();
+        let before_baseline = |m: &str| {
+            old.get(m)
+                .map(|h| h.baseline.clone())
+                .unwrap_or_else(|| accepted_s.clone())
         };
         let root = self.state.registry.clone();
-        let head_wide: Vec<&Diagnostic> = diags
-            .iter()
-            .filter(|d| model_of(&root, &d.file).is_none())
-            .collect();
-        let Some(reg_h) = reg_h.filter(|r| r.policy.is_some() && head_wide.is_empty()) else {
-            // A bad head: nothing new deploys; everyone keeps what runs.
-            let reasons: Vec<String> = diags.iter().map(|d| format!("bad head: {d}")).collect();
-            if prev != head {
-                self.events.push(
-                    Event::new(
-                        "bad-head",
-                        format!(
-                            "{} deploys nothing new: {}",
-                            short(head),
-                            reasons.join("; ")
-                        ),
-                    )
-                    .commit(head),
-                );
-            }
-            let old = std::mem::take(&mut self.state.held);
-            let mut models: BTreeSet<String> = self.known_models(&prev)?.into_iter().collect();
-            models.extend(old.keys().cloned());
-            for m in models {
-                self.put_hold(
-                    &old,
-                    &m,
-                    &prev,
-                    HoldKind::Blocked,
-                    reasons.clone(),
-                    None,
-                    now,
-                );
-            }
-            self.hold_events(&old, head);
-            self.cache = None;
-            self.errors = diags;
-            self.state.head = Some(head.to_owned());
-            return Ok(());
+        let cx = admission::Context {
+            repo: &self.repo,
+            root: &root,
+            now,
+            github: self.cfg.github.clone(),
         };
-        self.errors = diags.clone();
+        let clock = admission::clock_of(&self.state, &[]);
+        let out = admission::admit(
+            &mut self.judge,
+            &cx,
+            admission::Baselines {
+                accepted,
+                policy_commit: Oid::from_str(&self.state.policy_commit)?,
+                held: gate_holds,
+                clock,
+            },
+            &policy,
+            steps,
+            head,
+        )?;
+        self.state.head = Some(out.head.to_string());
+        self.state.policy_commit = out.policy_commit.to_string();
+        self.state.held = out.held;
+        self.state.policy_pending = out.policy_pending;
+        for e in out.entered {
+            self.state
+                .entered
+                .retain(|x| (&x.model, &x.version, &x.stage) != (&e.model, &e.version, &e.stage));
+            self.state.entered.push(e);
+        }
+
+        // The head's own validation: a model whose files do not validate is blocked.
+        let head_s = head.to_string();
+        let diags = match self.load(&head_s)? {
+            Some(reg) => {
+                let files = GitFiles::new(&self.repo, reg.commit)?;
+                invariants::validate(&reg, &files)
+            }
+            None => vec![Diagnostic::new(
+                root.clone(),
+                format!("no registry at {}", short(&head_s)),
+            )],
+        };
         let mut per_model: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for d in &diags {
             if let Some(m) = model_of(&root, &d.file) {
                 per_model.entry(m).or_default().push(format!("schema: {d}"));
             }
         }
-
-        // Group every model by the baseline it is judged from.
-        let old = std::mem::take(&mut self.state.held);
-        let mut models: BTreeSet<String> = reg_h.models.keys().cloned().collect();
-        models.extend(old.keys().cloned());
-        models.extend(self.known_models(&prev)?);
-        let mut before: BTreeMap<String, String> = BTreeMap::new();
-        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for m in models {
-            let base = old
-                .get(&m)
-                .map(|h| h.baseline.clone())
-                .unwrap_or_else(|| prev.clone());
-            before.insert(m.clone(), base.clone());
-            groups.entry(base).or_default().push(m);
+        let head_wide: Vec<&Diagnostic> = diags
+            .iter()
+            .filter(|d| model_of(&root, &d.file).is_none())
+            .collect();
+        if !head_wide.is_empty() && self.errors != diags {
+            self.events.push(
+                Event::new(
+                    EventKind::BadHead,
+                    format!(
+                        "{}: {}",
+                        short(&head_s),
+                        head_wide
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                )
+                .commit(&head_s),
+            );
         }
-        let mut policy_held = false;
-        for (base, models) in groups {
-            let (verdicts, blocks_all) = self.judge_group(&base, head, &reg_h, &models, now);
-            policy_held |= blocks_all;
-            for (m, v) in verdicts {
-                let extra = per_model.remove(&m).unwrap_or_default();
-                let v = match (v, extra.is_empty()) {
-                    (v, true) => v,
-                    (ModelVerdict::Pass, false) => ModelVerdict::blocked(extra),
-                    (ModelVerdict::Hold { mut reasons, .. }, false) => {
-                        reasons.extend(extra);
-                        ModelVerdict::blocked(reasons)
-                    }
-                };
-                if let ModelVerdict::Hold {
-                    kind,
-                    reasons,
-                    until,
-                } = v
-                {
-                    self.put_hold(&old, &m, &base, kind, reasons, until, now);
+        self.errors = diags;
+        for (m, reasons) in per_model {
+            match self.state.held.get_mut(&m) {
+                Some(h) => {
+                    h.kind = HoldKind::Blocked;
+                    h.reasons.extend(reasons);
+                }
+                None => {
+                    self.state.held.insert(
+                        m.clone(),
+                        Hold {
+                            baseline: before_baseline(&m),
+                            kind: HoldKind::Blocked,
+                            reasons,
+                            until: None,
+                            since: old.get(&m).map(|h| h.since).unwrap_or(now),
+                            offending: Some(head_s.clone()),
+                            author: None,
+                            requires: false,
+                        },
+                    );
                 }
             }
         }
-        if !policy_held {
-            self.state.policy_commit = head.to_owned();
+
+        // `requires` both ways: hold whichever side is about to break a requirement.
+        for _ in 0..=self.state.held.len() + 64 {
+            let (_, after) = self.effective()?;
+            let fresh: Vec<(String, Vec<String>)> = gate::requires_holds(&before, &after)
+                .into_iter()
+                .filter(|(m, _)| !self.state.held.contains_key(m))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for (m, reasons) in fresh {
+                let h = Hold {
+                    baseline: before_baseline(&m),
+                    kind: HoldKind::Blocked,
+                    reasons,
+                    until: None,
+                    since: old.get(&m).map(|h| h.since).unwrap_or(now),
+                    offending: None,
+                    author: None,
+                    requires: true,
+                };
+                self.state.held.insert(m, h);
+            }
         }
-        self.state.head = Some(head.to_owned());
-        self.cache = None;
-        self.cascade_requires(&before, &old, head, now)?;
-        self.hold_events(&old, head);
+        self.hold_events(&old, &head_s);
         Ok(())
-    }
-
-    /// Models present in the registry at `commit` (empty when it does not load).
-    fn known_models(&mut self, commit: &str) -> Result<Vec<String>, ControllerError> {
-        Ok(match self.load(commit) {
-            Ok(r) => r.models.keys().cloned().collect(),
-            Err(ControllerError::Repo(_)) => Vec::new(),
-            Err(e) => return Err(e),
-        })
-    }
-
-    /// Verdicts for `models`, all judged base -> head.
-    fn judge_group(
-        &mut self,
-        base: &str,
-        head: &str,
-        reg_h: &Registry,
-        models: &[String],
-        now: DateTime<Utc>,
-    ) -> (Vec<(String, ModelVerdict)>, bool) {
-        let pass = || {
-            models
-                .iter()
-                .map(|m| (m.clone(), ModelVerdict::Pass))
-                .collect()
-        };
-        if base == head {
-            return (pass(), false);
-        }
-        let reg_b = match self.load(base) {
-            Ok(r) => r,
-            Err(e) => {
-                let why = vec![format!(
-                    "check: cannot read the baseline {}: {e}",
-                    short(base)
-                )];
-                let v = models
-                    .iter()
-                    .map(|m| (m.clone(), ModelVerdict::blocked(why.clone())))
-                    .collect();
-                return (v, true);
-            }
-        };
-        let changed = gate::changed_models(&reg_b, reg_h);
-        if models.iter().all(|m| !changed.contains(m)) {
-            return (pass(), false);
-        }
-        let opts = CheckOptions {
-            path: Some(self.state.registry.clone()),
-            now,
-            github: None,
-            ..Default::default()
-        };
-        let (b, h) = match (Oid::from_str(base), Oid::from_str(head)) {
-            (Ok(b), Ok(h)) => (b, h),
-            _ => return (pass(), false),
-        };
-        match self.judge.judge(&self.repo, b, h, &opts) {
-            Ok(report) => {
-                let all = report.blocks_all();
-                let v = models
-                    .iter()
-                    .map(|m| {
-                        let v = if changed.contains(m) || all {
-                            gate::classify(&report, m, reg_b.policy.as_deref(), now)
-                        } else {
-                            ModelVerdict::Pass
-                        };
-                        (m.clone(), v)
-                    })
-                    .collect();
-                (v, all)
-            }
-            Err(e) => {
-                let why = vec![format!(
-                    "check: could not judge {}...{}: {e}",
-                    short(base),
-                    short(head)
-                )];
-                // Unknown verdict: a policy change may be unapproved, so hold everyone.
-                let v = models
-                    .iter()
-                    .map(|m| (m.clone(), ModelVerdict::blocked(why.clone())))
-                    .collect();
-                (v, true)
-            }
-        }
-    }
-
-    /// Hold `model` at `baseline` (or the baseline it was already held at, in `old`).
-    #[allow(clippy::too_many_arguments)]
-    fn put_hold(
-        &mut self,
-        old: &BTreeMap<String, Hold>,
-        model: &str,
-        baseline: &str,
-        kind: HoldKind,
-        reasons: Vec<String>,
-        until: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) {
-        let existing = old.get(model);
-        let hold = Hold {
-            baseline: existing
-                .map(|h| h.baseline.clone())
-                .unwrap_or_else(|| baseline.to_owned()),
-            kind,
-            reasons,
-            until,
-            since: existing.map(|h| h.since).unwrap_or(now),
-        };
-        self.state.held.insert(model.to_owned(), hold);
     }
 
     /// Events for holds that appeared, changed kind or failing rules, or went away. Reason
@@ -531,25 +513,34 @@ impl Controller {
             if !changed {
                 continue;
             }
-            let word = match h.kind {
-                HoldKind::Blocked => "blocked",
-                HoldKind::Waiting => "waiting",
+            let (word, kind) = match h.kind {
+                HoldKind::Blocked => ("blocked", EventKind::Blocked),
+                HoldKind::Waiting => ("waiting", EventKind::Waiting),
+            };
+            let by = match (&h.offending, &h.author) {
+                (Some(c), Some(a)) => format!(" by {} ({a})", short(c)),
+                (Some(c), None) => format!(" by {}", short(c)),
+                _ => String::new(),
             };
             let msg = match h.until {
                 Some(t) => format!(
-                    "{m} {word} until {}: {}",
+                    "{m} {word}{by} until {}: {}",
                     t.to_rfc3339(),
                     h.reasons.join("; ")
                 ),
-                None => format!("{m} {word}: {}", h.reasons.join("; ")),
+                None => format!("{m} {word}{by}: {}", h.reasons.join("; ")),
             };
-            out.push(Event::new(word, msg).model(m).commit(&h.baseline));
+            let commit = h.offending.as_deref().unwrap_or(&h.baseline);
+            out.push(Event::new(kind, msg).model(m).commit(commit));
         }
         for m in old.keys().filter(|m| !self.state.held.contains_key(*m)) {
             out.push(
-                Event::new("unblocked", format!("{m} goes ahead at {}", short(head)))
-                    .model(m)
-                    .commit(head),
+                Event::new(
+                    EventKind::Unblocked,
+                    format!("{m} goes ahead at {}", short(head)),
+                )
+                .model(m)
+                .commit(head),
             );
         }
         for e in out {
@@ -557,77 +548,44 @@ impl Controller {
         }
     }
 
-    /// Hold models whose releases need a version their environment will not run.
-    fn cascade_requires(
-        &mut self,
-        before: &BTreeMap<String, String>,
-        old: &BTreeMap<String, Hold>,
-        head: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), ControllerError> {
-        for _ in 0..16 {
-            let (_, eff) = self.effective(head)?;
-            let unmet = gate::unmet_requires(&eff);
-            let fresh: Vec<_> = unmet
-                .into_iter()
-                .filter(|(m, _)| !self.state.held.contains_key(m))
-                .filter(|(m, _)| before.get(m).is_some_and(|b| b != head))
-                .collect();
-            if fresh.is_empty() {
-                break;
-            }
-            for (m, reasons) in fresh {
-                let base = before[&m].clone();
-                self.put_hold(old, &m, &base, HoldKind::Blocked, reasons, None, now);
-            }
-            self.cache = None;
-        }
-        Ok(())
-    }
-
-    /// The policy in force and each environment's releases after holds (cached per holds).
-    fn effective(&mut self, head: &str) -> Result<(Arc<Policy>, Arc<Effective>), ControllerError> {
-        let key = format!(
-            "{head} {} {:?}",
-            self.state.policy_commit,
-            self.state
+    /// The policy in force and each environment's releases after holds: every model read at
+    /// its accepted commit (the accepted head, or its hold's baseline) and interpreted by the
+    /// policy in force. Cached per (accepted head, policy commit, holds).
+    fn effective(&mut self) -> Result<(Arc<Policy>, Arc<Effective>), ControllerError> {
+        let head = self.state.head.clone().unwrap_or_default();
+        let key = EffectiveKey {
+            head: head.clone(),
+            policy: self.state.policy_commit.clone(),
+            held: self
+                .state
                 .held
                 .iter()
-                .map(|(m, h)| (m, &h.baseline))
-                .collect::<Vec<_>>()
-        );
+                .map(|(m, h)| (m.clone(), h.baseline.clone()))
+                .collect(),
+        };
         if let Some((k, p, e)) = &self.cache {
             if *k == key {
                 return Ok((p.clone(), e.clone()));
             }
         }
         let pc = self.state.policy_commit.clone();
-        let policy = match self.load(&pc)?.policy {
-            Some(p) => p,
-            None => Arc::new(Policy {
-                version: 1,
-                stages: vec![],
-                rollback: Default::default(),
-                groups: Default::default(),
-                policy_owners: vec![],
-                signers: None,
-                environments: Default::default(),
-            }),
-        };
+        let policy = self
+            .load(&pc)?
+            .and_then(|r| r.policy)
+            .unwrap_or_else(|| Arc::new(empty_policy()));
         let mut commits: BTreeSet<String> = self
             .state
             .held
             .values()
             .map(|h| h.baseline.clone())
             .collect();
-        commits.insert(head.to_owned());
+        commits.insert(head.clone());
         let mut by_commit: BTreeMap<String, Effective> = BTreeMap::new();
         for c in commits {
-            let reg = match self.load(&c) {
-                Ok(r) => r,
-                Err(ControllerError::Repo(_)) => continue,
-                Err(e) => return Err(e),
+            let Some(mut reg) = self.load(&c)? else {
+                continue;
             };
+            reg.policy = Some(policy.clone());
             let d = desired_state(&reg)
                 .iter()
                 .map(|(env, ed)| (env.clone(), releases_of(ed, &c, &reg.root)))
@@ -649,7 +607,7 @@ impl Controller {
                     .held
                     .get(m)
                     .map(|h| h.baseline.as_str())
-                    .unwrap_or(head);
+                    .unwrap_or(&head);
                 if let Some(r) = by_commit
                     .get(c)
                     .and_then(|d| d.get(env))
@@ -665,27 +623,29 @@ impl Controller {
         Ok((policy, out))
     }
 
-    /// What the head says per environment (for status), when its registry loads with a policy.
-    fn head_desired(&mut self, head: &str) -> Option<Arc<Effective>> {
+    /// What the accepted head says per environment under the policy in force (for status).
+    fn head_desired(&mut self, head: &str) -> Result<Option<Arc<Effective>>, ControllerError> {
         if let Some((h, d)) = &self.head_cache {
             if h == head {
-                return d.clone();
+                return Ok(d.clone());
             }
         }
-        let d = self
-            .load(head)
-            .ok()
-            .filter(|r| r.policy.is_some())
-            .map(|reg| {
-                Arc::new(
+        let pc = self.state.policy_commit.clone();
+        let policy = self.load(&pc)?.and_then(|r| r.policy);
+        let d = match (self.load(head)?, policy) {
+            (Some(mut reg), Some(p)) => {
+                reg.policy = Some(p);
+                Some(Arc::new(
                     desired_state(&reg)
                         .iter()
                         .map(|(env, ed)| (env.clone(), releases_of(ed, head, &reg.root)))
                         .collect(),
-                )
-            });
+                ))
+            }
+            _ => None,
+        };
         self.head_cache = Some((head.to_owned(), d.clone()));
-        d
+        Ok(d)
     }
 
     fn target(&mut self, env: &str, spec: &TargetSpec) -> &mut Box<dyn Target> {
@@ -702,7 +662,6 @@ impl Controller {
         &mut self,
         env: &str,
         spec: &crate::manifest::Environment,
-        policy: &Policy,
         wanted: &BTreeMap<String, Release>,
         now: DateTime<Utc>,
         outcome: &mut PassOutcome,
@@ -713,13 +672,15 @@ impl Controller {
                 outcome.failed = true;
                 self.metrics.failures_total += 1;
                 self.events.push(
-                    Event::new("failed", format!("{env}: cannot read the target: {e}")).env(env),
+                    Event::new(
+                        EventKind::Failed,
+                        format!("{env}: cannot read the target: {e}"),
+                    )
+                    .env(env),
                 );
                 return BTreeMap::new();
             }
         };
-        let windows = window_gates(policy, &spec.stage);
-        let trusted = self.state.trusted.clone();
         let mut intent: BTreeMap<String, Release> = BTreeMap::new();
         let mut names: BTreeSet<String> = wanted.keys().cloned().collect();
         names.extend(observed.keys().cloned());
@@ -744,13 +705,14 @@ impl Controller {
             if same {
                 ms.failure = None;
             }
+            // Deploy windows and every other gate were decided by admission; here only a
+            // failed switch of this same content keeps the old release (health: until the
+            // content changes; other errors: until the retry's backoff ends).
             let keep_old = !same
-                && ((desired.is_some_and(|d| d.commit != trusted)
-                    && window::wait_until(&windows, now).is_some())
-                    || ms
-                        .failure
-                        .as_ref()
-                        .is_some_and(|f| f.fingerprint == fp && (f.health || now < f.next_at)));
+                && ms
+                    .failure
+                    .as_ref()
+                    .is_some_and(|f| f.fingerprint == fp && (f.health || now < f.next_at));
             let chosen = if keep_old {
                 ms.last_good.as_ref()
             } else {
@@ -796,7 +758,7 @@ impl Controller {
                         ms.failure = None;
                         self.events.push(
                             Event::new(
-                                "undeployed",
+                                EventKind::Undeployed,
                                 format!("{env}: {model} left stage {}", spec.stage),
                             )
                             .env(env)
@@ -854,7 +816,7 @@ impl Controller {
                         if let Err(reason) = health::run(&h.command, &he, &self.dir.root, timeout) {
                             self.events.push(
                                 Event::new(
-                                    "health-failed",
+                                    EventKind::HealthFailed,
                                     format!(
                                         "{env}: {model}@{} is unhealthy: {reason}",
                                         release.label()
@@ -875,7 +837,7 @@ impl Controller {
                             match back {
                                 Ok(label) => self.events.push(
                                     Event::new(
-                                        "rolled-back",
+                                        EventKind::RolledBack,
                                         format!("{env}: {model} back on {label}"),
                                     )
                                     .env(env)
@@ -883,7 +845,7 @@ impl Controller {
                                 ),
                                 Err(e) => self.events.push(
                                     Event::new(
-                                        "failed",
+                                        EventKind::Failed,
                                         format!("{env}: {model}: switching back failed: {e}"),
                                     )
                                     .env(env)
@@ -902,7 +864,7 @@ impl Controller {
                 let p = release.primary();
                 let (word, msg) = match kind {
                     SwitchKind::Deploy => (
-                        "deployed",
+                        EventKind::Deployed,
                         format!(
                             "{env}: {model} now runs {} (commit {})",
                             release.label(),
@@ -910,7 +872,7 @@ impl Controller {
                         ),
                     ),
                     SwitchKind::Repair => (
-                        "repaired",
+                        EventKind::Repaired,
                         format!(
                             "{env}: {model} {} restored: {}",
                             release.label(),
@@ -978,7 +940,7 @@ impl Controller {
         if !health {
             self.events.push(
                 Event::new(
-                    "failed",
+                    EventKind::Failed,
                     format!(
                         "{env}: {model}: {reason} (attempt {attempts}, retry in {})",
                         humantime::format_duration(wait)
@@ -996,18 +958,12 @@ impl Controller {
         stage: &str,
         head_desired: &BTreeMap<String, Release>,
         observed: &BTreeMap<String, Observed>,
-        now: DateTime<Utc>,
     ) -> EnvironmentView {
         let mut names: BTreeSet<&String> = head_desired.keys().collect();
         names.extend(observed.keys());
         let no_states = BTreeMap::new();
         let mstates = self.state.environments.get(env).unwrap_or(&no_states);
         let no_state = ModelState::default();
-        let windows_until = self
-            .cache
-            .as_ref()
-            .map(|(_, p, _)| window::wait_until(&window_gates(p, stage), now))
-            .unwrap_or(None);
         let mut models = Vec::new();
         for m in names {
             let desired = head_desired.get(m);
@@ -1023,7 +979,14 @@ impl Controller {
             let hold = self.state.held.get(m.as_str());
             let mut reasons = Vec::new();
             let mut waiting_until = None;
-            let sync = if in_place {
+            let sync = if let Some(d) = &self.state.diverged {
+                reasons.push(format!(
+                    "diverged: branch {} is at {}, which does not descend from the accepted head; nothing is followed until it does (or restart with --trust)",
+                    self.cfg.branch,
+                    short(d)
+                ));
+                Sync::Diverged
+            } else if in_place {
                 Sync::Synced
             } else if let Some(h) = hold.filter(|h| h.kind == HoldKind::Blocked) {
                 reasons.extend(h.reasons.iter().cloned());
@@ -1035,10 +998,6 @@ impl Controller {
             } else if let Some(f) = ms.failure.as_ref().filter(|f| f.health) {
                 reasons.push(f.reason.clone());
                 Sync::Degraded
-            } else if let Some(until) = windows_until.filter(|_| ms.last_good.is_some()) {
-                reasons.push(format!("waiting for the deploy window of stage {stage}"));
-                waiting_until = Some(until);
-                Sync::Waiting
             } else {
                 if let Some(f) = &ms.failure {
                     reasons.push(f.reason.clone());

@@ -12,12 +12,83 @@ use std::sync::{Arc, Mutex};
 /// Events kept in memory for `/api/v1/events`.
 pub const RING: usize = 1000;
 
+/// What happened; written in kebab-case (`health-failed`) in JSON (docs/daemon.md, events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    Started,
+    /// The daemon took a commit as its trusted baseline.
+    Trusted,
+    /// The branch moved.
+    Head,
+    /// A model's change failed its gates (or does not parse): it keeps its last good state.
+    Blocked,
+    /// A model's change waits only for time (a deploy window, a soak).
+    Waiting,
+    Unblocked,
+    Deployed,
+    Repaired,
+    Undeployed,
+    HealthFailed,
+    RolledBack,
+    Failed,
+    BadHead,
+    /// The branch moved to a commit that does not descend from the accepted head.
+    Diverged,
+    Stopped,
+}
+
+/// How loudly an event is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Normal,
+    Warning,
+}
+
+impl EventKind {
+    pub fn severity(self) -> Severity {
+        match self {
+            EventKind::Failed
+            | EventKind::HealthFailed
+            | EventKind::BadHead
+            | EventKind::Blocked
+            | EventKind::Diverged
+            | EventKind::Trusted => Severity::Warning,
+            _ => Severity::Normal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Trusted => "trusted",
+            EventKind::Head => "head",
+            EventKind::Blocked => "blocked",
+            EventKind::Waiting => "waiting",
+            EventKind::Unblocked => "unblocked",
+            EventKind::Deployed => "deployed",
+            EventKind::Repaired => "repaired",
+            EventKind::Undeployed => "undeployed",
+            EventKind::HealthFailed => "health-failed",
+            EventKind::RolledBack => "rolled-back",
+            EventKind::Failed => "failed",
+            EventKind::BadHead => "bad-head",
+            EventKind::Diverged => "diverged",
+            EventKind::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub time: DateTime<Utc>,
-    /// `started`, `head`, `blocked`, `waiting`, `unblocked`, `deployed`, `repaired`,
-    /// `undeployed`, `health-failed`, `rolled-back`, `failed`, `bad-head`, `stopped`.
-    pub kind: String,
+    pub kind: EventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,10 +101,10 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(kind: &str, message: impl Into<String>) -> Self {
+    pub fn new(kind: EventKind, message: impl Into<String>) -> Self {
         Event {
             time: Utc::now(),
-            kind: kind.to_owned(),
+            kind,
             environment: None,
             model: None,
             version: None,
@@ -76,10 +147,19 @@ impl EventLog {
 
     /// Log to tracing, append to the file (one `write` per line), keep in the ring.
     pub fn push(&mut self, e: Event) {
-        if e.kind == "failed" || e.kind == "health-failed" || e.kind == "bad-head" {
-            tracing::warn!(kind = %e.kind, "{}", e.message);
-        } else {
-            tracing::info!(kind = %e.kind, "{}", e.message);
+        let (env, model, version, commit) = (
+            e.environment.as_deref().unwrap_or_default(),
+            e.model.as_deref().unwrap_or_default(),
+            e.version.as_deref().unwrap_or_default(),
+            e.commit.as_deref().unwrap_or_default(),
+        );
+        match e.kind.severity() {
+            Severity::Warning => tracing::warn!(
+                kind = %e.kind, environment = env, model, version, commit, "{}", e.message
+            ),
+            Severity::Normal => tracing::info!(
+                kind = %e.kind, environment = env, model, version, commit, "{}", e.message
+            ),
         }
         if let Some(f) = &mut self.file {
             if let Ok(mut line) = serde_json::to_vec(&e) {

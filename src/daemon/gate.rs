@@ -6,10 +6,9 @@ use super::release::Release;
 use crate::check::gates::window;
 use crate::check::CheckReport;
 use crate::manifest::{Gate, Policy};
-use crate::registry::Registry;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Why a model is held at its last good baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +40,21 @@ impl ModelVerdict {
             until: None,
         }
     }
+
+    /// This verdict with more blocking reasons (none: unchanged).
+    pub fn and_blocked(self, more: impl IntoIterator<Item = String>) -> Self {
+        let more: Vec<String> = more.into_iter().collect();
+        if more.is_empty() {
+            return self;
+        }
+        match self {
+            ModelVerdict::Pass => ModelVerdict::blocked(more),
+            ModelVerdict::Hold { mut reasons, .. } => {
+                reasons.extend(more);
+                ModelVerdict::blocked(reasons)
+            }
+        }
+    }
 }
 
 fn loc(file: &Option<String>, line: Option<usize>) -> String {
@@ -53,17 +67,20 @@ fn loc(file: &Option<String>, line: Option<usize>) -> String {
 
 /// Classify `model` in `report`: blocked, waiting (only `window` / `soak` fail) or pass.
 /// `policy` (the base side's) locates window gates when the engine gives no `not_before`.
+/// With `change_wide`, a failing change-wide verdict (policy, head schema) blocks the model
+/// too; the daemon judges the policy on its own baseline and passes `false`.
 pub fn classify(
     report: &CheckReport,
     model: &str,
     policy: Option<&Policy>,
     now: DateTime<Utc>,
+    change_wide: bool,
 ) -> ModelVerdict {
     let mut reasons = Vec::new();
     let mut only_time = true;
     let mut windows = Vec::new();
     let mut not_before: Option<DateTime<Utc>> = None;
-    for v in report.change.iter().filter(|v| !v.passed) {
+    for v in report.change.iter().filter(|v| change_wide && !v.passed) {
         only_time = false;
         reasons.push(format!("{}: {}{}", v.rule, v.reason, loc(&v.file, v.line)));
     }
@@ -118,32 +135,53 @@ pub fn classify(
     ModelVerdict::blocked(reasons)
 }
 
-/// Models whose files differ between two registries (all of them when the policy changed).
-pub fn changed_models(a: &Registry, b: &Registry) -> BTreeSet<String> {
-    let names: BTreeSet<&String> = a.models.keys().chain(b.models.keys()).collect();
-    let policy_changed = a.policy_blob != b.policy_blob;
-    names
-        .into_iter()
-        .filter(|m| policy_changed || !same_entry(a, b, m))
-        .cloned()
-        .collect()
-}
+/// environment -> model -> release.
+pub type Effective = BTreeMap<String, BTreeMap<String, Release>>;
 
-fn same_entry(a: &Registry, b: &Registry, m: &str) -> bool {
-    match (a.models.get(m), b.models.get(m)) {
-        (Some(x), Some(y)) => {
-            std::sync::Arc::ptr_eq(x, y)
-                || (x.manifest_blob == y.manifest_blob
-                    && x.diagnostics == y.diagnostics
-                    && x.versions.len() == y.versions.len()
-                    && x.versions
-                        .iter()
-                        .zip(y.versions.iter())
-                        .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.blob == v2.blob))
+/// Models to hold so that no environment runs a version without the versions it requires,
+/// in both directions (pure): where an unmet requirement appears between what ran `before`
+/// this pass and what would run `after`, hold the side that is changing — the requiring model
+/// when it is about to switch, else the required model that is about to leave the version a
+/// version kept running requires. Reasons name both ends.
+pub fn requires_holds(before: &Effective, after: &Effective) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let none = BTreeMap::new();
+    for (env, releases) in after {
+        let was = before.get(env).unwrap_or(&none);
+        let changing = |m: &str| match (releases.get(m), was.get(m)) {
+            (Some(a), Some(b)) => !a.same_content(b),
+            (None, None) => false,
+            _ => true,
+        };
+        for (m, rel) in releases {
+            for v in &rel.versions {
+                for (dep, ver) in &v.requires {
+                    let ok = releases
+                        .get(dep)
+                        .is_some_and(|r| r.versions.iter().any(|x| &x.version == ver));
+                    if ok {
+                        continue;
+                    }
+                    let runs = releases
+                        .get(dep)
+                        .map(|r| format!("would run {}", r.label()))
+                        .unwrap_or_else(|| "would not run it".into());
+                    if changing(m) {
+                        out.entry(m.clone()).or_default().push(format!(
+                            "requires: {m}@{} needs {dep}@{ver} in {env}, which {runs} (held back)",
+                            v.version
+                        ));
+                    } else if changing(dep) {
+                        out.entry(dep.clone()).or_default().push(format!(
+                            "requires: {m}@{} keeps running in {env} and needs {dep}@{ver}, which {dep} {runs} (held back)",
+                            v.version
+                        ));
+                    }
+                }
+            }
         }
-        (None, None) => true,
-        _ => false,
     }
+    out
 }
 
 /// Per model, the `requires` its releases name that their environment will not run.
@@ -229,21 +267,21 @@ mod tests {
         ]);
         let now = Utc::now();
         assert!(matches!(
-            classify(&r, "a", None, now),
+            classify(&r, "a", None, now, true),
             ModelVerdict::Hold {
                 kind: HoldKind::Blocked,
                 ..
             }
         ));
-        assert_eq!(classify(&r, "b", None, now), ModelVerdict::Pass);
+        assert_eq!(classify(&r, "b", None, now, true), ModelVerdict::Pass);
         assert!(matches!(
-            classify(&r, "c", None, now),
+            classify(&r, "c", None, now, true),
             ModelVerdict::Hold {
                 kind: HoldKind::Waiting,
                 ..
             }
         ));
-        assert_eq!(classify(&r, "zzz", None, now), ModelVerdict::Pass);
+        assert_eq!(classify(&r, "zzz", None, now, true), ModelVerdict::Pass);
     }
 
     #[test]
@@ -251,12 +289,39 @@ mod tests {
         let mut r = report(vec![]);
         r.change.push(verdict("policy-change", false));
         assert!(matches!(
-            classify(&r, "any", None, Utc::now()),
+            classify(&r, "any", None, Utc::now(), true),
             ModelVerdict::Hold {
                 kind: HoldKind::Blocked,
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn requires_holds_hold_the_side_that_changes() {
+        let mut fraud6 = crate::daemon::release::test_release("fraud", &[("6", 'f', 100)]);
+        fraud6.versions[0].requires.insert("enc".into(), "8".into());
+        let enc8 = crate::daemon::release::test_release("enc", &[("8", 'e', 100)]);
+        let enc7 = crate::daemon::release::test_release("enc", &[("7", 'd', 100)]);
+        let env = |f: &Release, e: &Release| -> Effective {
+            BTreeMap::from([(
+                "prod".to_owned(),
+                BTreeMap::from([
+                    ("fraud".to_owned(), f.clone()),
+                    ("enc".to_owned(), e.clone()),
+                ]),
+            )])
+        };
+        // fraud keeps running 6 (needs enc 8); enc is about to switch to 7: hold enc.
+        let h = requires_holds(&env(&fraud6, &enc8), &env(&fraud6, &enc7));
+        assert_eq!(h.keys().collect::<Vec<_>>(), vec!["enc"], "{h:?}");
+        assert!(h["enc"][0].contains("fraud@6 keeps running"), "{h:?}");
+        // fraud is about to switch to 6 while enc runs 7 and stays: hold fraud.
+        let fraud5 = crate::daemon::release::test_release("fraud", &[("5", 'g', 100)]);
+        let h = requires_holds(&env(&fraud5, &enc7), &env(&fraud6, &enc7));
+        assert_eq!(h.keys().collect::<Vec<_>>(), vec!["fraud"], "{h:?}");
+        // Nothing changes: nothing to hold.
+        assert!(requires_holds(&env(&fraud6, &enc7), &env(&fraud6, &enc7)).is_empty());
     }
 
     #[test]

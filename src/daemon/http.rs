@@ -97,7 +97,7 @@ async fn events(State(s): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Js
             && q.environment
                 .as_ref()
                 .is_none_or(|m| e.environment.as_ref() == Some(m))
-            && q.kind.as_ref().is_none_or(|k| &e.kind == k)
+            && q.kind.as_ref().is_none_or(|k| e.kind.as_str() == k)
     };
     let mut out: Vec<Event> = ring
         .iter()

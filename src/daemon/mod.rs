@@ -4,6 +4,7 @@
 //! Pure core: [`plan`] (steps from intent vs observed), [`gate`] (holds from a gates report),
 //! edges: [`target`] (local), [`artifact`], [`watch`], [`http`], [`state`].
 
+pub mod admission;
 pub mod artifact;
 pub mod controller;
 pub mod events;

@@ -2,7 +2,7 @@
 //! thread (woken by ref changes, webhooks and the resync timer), serve HTTP, stop on signals.
 
 use super::controller::{Controller, ControllerConfig, ControllerError};
-use super::events::Event;
+use super::events::{Event, EventKind};
 use super::http::{self, Published, Shared};
 use super::state::{StateDir, StateError};
 use super::view::{StatusView, Sync};
@@ -156,7 +156,7 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     println!("listening on http://{addr}");
     tracing::info!("listening on http://{addr}");
     ctrl.events.push(Event::new(
-        "started",
+        EventKind::Started,
         format!(
             "baton serve {} listening on http://{addr}",
             env!("CARGO_PKG_VERSION")
@@ -197,7 +197,7 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                 if fetch_now && !first {
                     if let Err(e) = watch::fetch(&clone, &branch) {
                         ctrl.events
-                            .push(Event::new("failed", format!("fetch: {e}")));
+                            .push(Event::new(EventKind::Failed, format!("fetch: {e}")));
                     }
                 }
                 first = false;
@@ -214,7 +214,7 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                         wait = super::controller::backoff(interval, errors);
                         ctrl.metrics.failures_total += 1;
                         ctrl.events.push(Event::new(
-                            "failed",
+                            EventKind::Failed,
                             format!(
                                 "reconcile: {e} (retry in {})",
                                 humantime::format_duration(wait)
@@ -236,7 +236,7 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                 }
             }
             ctrl.events
-                .push(Event::new("stopped", "baton serve stopped"));
+                .push(Event::new(EventKind::Stopped, "baton serve stopped"));
         })
         .map_err(|e| ServeError::Runtime(e.to_string()))?;
 

@@ -45,6 +45,23 @@ pub struct Hold {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
     pub since: DateTime<Utc>,
+    /// The commit whose change failed (the offending commit), and its author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offending: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Held only so that `requires` stays met (recomputed at every pass), not by its gates.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requires: bool,
+}
+
+/// When the daemon accepted the change that moved a version into a stage (its soak clock).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entered {
+    pub model: String,
+    pub version: String,
+    pub stage: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A switch that failed for one release content.
@@ -89,6 +106,15 @@ pub struct PersistedState {
     /// Models held at an older commit.
     #[serde(default)]
     pub held: BTreeMap<String, Hold>,
+    /// Stage entries the daemon accepted after the trusted baseline, with when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entered: Vec<Entered>,
+    /// The branch head when it stopped descending from the accepted head (a force-push).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<String>,
+    /// Why a pending change of the policy is not in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_pending: Vec<String>,
     /// environment -> model -> state.
     #[serde(default)]
     pub environments: BTreeMap<String, BTreeMap<String, ModelState>>,

@@ -19,6 +19,8 @@ pub enum Sync {
     Blocked,
     /// The change waits for a deploy window (`waiting_until`).
     Waiting,
+    /// The branch was moved to a commit that does not descend from the accepted head.
+    Diverged,
 }
 
 impl Sync {
@@ -29,6 +31,7 @@ impl Sync {
             Sync::Degraded => "degraded",
             Sync::Blocked => "blocked",
             Sync::Waiting => "waiting",
+            Sync::Diverged => "diverged",
         }
     }
 }
