@@ -1012,3 +1012,300 @@ fn a_model_requiring_a_blocked_model_waits_for_it() {
         .collect();
     assert_eq!(order, ["beta", "alpha"], "requires switch first");
 }
+
+// ---------------------------------------------------------------- gate integrity (daemon)
+
+/// A signed empty approval commit made with `key`, claiming `email` as committer.
+fn approve_with(repo: &TestRepo, key: &SshKey, email: &str, trailer: &str) {
+    repo.git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("user.signingkey={}", key.private.display()),
+        "-c",
+        &format!("user.email={email}"),
+        "commit",
+        "-q",
+        "-S",
+        "--allow-empty",
+        "-m",
+        "approve",
+        "-m",
+        &format!("Baton-Approve: {trailer}"),
+    ]);
+}
+
+fn events(f: &Fixture) -> String {
+    std::fs::read_to_string(f.state.join("events.jsonl")).unwrap_or_default()
+}
+
+#[test]
+fn a_never_accepted_tenure_does_not_make_a_second_push_a_rollback() {
+    let f = Fixture::new();
+    assert_eq!(code(&f.once(&[])), 0);
+    // "promote alpha 2" pushed without review and reverted, then pushed again: all three
+    // land before one pass.
+    f.stage("alpha", "2", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("promote alpha 2 (unreviewed)");
+    f.repo.git(&["revert", "--no-edit", "HEAD"]);
+    f.stage("alpha", "2", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("promote alpha 2 again");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+    let s = f.status();
+    let a = model_view(&s, "production", "alpha");
+    assert_eq!(a["sync"], "blocked", "{a}");
+    assert!(a["reasons"].to_string().contains("approvals"), "{a}");
+}
+
+#[test]
+fn a_signers_only_push_is_judged_and_its_keys_approve_nothing() {
+    let f = Fixture::new();
+    assert_eq!(code(&f.once(&[])), 0);
+    let keys = tempfile::tempdir().unwrap();
+    let mallory = SshKey::generate(keys.path(), "mallory", "alice@acme.com");
+    // A direct push that only adds mallory's key under alice's principal.
+    let signers = f.repo.read(".baton/allowed_signers");
+    f.repo.write(
+        ".baton/allowed_signers",
+        &format!("{signers}{}\n", mallory.allowed_signers_line()),
+    );
+    f.repo.commit_all("rotate keys");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let st: Value =
+        serde_json::from_slice(&std::fs::read(f.state.join("state.json")).unwrap()).unwrap();
+    assert!(
+        st["policy_pending"].to_string().contains("policy-change"),
+        "the signers change is not in force: {st:#}"
+    );
+    // mallory's "alice" approval of a promotion does not count.
+    f.stage("alpha", "2", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("promote alpha 2");
+    approve_with(&f.repo, &mallory, "alice@acme.com", "alpha@2 -> production");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+    // alice's real key still approves.
+    f.approve("alpha@2 -> production");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("2"));
+}
+
+#[test]
+fn a_force_push_is_diverged_and_nothing_follows_it() {
+    let f = Fixture::new();
+    assert_eq!(code(&f.once(&[])), 0);
+    let trusted = f.repo.head();
+    f.stage("alpha", "3", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.commit_all("alpha 3 to staging");
+    assert_eq!(code(&f.once(&[])), 0);
+    let accepted = f.repo.head();
+    assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("3"));
+    // Force-push the branch back and build on the old history.
+    f.repo.git(&["reset", "-q", "--hard", &trusted]);
+    f.stage("beta", "2", "production");
+    f.stage("beta", "1", "archived");
+    f.repo.commit_all("promote beta 2 on rewritten history");
+    f.approve("beta@2 -> production");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "beta").as_deref(), Some("1"));
+    assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("3"));
+    let s = f.status();
+    assert_eq!(
+        model_view(&s, "production", "beta")["sync"],
+        "diverged",
+        "{s:#}"
+    );
+    assert!(events(&f).contains("\"kind\":\"diverged\""));
+    // Back on the accepted history: followed again.
+    f.repo.git(&["reset", "-q", "--hard", &accepted]);
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        model_view(&f.status(), "production", "beta")["sync"],
+        "synced"
+    );
+}
+
+#[test]
+fn a_bad_head_holds_a_model_that_first_appears_in_it() {
+    let f = Fixture::new();
+    assert_eq!(code(&f.once(&[])), 0);
+    f.repo.write(
+        "models/gamma/model.yaml",
+        "name: gamma\ndescription: new\nowners: [alice@acme.com]\n",
+    );
+    f.version("gamma", "1", "staging", b"gamma one");
+    // baton.yaml parses but does not validate (an environment deploys an unknown stage).
+    f.repo.write(
+        "baton.yaml",
+        &format!(
+            "{POLICY}  broken:\n    stage: nosuch\n    target: {{kind: local, path: broken}}\n"
+        ),
+    );
+    f.repo.commit_all("invalid policy and a new model");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(!f.deploy_dir("staging", "gamma").exists());
+    assert!(!f.state.join("deploy/broken").exists());
+    assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("2"));
+    let s = f.status();
+    assert!(s["errors"].to_string().contains("nosuch"), "{s:#}");
+}
+
+#[test]
+fn two_merges_landing_before_one_pass_are_judged_one_by_one() {
+    let f = Fixture::new();
+    assert_eq!(code(&f.once(&[])), 0);
+    // Register alpha 4, then promote it to staging: two reviewed changes, one pass.
+    f.version("alpha", "4", "development", b"alpha four");
+    f.repo.commit_all("register alpha 4");
+    f.stage("alpha", "4", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.commit_all("alpha 4 to staging");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("4"));
+}
+
+#[test]
+fn a_held_model_keeps_the_versions_it_requires_running() {
+    let f = Fixture::new();
+    // alpha 1 (production) requires beta 1 beside it.
+    f.repo.edit(
+        "models/alpha/versions/1.yaml",
+        "created:",
+        "requires:\n  beta: \"1\"\ncreated:",
+    );
+    f.repo.commit_all("alpha 1 requires beta 1");
+    assert_eq!(code(&f.once(&[])), 0);
+    // One commit: alpha 2 replaces 1 (unapproved: held), beta 2 replaces 1 (approved).
+    for (m, up, down) in [("alpha", "2", "1"), ("beta", "2", "1")] {
+        f.stage(m, up, "production");
+        f.stage(m, down, "archived");
+    }
+    f.repo.commit_all("promote alpha 2 and beta 2");
+    f.approve("beta@2 -> production");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+    assert_eq!(
+        f.deployed("production", "beta").as_deref(),
+        Some("1"),
+        "alpha 1 keeps running and requires beta 1"
+    );
+    let s = f.status();
+    let b = model_view(&s, "production", "beta");
+    assert!(
+        b["reasons"].to_string().contains("alpha@1 keeps running"),
+        "{b}"
+    );
+    // alpha's approval lands: both switch.
+    f.approve("alpha@2 -> production");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("2"));
+    assert_eq!(f.deployed("production", "beta").as_deref(), Some("2"));
+}
+
+const SOAK_POLICY_GATE: &str =
+    "      - approvals: {min: 1, from: [group:leads]}\n      - soak: {stage: staging, for: 24h}\n";
+
+#[test]
+fn soak_is_measured_from_when_the_daemon_accepted_the_entry_not_commit_dates() {
+    let policy = POLICY.replace(
+        "      - approvals: {min: 1, from: [group:leads]}\n",
+        SOAK_POLICY_GATE,
+    );
+    let f = Fixture::with_policy(&policy);
+    assert_eq!(code(&f.once(&[])), 0);
+    // alpha 3 enters staging in a commit dated three days ago.
+    let old = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    f.stage("alpha", "3", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.git(&["add", "-A"]);
+    f.repo.git_env(
+        &[("GIT_AUTHOR_DATE", &old), ("GIT_COMMITTER_DATE", &old)],
+        &["commit", "-q", "-m", "alpha 3 to staging (back-dated)"],
+    );
+    assert_eq!(code(&f.once(&[])), 0);
+    f.stage("alpha", "3", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("promote alpha 3");
+    f.approve("alpha@3 -> production");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "waiting: {}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+    let s = f.status();
+    let a = model_view(&s, "production", "alpha");
+    assert_eq!(a["sync"], "waiting", "{a}");
+    assert!(a["reasons"].to_string().contains("soak"), "{a}");
+}
+
+#[test]
+fn a_waiting_change_is_judged_under_an_approved_policy_change() {
+    let policy = POLICY
+        .replace(
+            "      - approvals: {min: 1, from: [group:leads]}\n",
+            &SOAK_POLICY_GATE.replace("24h", "48h"),
+        )
+        .replace(
+            "policy_owners: [group:admins]",
+            "policy_owners: [group:leads]",
+        );
+    let f = Fixture::with_policy(&policy);
+    assert_eq!(code(&f.once(&[])), 0);
+    f.stage("alpha", "2", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("promote alpha 2");
+    f.approve("alpha@2 -> production");
+    assert_eq!(code(&f.once(&[])), 0);
+    assert_eq!(
+        model_view(&f.status(), "production", "alpha")["sync"],
+        "waiting"
+    );
+    // A shorter soak, approved by a policy owner, applies to the waiting change.
+    f.repo
+        .write("baton.yaml", &policy.replace("for: 48h", "for: 1s"));
+    f.repo.commit_all("soak: 1s");
+    f.approve("policy");
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = f.once(&[]);
+    let out2 = if f.deployed("production", "alpha").as_deref() == Some("2") {
+        out
+    } else {
+        f.once(&[])
+    };
+    assert_eq!(code(&out2), 0, "{}{}", stdout(&out2), stderr(&out2));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("2"));
+}
+
+#[test]
+fn trust_must_name_a_commit_on_the_branch_and_is_announced() {
+    let f = Fixture::new();
+    f.repo.git(&["checkout", "-q", "-b", "elsewhere"]);
+    f.repo.commit_all("not on main");
+    f.repo
+        .git(&["commit", "-q", "--allow-empty", "-m", "not on main"]);
+    let off = f.repo.head();
+    f.repo.git(&["checkout", "-q", "main"]);
+    let out = f.once(&["--trust", &off]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("not on branch main"),
+        "{}",
+        stderr(&out)
+    );
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains("trusting"), "{}", stderr(&out));
+    assert!(events(&f).contains("\"kind\":\"trusted\""));
+}

@@ -275,9 +275,24 @@ pub fn admit(
                     .push(m.clone());
             }
         }
+        // A held change is judged under the policy in force now (an approved policy change
+        // that just landed applies to changes that wait).
+        let held_opts = CheckOptions {
+            rules: Some(policy_commit),
+            ..opts.clone()
+        };
         for (base, models) in groups {
             let b = Oid::from_str(&base)?;
-            let report = match judge_or_block(judge, b)? {
+            let judged = match judge.judge(cx.repo, b, c, &held_opts) {
+                Ok(r) => Ok(r),
+                Err(crate::check::CheckError::Git(e)) => return Err(e.into()),
+                Err(e) => Err(format!(
+                    "check: could not judge {}...{}: {e}",
+                    short(&b),
+                    short(&c)
+                )),
+            };
+            let report = match judged {
                 Ok(r) => r,
                 Err(why) => {
                     for m in models {

@@ -53,9 +53,12 @@ impl OnceReport {
         !self.failed
             && self.status.errors.is_empty()
             && self.status.environments.iter().all(|e| {
-                e.models
-                    .iter()
-                    .all(|m| !matches!(m.sync, Sync::Blocked | Sync::Degraded | Sync::OutOfSync))
+                e.models.iter().all(|m| {
+                    !matches!(
+                        m.sync,
+                        Sync::Blocked | Sync::Degraded | Sync::OutOfSync | Sync::Diverged
+                    )
+                })
             })
     }
 }
