@@ -92,6 +92,8 @@ pub struct Controller {
     trees: TreeCache,
     /// Fingerprint of the state as last written, to skip writing an unchanged state.json.
     saved: Option<u64>,
+    /// The last admission: new commits judged and how long it took (benchmarks).
+    last_admission: Option<(usize, Duration)>,
 }
 
 /// environment -> model -> release the environment should run (after holds).
@@ -173,6 +175,7 @@ impl Controller {
             head_cache: None,
             trees: Default::default(),
             saved: None,
+            last_admission: None,
         })
     }
 
@@ -386,6 +389,8 @@ impl Controller {
             github: self.cfg.github.clone(),
         };
         let clock = admission::clock_of(&self.state, &[]);
+        let started = Instant::now();
+        let n_steps = steps.len();
         let out = admission::admit(
             &mut self.judge,
             &cx,
@@ -399,6 +404,7 @@ impl Controller {
             steps,
             head,
         )?;
+        self.last_admission = Some((n_steps, started.elapsed()));
         self.state.head = Some(out.head.to_string());
         self.state.policy_commit = out.policy_commit.to_string();
         self.state.held = out.held;
@@ -1104,6 +1110,11 @@ impl Controller {
         Arc::make_mut(&mut self.status).ready = true;
         self.metrics.ready = true;
         let _ = self.dir.save_status(&*self.status);
+    }
+
+    /// The last admission: how many new commits it judged and how long that took.
+    pub fn last_admission(&self) -> Option<(usize, Duration)> {
+        self.last_admission
     }
 
     /// Every environment's target root, for the startup message.

@@ -1,0 +1,65 @@
+//! Step-by-step admission: how long the daemon takes to judge a burst of merged changes,
+//! each first-parent commit on its own, in a registry of many models.
+//!
+//! `cargo bench --bench admission` (a quick smoke run under `cargo test`).
+
+#[path = "support/synth.rs"]
+mod synth;
+
+use baton::daemon::state::StateDir;
+use baton::daemon::{Controller, ControllerConfig};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use synth::Synth;
+
+/// Judge a burst of `commits` commits (each moving one development version of a different
+/// model to `archived`) landing at once on a registry of `models` x 3 versions. Returns the
+/// admission's wall time in seconds.
+fn burst(models: usize, commits: usize) -> f64 {
+    let mut s = Synth::build(models, 3);
+    let state_tmp = tempfile::tempdir().unwrap();
+    let cfg = ControllerConfig {
+        repo: s.path().to_path_buf(),
+        branch: "main".into(),
+        path: None,
+        interval: Duration::from_secs(30),
+        trust: None,
+        fetch_timeout: Duration::from_secs(1),
+        github: None,
+    };
+    let sd = StateDir::open(&state_tmp.path().join("state")).unwrap();
+    let mut c = Controller::new(cfg, sd, Arc::new(AtomicBool::new(false))).unwrap();
+    // The trusted baseline (synth's s3:// artifacts are not fetched: switches fail fast and
+    // back off, which is not what is measured here).
+    let _ = c.reconcile();
+    let dev = 3;
+    for i in 0..commits {
+        let m = (i * 7919) % models;
+        s.set_stage(m, dev, "archived");
+    }
+    let _ = c.reconcile();
+    let (steps, took) = c.last_admission().expect("an admission ran");
+    assert_eq!(steps, commits, "each commit judged on its own");
+    took.as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        let t = burst(200, 10);
+        println!("smoke: 10 commits at 200 models judged in {:.3} s (run `cargo bench --bench admission`)", t);
+        return;
+    }
+    let runs: Vec<f64> = (0..3).map(|_| burst(10_000, 100)).collect();
+    println!(
+        "burst of 100 merged commits at 10,000 models: admission median {:.3} s (runs {:?})  [goal: < 1 s]",
+        median(runs.clone()),
+        runs.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>()
+    );
+}
