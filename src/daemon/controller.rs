@@ -53,6 +53,8 @@ pub struct ControllerConfig {
     pub trust: Option<String>,
     /// Timeout of artifact downloads.
     pub fetch_timeout: Duration,
+    /// `--github`: reviews of the pull request each landed commit came from.
+    pub github: Option<check::GithubSource>,
 }
 
 /// The result of one pass.
@@ -456,7 +458,7 @@ impl Controller {
         let opts = CheckOptions {
             path: Some(self.state.registry.clone()),
             now,
-            github: None,
+            github: self.cfg.github.clone(),
         };
         let (b, h) = match (Oid::from_str(base), Oid::from_str(head)) {
             (Ok(b), Ok(h)) => (b, h),
