@@ -394,11 +394,7 @@ fn check_github_with(w: &World, api: &str, extra: &[&str]) -> (i32, serde_json::
         .output()
         .unwrap();
     let j = serde_json::from_str(&stdout(&out)).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.code().unwrap(),
-        j,
-        common::stderr(&out),
-    )
+    (out.status.code().unwrap(), j, common::stderr(&out))
 }
 
 #[test]
@@ -963,7 +959,8 @@ fn github_review_counts_only_for_the_head_it_approved_or_a_merge_of_it() {
     let (c, j, _) = check_github_with(&w, &server.url, &["--head", &reviewed]);
     assert_eq!(c, 0, "{j:#}");
     // ...and judging a merge of it into main (GitHub's refs/pull/7/merge) too.
-    w.repo.git(&["checkout", "-q", "-b", "pull-7-merge", "main"]);
+    w.repo
+        .git(&["checkout", "-q", "-b", "pull-7-merge", "main"]);
     w.repo.git_env(
         &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
         &["merge", "-q", "--no-ff", &reviewed, "-m", "Merge into main"],
@@ -1010,5 +1007,8 @@ fn github_pagination_never_leaves_the_api_origin() {
     assert!(evil.requests().is_empty(), "{:#?}", evil.requests());
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2, "{reqs:#?}");
-    assert!(reqs.iter().all(|r| r.contains("Bearer test-token")), "{reqs:#?}");
+    assert!(
+        reqs.iter().all(|r| r.contains("Bearer test-token")),
+        "{reqs:#?}"
+    );
 }

@@ -596,11 +596,7 @@ fn scan_requires(repo: &Repository, tree: Oid) -> Result<Vec<Requires>, CheckErr
 
 /// Add GitHub reviews to the evidence: those that count for the judged `head`, the pull
 /// request's author as an author of the change.
-fn add_github(
-    ev: &mut Evidence,
-    gh: &GithubSource,
-    head: &git2::Commit,
-) -> Result<(), CheckError> {
+fn add_github(ev: &mut Evidence, gh: &GithubSource, head: &git2::Commit) -> Result<(), CheckError> {
     let judged = approvals::github::JudgedHead {
         sha: head.id().to_string(),
         merge_parents: if head.parent_count() > 1 {

@@ -1,4 +1,4 @@
-//! `baton serve`: the controller daemon (SPEC §5). Resolves the repository and state dir,
+//! `baton serve`: the controller daemon (docs/daemon.md). Resolves the repository and state dir,
 //! sets up logging, and runs `baton::daemon` (`--once` for a single pass).
 
 use super::context::print_json;

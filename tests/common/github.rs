@@ -66,12 +66,7 @@ fn serve_loop(listener: TcpListener, routes: Arc<Mutex<Vec<Route>>>, log: Arc<Mu
         }
         let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
         log.lock().unwrap().push(head.clone());
-        let found = routes
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|r| r.0 == path)
-            .cloned();
+        let found = routes.lock().unwrap().iter().find(|r| r.0 == path).cloned();
         let (status, headers, body) = match found {
             Some((_, h, b)) => ("200 OK", h, b),
             None => (
@@ -99,7 +94,11 @@ pub fn review(id: u64, login: &str, state: &str, sha: &str) -> String {
 /// `merged` gives its `merge_commit_sha` and `merged_at`.
 pub fn pull(number: u64, author: &str, head: &str, merged: Option<&str>) -> String {
     let (state, merged_at, merge_sha) = match merged {
-        Some(sha) => ("closed", r#""2026-11-23T10:00:00Z""#.to_owned(), format!("\"{sha}\"")),
+        Some(sha) => (
+            "closed",
+            r#""2026-11-23T10:00:00Z""#.to_owned(),
+            format!("\"{sha}\""),
+        ),
         None => ("open", "null".to_owned(), "null".to_owned()),
     };
     format!(

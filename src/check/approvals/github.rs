@@ -183,10 +183,7 @@ impl Client {
             Err(ureq::Error::Status(status, r)) => {
                 let body = r.into_string().unwrap_or_default();
                 let body = body.trim();
-                let cut = body
-                    .char_indices()
-                    .nth(300)
-                    .map_or(body.len(), |(i, _)| i);
+                let cut = body.char_indices().nth(300).map_or(body.len(), |(i, _)| i);
                 Err(GithubError::Status {
                     url: url.to_owned(),
                     status,
@@ -275,7 +272,10 @@ impl Client {
     /// (`GET /repos/{repo}/commits/{sha}/pulls`).
     pub fn pulls_of_commit(&self, repo: &str, sha: &str) -> Result<Vec<PullRequest>, GithubError> {
         self.get_all(
-            &format!("{}/repos/{repo}/commits/{sha}/pulls?per_page=100", self.base),
+            &format!(
+                "{}/repos/{repo}/commits/{sha}/pulls?per_page=100",
+                self.base
+            ),
             &format!("pull requests of {repo}@{}", short(sha)),
         )
     }

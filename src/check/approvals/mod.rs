@@ -1,4 +1,4 @@
-//! Approvals (SPEC §3): signed `Baton-Approve:` commits in merge-base..head and GitHub reviews,
+//! Approvals (docs/approvals.md): signed `Baton-Approve:` commits in merge-base..head and GitHub reviews,
 //! gathered at the edge into [`Evidence`], then counted per gate by the pure [`tally`].
 
 pub mod github;
@@ -116,7 +116,8 @@ pub struct Rejected {
 pub struct Evidence {
     pub approvals: Vec<Approval>,
     pub rejected: Vec<Rejected>,
-    /// Identities (lower-cased) that authored changes to each path of interest.
+    /// Identities (lower-cased) that authored changes to each path of interest: author and
+    /// committer e-mails, and the principals of the key that signed the commit.
     pub authors: HashMap<String, BTreeSet<String>>,
     /// Blob of each path of interest at head.
     pub head_blobs: HashMap<String, Option<Oid>>,
@@ -126,7 +127,8 @@ pub struct Evidence {
     pub has_signers: bool,
     /// Identities that authored the whole change (the pull request's author on the forge).
     pub change_authors: BTreeSet<String>,
-    /// Fingerprints of the keys that signed commits changing each path of interest.
+    /// Fingerprints of the keys that signed commits changing each path of interest (every
+    /// valid signature, whether or not the allowed signers list the key).
     pub author_keys: HashMap<String, BTreeSet<String>>,
 }
 

@@ -36,7 +36,10 @@ pub enum Unverified {
     UnknownKey(String),
     /// The key is in the allowed-signers file for namespace `git`, but no line of it is valid
     /// (`valid-after` / `valid-before`) at the time of judging.
-    NotValidNow { fingerprint: String, at: String },
+    NotValidNow {
+        fingerprint: String,
+        at: String,
+    },
 }
 
 impl std::fmt::Display for Unverified {
