@@ -102,7 +102,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
                 .unwrap_or(DEFAULT_API_URL);
             // Refuse a bad API base now rather than at the first judged change.
             baton::check::approvals::github::Client::new(api_url, None)
-                .with_context(|| format!("GITHUB_API_URL `{api_url}`"))?;
+                .context("--github-api-url (GITHUB_API_URL)")?;
             Some(GithubSource {
                 repo: repo.clone(),
                 pull: Pull::OfJudgedCommit,
