@@ -220,7 +220,7 @@ fn bench_approvals(quick: bool, commits: usize) {
     let iters = if quick { 5 } else { 21 };
     // Whole collection: walk the range, extract and verify every signature.
     let (walk, walk_min) = time(iters, || {
-        let ev = approvals::collect(&repo, base, head, Some(&signers), &[]).unwrap();
+        let ev = approvals::collect(&repo, base, head, Some(&signers), &[], Utc::now()).unwrap();
         assert_eq!(ev.approvals.len(), commits);
         ev
     });

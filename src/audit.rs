@@ -164,7 +164,9 @@ impl<'r> Approvals<'r> {
         let Some(signers) = self.signers_at(&base.tree()?)? else {
             return Ok(Default::default());
         };
-        collect(self.repo, base.id(), end, Some(&signers), paths)
+        // An audit of what landed: keys are judged at the landing commit's time.
+        let landed = crate::history::to_utc(c.committer().when());
+        collect(self.repo, base.id(), end, Some(&signers), paths, landed)
     }
 
     /// Whether some commit in `base..end` has a `Baton-Approve:` trailer.

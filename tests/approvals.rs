@@ -6,11 +6,9 @@
 mod common;
 mod world;
 
+use common::github::{pull, review, serve_with_self_url};
 use common::{stdout, SshKey};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use world::*;
 
 const TARGET: &str = "churn-predictor@2 -> production";
@@ -366,18 +364,14 @@ fn approvals_on_a_merged_branch_count_after_merge() {
 
 // ---- GitHub reviews from a local server -------------------------------------------------
 
-struct Server {
-    url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-fn review(id: u64, login: &str, state: &str, sha: &str) -> String {
-    format!(
-        r#"{{"id":{id},"node_id":"PRR_{id}","user":{{"login":"{login}","id":{id},"type":"User"}},"body":"","state":"{state}","html_url":"https://github.com/acme/registry/pull/7#pullrequestreview-{id}","pull_request_url":"https://api.github.com/repos/acme/registry/pulls/7","author_association":"MEMBER","submitted_at":"2026-11-23T10:00:00Z","commit_id":"{sha}"}}"#
-    )
-}
-
 fn check_github(w: &World, api: &str) -> (i32, serde_json::Value) {
+    let (c, j, _) = check_github_with(w, api, &[]);
+    (c, j)
+}
+
+/// `baton check --base main --github acme/registry --pr 7` plus `extra` (e.g. `--head REV`):
+/// exit code, JSON report (null when none) and stderr.
+fn check_github_with(w: &World, api: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_baton"))
         .args([
             "--repo",
@@ -394,12 +388,13 @@ fn check_github(w: &World, api: &str) -> (i32, serde_json::Value) {
             "--pr",
             "7",
         ])
+        .args(extra)
         .env("GITHUB_API_URL", api)
         .env("GITHUB_TOKEN", "test-token")
         .output()
         .unwrap();
     let j = serde_json::from_str(&stdout(&out)).unwrap_or(serde_json::Value::Null);
-    (out.status.code().unwrap(), j)
+    (out.status.code().unwrap(), j, common::stderr(&out))
 }
 
 #[test]
@@ -627,57 +622,6 @@ fn github_reviewer_who_signed_the_change_is_an_author() {
     );
 }
 
-/// Like [`serve`], replacing `{URL}` in headers with the server's own base URL.
-fn serve_with_self_url(routes: Vec<(String, String, String)>) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let url = format!("http://{addr}");
-    let routes: Vec<_> = routes
-        .into_iter()
-        .map(|(p, h, b)| (p, h.replace("{URL}", &url), b))
-        .collect();
-    let listener = TcpListener::bind(addr).unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let log = requests.clone();
-    std::thread::spawn(move || serve_loop(listener, routes, log));
-    Server { url, requests }
-}
-
-fn serve_loop(
-    listener: TcpListener,
-    routes: Vec<(String, String, String)>,
-    log: Arc<Mutex<Vec<String>>>,
-) {
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-        log.lock().unwrap().push(head.clone());
-        let (status, headers, body) = match routes.iter().find(|r| r.0 == path) {
-            Some((_, h, b)) => ("200 OK", h.clone(), b.clone()),
-            None => (
-                "404 Not Found",
-                String::new(),
-                "{\"message\":\"Not Found\"}".into(),
-            ),
-        };
-        let _ = write!(
-            stream,
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
-            body.len()
-        );
-    }
-}
-
 #[test]
 fn registry_in_a_subfolder_with_signed_approvals() {
     let repo = common::TestRepo::new();
@@ -742,4 +686,329 @@ fn registry_in_a_subfolder_with_signed_approvals() {
             "{reason}"
         );
     }
+}
+
+// ---- gate integrity: trailers, authors, key validity, review binding, pagination -------
+
+#[test]
+fn trailer_quoted_in_the_body_does_not_approve() {
+    let w = World::new();
+    canary_cp2(&w);
+    // alice signs a commit whose prose quotes the trailer, and more prose follows it.
+    w.commit_signed(
+        &w.alice,
+        &[],
+        &[
+            "--allow-empty",
+            "-m",
+            "review notes",
+            "-m",
+            &format!(
+                "Please attach the offline eval first; then I will add\nBaton-Approve: {TARGET}\nto an empty commit of my own."
+            ),
+            "-m",
+            "Thanks for the quick turnaround.",
+        ],
+    );
+    // git agrees: the message has no trailers.
+    let parsed = w.repo.git(&["log", "-1", "--format=%(trailers:only)"]);
+    assert_eq!(parsed, "", "{parsed}");
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok, "{reason}");
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: bob@acme.com"),
+        "{reason}"
+    );
+    assert!(!reason.contains("alice@acme.com"), "{reason}");
+}
+
+#[test]
+fn approver_committing_under_another_author_is_still_an_author() {
+    let w = World::new();
+    w.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+    w.repo.git(&["add", "-A"]);
+    // alice commits the promotion as herself, naming mallory as its author.
+    w.repo.git_env(
+        &[
+            ("GIT_AUTHOR_DATE", T1),
+            ("GIT_COMMITTER_DATE", T1),
+            ("GIT_AUTHOR_NAME", "Mallory"),
+            ("GIT_AUTHOR_EMAIL", "mallory@acme.com"),
+        ],
+        &[
+            "-c",
+            "user.email=alice@acme.com",
+            "commit",
+            "-q",
+            "-m",
+            "promote churn-predictor 2",
+        ],
+    );
+    assert_eq!(
+        w.repo.git(&["log", "-1", "--format=%ae %ce"]),
+        "mallory@acme.com alice@acme.com"
+    );
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok, "{reason}");
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: bob@acme.com"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("alice@acme.com (commit ")
+            && reason.contains("an author of the change cannot approve it"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn retired_key_signing_the_change_under_fake_names_is_still_its_owner() {
+    let w = World::new();
+    let keys = tempfile::tempdir().unwrap();
+    // alice's previous key, retired on 2026-11-01, is still listed for the record.
+    let old = SshKey::generate(keys.path(), "alice-old", "alice@acme.com");
+    let retired = old.allowed_signers_line().replace(
+        "namespaces=\"git\"",
+        "namespaces=\"git\",valid-before=\"20261101\"",
+    );
+    w.set_signers(&format!(
+        "{}{retired}\n",
+        w.repo.read(".baton/allowed_signers")
+    ));
+    // She signs the promotion with it under a made-up author and committer...
+    w.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+    w.repo.git(&["add", "-A"]);
+    w.commit_signed(
+        &old,
+        &[
+            ("GIT_AUTHOR_EMAIL", "mallory@evil.example"),
+            ("GIT_COMMITTER_EMAIL", "mallory@evil.example"),
+        ],
+        &["-m", "promote churn-predictor 2"],
+    );
+    assert_eq!(
+        w.repo.git(&["log", "-1", "--format=%ae %ce"]),
+        "mallory@evil.example mallory@evil.example"
+    );
+    // ...then approves it with her current key.
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok, "{reason}");
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: bob@acme.com"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("alice@acme.com (commit ")
+            && reason.contains("an author of the change cannot approve it"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn github_reviewer_whose_unlisted_key_signed_the_change_is_an_author() {
+    let w = World::new();
+    let keys = tempfile::tempdir().unwrap();
+    // A laptop key of alice's that is not in the allowed signers, but on her GitHub account.
+    let laptop = SshKey::generate(keys.path(), "alice-laptop", "someone@example.com");
+    w.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+    w.repo.git(&["add", "-A"]);
+    w.commit_signed(
+        &laptop,
+        &[("GIT_AUTHOR_EMAIL", "someone@example.com")],
+        &["-m", "promote"],
+    );
+    w.approve(&w.bob, TARGET);
+    let head = w.repo.head();
+    let pubkey = std::fs::read_to_string(laptop.private.with_extension("pub")).unwrap();
+    let server = serve_with_self_url(vec![
+        (
+            "/repos/acme/registry/pulls/7".to_owned(),
+            String::new(),
+            pull(7, "erin-gh", &head, None),
+        ),
+        (
+            "/repos/acme/registry/pulls/7/reviews?per_page=100".to_owned(),
+            String::new(),
+            format!("[{}]", review(1, "alice-acme", "APPROVED", &head)),
+        ),
+        (
+            "/users/alice-acme/ssh_signing_keys?per_page=100".to_owned(),
+            String::new(),
+            format!(r#"[{{"id":1,"key":"{}"}}]"#, pubkey.trim()),
+        ),
+    ]);
+    let (c, j) = check_github(&w, &server.url);
+    assert_eq!(c, 1, "{j:#}");
+    let (_, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: bob@acme.com"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(
+            "github:alice-acme (GitHub review by alice-acme): an author of the change cannot approve it"
+        ),
+        "{reason}"
+    );
+}
+
+/// alice's allowed-signers line with `option` added.
+fn alice_with(w: &World, option: &str) -> String {
+    let alice = w.alice.allowed_signers_line().replace(
+        "namespaces=\"git\"",
+        &format!("namespaces=\"git\",{option}"),
+    );
+    format!(
+        "{alice}\n{}\n{}\n",
+        w.bob.allowed_signers_line(),
+        w.carol.allowed_signers_line()
+    )
+}
+
+#[test]
+fn expired_key_does_not_count_on_a_back_dated_commit() {
+    let w = World::new();
+    w.set_signers(&alice_with(&w, "valid-before=\"20261101\""));
+    canary_cp2(&w);
+    // Signed today (NOW is 2026-11-24), dated before the key expired.
+    w.approve_at(&w.alice, TARGET, "2026-10-15T10:00:00Z");
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok, "{reason}");
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: bob@acme.com"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("is not valid at 2026-11-24T10:00:00Z"),
+        "{reason}"
+    );
+    // Judged while the key was still valid, the same commit counts.
+    let (_, j) = w.check(&["--now", "2026-10-20T10:00:00Z"]);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(ok, "{reason}");
+}
+
+#[test]
+fn not_yet_valid_key_does_not_count_on_a_forward_dated_commit() {
+    let w = World::new();
+    w.set_signers(&alice_with(&w, "valid-after=\"20270101\""));
+    canary_cp2(&w);
+    // Signed today, dated after the key becomes valid.
+    w.approve_at(&w.alice, TARGET, "2027-02-01T10:00:00Z");
+    w.approve(&w.bob, TARGET);
+    let (ok, reason) = approvals(&w);
+    assert!(!ok, "{reason}");
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: bob@acme.com"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("is not valid at 2026-11-24T10:00:00Z"),
+        "{reason}"
+    );
+    let (_, j) = w.check(&["--now", "2027-01-02T10:00:00Z"]);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(ok, "{reason}");
+}
+
+#[test]
+fn github_review_counts_only_for_the_head_it_approved_or_a_merge_of_it() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.bob, TARGET);
+    let reviewed = w.repo.head();
+    // alice-acme approves that head on GitHub; then the branch moves on (more traffic,
+    // re-approved by bob), and the API still reports the reviewed head.
+    w.edit(CP2, "traffic: 10", "traffic: 50");
+    w.commit("more traffic", T1);
+    w.approve(&w.bob, TARGET);
+    let server = serve_with_self_url(vec![
+        (
+            "/repos/acme/registry/pulls/7".to_owned(),
+            String::new(),
+            pull(7, "erin-gh", &reviewed, None),
+        ),
+        (
+            "/repos/acme/registry/pulls/7/reviews?per_page=100".to_owned(),
+            String::new(),
+            format!("[{}]", review(1, "alice-acme", "APPROVED", &reviewed)),
+        ),
+    ]);
+    let (c, j) = check_github(&w, &server.url);
+    assert_eq!(c, 1, "{j:#}");
+    let (ok, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(!ok, "{reason}");
+    assert!(
+        reason.starts_with("1 of 2 approvals from group:ml-leads, owners: bob@acme.com"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!(
+            "the head {} of acme/registry#7 is not the judged commit",
+            &reviewed[..7]
+        )),
+        "{reason}"
+    );
+    // Judging the reviewed head itself, the review counts...
+    let (c, j, _) = check_github_with(&w, &server.url, &["--head", &reviewed]);
+    assert_eq!(c, 0, "{j:#}");
+    // ...and judging a merge of it into main (GitHub's refs/pull/7/merge) too.
+    w.repo
+        .git(&["checkout", "-q", "-b", "pull-7-merge", "main"]);
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        &["merge", "-q", "--no-ff", &reviewed, "-m", "Merge into main"],
+    );
+    let merge = w.repo.head();
+    let (c, j, _) = check_github_with(&w, &server.url, &["--head", &merge]);
+    assert_eq!(c, 0, "{j:#}");
+    let (_, reason) = rule(&j, "churn-predictor@2", "approvals");
+    assert!(reason.contains("github:alice-acme"), "{reason}");
+}
+
+#[test]
+fn github_pagination_never_leaves_the_api_origin() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.approve(&w.bob, TARGET);
+    let head = w.repo.head();
+    // Another origin (same host, another port) that would gladly serve an approval.
+    let evil = serve_with_self_url(vec![(
+        "/steal?page=2".to_owned(),
+        String::new(),
+        format!("[{}]", review(2, "alice-acme", "APPROVED", &head)),
+    )]);
+    let server = serve_with_self_url(vec![
+        (
+            "/repos/acme/registry/pulls/7".to_owned(),
+            String::new(),
+            pull(7, "erin-gh", &head, None),
+        ),
+        (
+            "/repos/acme/registry/pulls/7/reviews?per_page=100".to_owned(),
+            format!("Link: <{}/steal?page=2>; rel=\"next\"\r\n", evil.url),
+            "[]".to_owned(),
+        ),
+    ]);
+    let (c, j, err) = check_github_with(&w, &server.url, &[]);
+    // An incomplete listing is never judged: exit 2, naming the refused link.
+    assert_eq!(c, 2, "{j:#}\n{err}");
+    assert!(
+        err.contains(&format!("{}/steal?page=2", evil.url))
+            && err.contains("is not on the API's origin"),
+        "{err}"
+    );
+    assert!(evil.requests().is_empty(), "{:#?}", evil.requests());
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert!(
+        reqs.iter().all(|r| r.contains("Bearer test-token")),
+        "{reqs:#?}"
+    );
 }

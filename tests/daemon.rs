@@ -1309,3 +1309,160 @@ fn trust_must_name_a_commit_on_the_branch_and_is_announced() {
     assert!(stderr(&out).contains("trusting"), "{}", stderr(&out));
     assert!(events(&f).contains("\"kind\":\"trusted\""));
 }
+
+// ---------------------------------------------------------------- serve --github
+
+/// The fixture's policy with alice's GitHub login among the leads.
+fn github_fixture() -> Fixture {
+    Fixture::with_policy(&POLICY.replace(
+        "leads: [alice@acme.com]",
+        "leads: [alice@acme.com, github:alice-gh]",
+    ))
+}
+
+/// A daemon with `--github acme/registry` against the fake API at `api`.
+fn start_with_github(f: &Fixture, api: &str) -> Daemon {
+    Daemon::start(
+        f.repo.path(),
+        &f.state,
+        &["--github", "acme/registry"],
+        &[("GITHUB_API_URL", api), ("GITHUB_TOKEN", "test-token")],
+    )
+}
+
+/// Pull request #7 promotes alpha 2 to production; its squash commit is made on top of main
+/// without moving main yet. Returns (the PR's head, the squash commit).
+fn squash_pr_promoting_alpha_2(f: &Fixture) -> (String, String) {
+    f.repo.git(&["checkout", "-q", "-b", "promote-alpha"]);
+    f.stage("alpha", "2", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("promote alpha 2 to production");
+    f.repo.commit_all("empty fixup");
+    let pr_head = f.repo.head();
+    // GitHub's "Squash and merge": one new commit on main with the branch's tree.
+    let squash = f.repo.git(&[
+        "commit-tree",
+        "promote-alpha^{tree}",
+        "-p",
+        "main",
+        "-m",
+        "Promote alpha 2 to production (#7)",
+    ]);
+    (pr_head, squash)
+}
+
+/// The fake API's answers for PR #7, merged as `squash`, with `reviews` (a JSON array).
+fn pr_routes(server: &common::github::Server, pr_head: &str, squash: &str, reviews: &str) {
+    server.route(
+        &format!("/repos/acme/registry/commits/{squash}/pulls?per_page=100"),
+        "",
+        &format!(
+            "[{}]",
+            common::github::pull(7, "erin-gh", pr_head, Some(squash))
+        ),
+    );
+    server.route(
+        "/repos/acme/registry/pulls/7/reviews?per_page=100",
+        "",
+        reviews,
+    );
+}
+
+#[test]
+fn serve_github_deploys_a_squash_merged_pr_its_review_approved() {
+    let f = github_fixture();
+    let server = common::github::serve_with_self_url(Vec::new());
+    let d = start_with_github(&f, &server.url);
+    d.eventually("initial deploy", || {
+        f.deployed("production", "alpha").as_deref() == Some("1")
+    });
+    let (pr_head, squash) = squash_pr_promoting_alpha_2(&f);
+    pr_routes(
+        &server,
+        &pr_head,
+        &squash,
+        &format!(
+            "[{}]",
+            common::github::review(1, "alice-gh", "APPROVED", &pr_head)
+        ),
+    );
+    f.repo.git(&["update-ref", "refs/heads/main", &squash]);
+    d.eventually("alpha 2 in production", || {
+        f.deployed("production", "alpha").as_deref() == Some("2")
+    });
+    let reqs = server.requests();
+    let pulls_of = format!("GET /repos/acme/registry/commits/{squash}/pulls?per_page=100 ");
+    assert!(reqs.iter().any(|r| r.starts_with(&pulls_of)), "{reqs:#?}");
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with("GET /repos/acme/registry/pulls/7/reviews?per_page=100 ")),
+        "{reqs:#?}"
+    );
+    assert!(
+        reqs.iter().all(|r| r.contains("Bearer test-token")),
+        "{reqs:#?}"
+    );
+}
+
+#[test]
+fn serve_github_keeps_a_squash_merged_pr_without_an_approving_review_blocked() {
+    let f = github_fixture();
+    let server = common::github::serve_with_self_url(Vec::new());
+    let d = start_with_github(&f, &server.url);
+    d.eventually("initial deploy", || {
+        f.deployed("production", "alpha").as_deref() == Some("1")
+    });
+    let (pr_head, squash) = squash_pr_promoting_alpha_2(&f);
+    // A comment and an approval of an earlier commit of the PR: neither approves its head.
+    let earlier = f.repo.git(&["rev-parse", "promote-alpha~1"]);
+    pr_routes(
+        &server,
+        &pr_head,
+        &squash,
+        &format!(
+            "[{},{}]",
+            common::github::review(1, "alice-gh", "APPROVED", &earlier),
+            common::github::review(2, "bob-gh", "COMMENTED", &pr_head)
+        ),
+    );
+    f.repo.git(&["update-ref", "refs/heads/main", &squash]);
+    d.eventually("alpha blocked", || {
+        model_view(&d.status(), "production", "alpha")["sync"] == "blocked"
+    });
+    let reasons = model_view(&d.status(), "production", "alpha")["reasons"].to_string();
+    assert!(
+        reasons.contains("0 of 1 approval from group:leads"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("github:alice-gh: approved an earlier commit"),
+        "{reasons}"
+    );
+    // It stays blocked while the daemon re-judges it, pass after pass.
+    let pulls_of = format!("GET /repos/acme/registry/commits/{squash}/pulls?per_page=100 ");
+    d.eventually("three more judgements", || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with(&pulls_of))
+            .count()
+            >= 4
+    });
+    assert_eq!(
+        model_view(&d.status(), "production", "alpha")["sync"],
+        "blocked"
+    );
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+    // alice approves the PR's final head after the merge: the held change goes ahead.
+    server.route(
+        "/repos/acme/registry/pulls/7/reviews?per_page=100",
+        "",
+        &format!(
+            "[{}]",
+            common::github::review(3, "alice-gh", "APPROVED", &pr_head)
+        ),
+    );
+    d.eventually("alpha 2 in production", || {
+        f.deployed("production", "alpha").as_deref() == Some("2")
+    });
+}

@@ -34,19 +34,10 @@ pub enum CheckError {
     #[error("git: {0}")]
     Git(#[from] git2::Error),
     #[error("github: {0}")]
-    Github(String),
+    Github(#[from] approvals::github::GithubError),
 }
 
-/// Where forge (GitHub) reviews come from, when used.
-#[derive(Debug, Clone)]
-pub struct GithubSource {
-    /// `owner/repo`.
-    pub repo: String,
-    pub pr: u64,
-    pub token: Option<String>,
-    /// API base, default `https://api.github.com`.
-    pub api_url: String,
-}
+pub use approvals::github::{GithubSource, Pull};
 
 /// Inputs of a check besides the two revisions.
 #[derive(Debug, Clone, Default)]
@@ -341,7 +332,8 @@ impl Judge {
         let mut paths: Vec<String> = change.transitions.iter().map(|t| t.file.clone()).collect();
         paths.extend(policy_paths.iter().cloned());
         paths.extend(model_paths.values().cloned());
-        let mut evidence = approvals::collect(repo, merge_base, head, signers.as_ref(), &paths)?;
+        let mut evidence =
+            approvals::collect(repo, merge_base, head, signers.as_ref(), &paths, opts.now)?;
         if let Some(s) = &signers {
             for (line, why) in &s.problems {
                 evidence
@@ -354,7 +346,7 @@ impl Judge {
                 .push("no allowed-signers file at base".into());
         }
         if let Some(gh) = &opts.github {
-            add_github(&mut evidence, gh)?;
+            add_github(&mut evidence, gh, &repo.find_commit(head)?)?;
         }
 
         // Judge every transition.
@@ -799,24 +791,23 @@ fn same_build(
         .is_ok_and(|m| m.artifact.sha256.eq_ignore_ascii_case(sha256)))
 }
 
-/// Add GitHub reviews to the evidence: approvals on the PR head, the PR author as an author.
-fn add_github(ev: &mut Evidence, gh: &GithubSource) -> Result<(), CheckError> {
-    let client = approvals::github::Client {
-        api_url: gh.api_url.clone(),
-        token: gh.token.clone(),
+/// Add GitHub reviews to the evidence: those that count for the judged `head`, the pull
+/// request's author as an author of the change.
+fn add_github(ev: &mut Evidence, gh: &GithubSource, head: &git2::Commit) -> Result<(), CheckError> {
+    let judged = approvals::github::JudgedHead {
+        sha: head.id().to_string(),
+        merge_parents: if head.parent_count() > 1 {
+            head.parent_ids().map(|p| p.to_string()).collect()
+        } else {
+            Vec::new()
+        },
     };
-    let pr = client
-        .pull_reviews(&gh.repo, gh.pr)
-        .map_err(CheckError::Github)?;
-    ev.change_authors
-        .insert(format!("github:{}", pr.author.to_lowercase()));
-    let (mut approvals, notes) = approvals::github::approvals(&pr);
-    for a in &mut approvals {
-        if let approvals::Source::Github { login } = &a.source {
-            a.linked_keys = client.signing_keys(login);
-        }
+    let forge = approvals::github::gather(gh, &judged)?;
+    if let Some(author) = forge.author {
+        ev.change_authors
+            .insert(format!("github:{}", author.to_lowercase()));
     }
-    ev.approvals.extend(approvals);
-    ev.notes.extend(notes);
+    ev.approvals.extend(forge.approvals);
+    ev.notes.extend(forge.notes);
     Ok(())
 }

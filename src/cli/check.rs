@@ -2,7 +2,8 @@
 
 use super::{Context, Format, Outcome};
 use anyhow::{Context as _, Result};
-use baton::check::{render, CheckOptions, GithubSource};
+use baton::check::approvals::github::DEFAULT_API_URL;
+use baton::check::{render, CheckOptions, GithubSource, Pull};
 use chrono::{DateTime, Utc};
 use std::io::IsTerminal;
 
@@ -42,12 +43,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             }
             Some(GithubSource {
                 repo,
-                pr,
+                pull: Pull::Number(pr),
                 token: std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()),
                 api_url: std::env::var("GITHUB_API_URL")
                     .ok()
                     .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| "https://api.github.com".into()),
+                    .unwrap_or_else(|| DEFAULT_API_URL.into()),
             })
         }
         _ => None,

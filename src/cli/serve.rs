@@ -1,9 +1,11 @@
-//! `baton serve`: the controller daemon (SPEC §5). Resolves the repository and state dir,
+//! `baton serve`: the controller daemon (docs/daemon.md). Resolves the repository and state dir,
 //! sets up logging, and runs `baton::daemon` (`--once` for a single pass).
 
 use super::context::print_json;
 use super::{Context, Format, Outcome};
 use anyhow::{Context as _, Result};
+use baton::check::approvals::github::DEFAULT_API_URL;
+use baton::check::{GithubSource, Pull};
 use baton::daemon::{ControllerConfig, ServeConfig};
 use std::path::PathBuf;
 
@@ -33,6 +35,16 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Count the GitHub reviews of the pull request each landed commit came from: owner/repo
+    /// (token in GITHUB_TOKEN, API base in GITHUB_API_URL).
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub github: Option<String>,
+    /// GitHub API token (from the environment only, so it never shows in a process list).
+    #[arg(long, env = "GITHUB_TOKEN", hide = true, hide_env_values = true)]
+    pub github_token: Option<String>,
+    /// GitHub API base; pagination follows links on its origin only.
+    #[arg(long, env = "GITHUB_API_URL", value_name = "URL", default_value = DEFAULT_API_URL)]
+    pub github_api_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,6 +89,29 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             (workdir, state)
         }
     };
+    let github = match &args.github {
+        Some(repo) => {
+            let valid = repo
+                .split_once('/')
+                .is_some_and(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'));
+            if !valid {
+                anyhow::bail!("--github `{repo}`: expected owner/repo");
+            }
+            let api_url = Some(args.github_api_url.trim())
+                .filter(|u| !u.is_empty())
+                .unwrap_or(DEFAULT_API_URL);
+            // Refuse a bad API base now rather than at the first judged change.
+            baton::check::approvals::github::Client::new(api_url, None)
+                .context("--github-api-url (GITHUB_API_URL)")?;
+            Some(GithubSource {
+                repo: repo.clone(),
+                pull: Pull::OfJudgedCommit,
+                token: args.github_token.clone().filter(|t| !t.is_empty()),
+                api_url: api_url.to_owned(),
+            })
+        }
+        None => None,
+    };
     let cfg = ServeConfig {
         controller: ControllerConfig {
             repo,
@@ -85,7 +120,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             interval: args.interval,
             trust: args.trust.clone(),
             fetch_timeout: std::time::Duration::from_secs(60),
-            github: None,
+            github,
         },
         url: args.url.clone(),
         state_dir,

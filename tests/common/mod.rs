@@ -2,6 +2,8 @@
 //! with `ssh-keygen`, and the `baton` binary run as a subprocess.
 #![allow(dead_code)]
 
+pub mod github;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

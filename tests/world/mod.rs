@@ -89,26 +89,55 @@ impl World {
 
     /// A signed empty approval commit by `key` with the trailer value `what`.
     pub fn approve(&self, key: &SshKey, what: &str) -> String {
-        self.repo.git_env(
-            &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        self.approve_at(key, what, T1)
+    }
+
+    /// [`World::approve`] with author and committer dates `date` (which whoever commits sets).
+    pub fn approve_at(&self, key: &SshKey, what: &str, date: &str) -> String {
+        self.commit_signed(
+            key,
+            &[("GIT_AUTHOR_DATE", date), ("GIT_COMMITTER_DATE", date)],
             &[
-                "-c",
-                "gpg.format=ssh",
-                "-c",
-                &format!("user.signingkey={}", key.private.display()),
-                "-c",
-                &format!("user.email={}", key.principal),
-                "commit",
-                "-q",
-                "-S",
                 "--allow-empty",
                 "-m",
                 "approve",
                 "-m",
                 &format!("Baton-Approve: {what}"),
             ],
-        );
+        )
+    }
+
+    /// `git commit -q -S ARGS` signed with `key`, committer e-mail its principal, dated T1;
+    /// `env` overrides (dates, `GIT_AUTHOR_EMAIL`, `GIT_COMMITTER_EMAIL`, ...).
+    pub fn commit_signed(&self, key: &SshKey, env: &[(&str, &str)], args: &[&str]) -> String {
+        let mut full_env = vec![("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)];
+        full_env.extend_from_slice(env);
+        let signingkey = format!("user.signingkey={}", key.private.display());
+        let email = format!("user.email={}", key.principal);
+        let mut full = vec![
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &signingkey,
+            "-c",
+            &email,
+            "commit",
+            "-q",
+            "-S",
+        ];
+        full.extend_from_slice(args);
+        self.repo.git_env(&full_env, &full);
         self.repo.head()
+    }
+
+    /// Replace the allowed-signers file on `main` (a baseline change at T0) and restart the
+    /// `pr` branch from there.
+    pub fn set_signers(&self, text: &str) {
+        self.repo.git(&["checkout", "-q", "main"]);
+        self.repo.write(".baton/allowed_signers", text);
+        self.commit("change the allowed signers", T0);
+        self.repo.git(&["checkout", "-q", "pr"]);
+        self.repo.git(&["reset", "-q", "--hard", "main"]);
     }
 
     pub fn check(&self, extra: &[&str]) -> (i32, Value) {

@@ -1,11 +1,11 @@
-//! Approvals (SPEC §3): signed `Baton-Approve:` commits in merge-base..head and GitHub reviews,
+//! Approvals (docs/approvals.md): signed `Baton-Approve:` commits in merge-base..head and GitHub reviews,
 //! gathered at the edge into [`Evidence`], then counted per gate by the pure [`tally`].
 
 pub mod github;
 pub mod signers;
 pub mod verify;
 
-use crate::history::to_utc;
+use chrono::{DateTime, Utc};
 use git2::{Oid, Repository};
 use serde::Serialize;
 use signers::AllowedSigners;
@@ -63,16 +63,17 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// `Baton-Approve:` values in a commit message (one per line, key case-insensitive).
+/// `Baton-Approve:` values in a commit message: only trailers of the message's final trailer
+/// block count (`git interpret-trailers` semantics, libgit2's parser; key case-insensitive), so
+/// a line quoted in the body's prose approves nothing (docs/approvals.md).
 pub fn trailers(message: &str) -> Vec<String> {
-    message
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(TRAILER)
-                .then(|| v.trim().to_owned())
-        })
+    let Ok(found) = git2::message_trailers_strs(message) else {
+        return Vec::new();
+    };
+    found
+        .iter()
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case(TRAILER))
+        .map(|(_, v)| v.trim().to_owned())
         .collect()
 }
 
@@ -115,7 +116,8 @@ pub struct Rejected {
 pub struct Evidence {
     pub approvals: Vec<Approval>,
     pub rejected: Vec<Rejected>,
-    /// Identities (lower-cased) that authored changes to each path of interest.
+    /// Identities (lower-cased) that authored changes to each path of interest: author and
+    /// committer e-mails, and the principals of the key that signed the commit.
     pub authors: HashMap<String, BTreeSet<String>>,
     /// Blob of each path of interest at head.
     pub head_blobs: HashMap<String, Option<Oid>>,
@@ -125,7 +127,8 @@ pub struct Evidence {
     pub has_signers: bool,
     /// Identities that authored the whole change (the pull request's author on the forge).
     pub change_authors: BTreeSet<String>,
-    /// Fingerprints of the keys that signed commits changing each path of interest.
+    /// Fingerprints of the keys that signed commits changing each path of interest (every
+    /// valid signature, whether or not the allowed signers list the key).
     pub author_keys: HashMap<String, BTreeSet<String>>,
 }
 
@@ -137,13 +140,16 @@ fn blob_at(tree: &git2::Tree, path: &str) -> Option<Oid> {
 }
 
 /// Walk every commit in merge_base..head (merged branches included): record who touched each
-/// path in `paths`, and verify every commit carrying a `Baton-Approve:` trailer.
+/// path in `paths`, and verify every commit carrying a `Baton-Approve:` trailer. Key validity
+/// (`valid-after` / `valid-before`) is judged at `now`, the time of judging, never at a
+/// commit's own date, which whoever makes the commit sets (docs/approvals.md).
 pub fn collect(
     repo: &Repository,
     merge_base: Oid,
     head: Oid,
     signers: Option<&AllowedSigners>,
     paths: &[String],
+    now: DateTime<Utc>,
 ) -> Result<Evidence, git2::Error> {
     let mut ev = Evidence {
         has_signers: signers.is_some(),
@@ -174,6 +180,8 @@ pub fn collect(
             .iter()
             .map(|p| (p.clone(), blob_at(&tree, p)))
             .collect();
+        // A path a commit changed: it differs from every parent (for a merge, content the
+        // merge itself introduced).
         let touched: Vec<&String> = paths
             .iter()
             .filter(|p| {
@@ -187,31 +195,34 @@ pub fn collect(
             continue;
         }
         let committer_email = commit.committer().email().unwrap_or_default().to_owned();
-        let verified = verify::verify_commit(
-            repo,
-            oid,
-            signers,
-            &[committer_email.as_str()],
-            to_utc(commit.committer().when()),
-        );
+        let claimed = [committer_email.as_str()];
+        let signature = verify::commit_signature(repo, oid);
         if !touched.is_empty() {
+            // The authors of a change: its author and committer e-mails (unauthenticated, they
+            // stop honest mistakes) and whoever's key signed it, in any allowed-signers line
+            // (whatever its validity) or by fingerprint alone (docs/approvals.md).
             let mut who: BTreeSet<String> = BTreeSet::new();
-            if let Some(e) = commit.author().email() {
+            for e in [commit.author().email(), commit.committer().email()]
+                .into_iter()
+                .flatten()
+                .filter(|e| !e.is_empty())
+            {
                 who.insert(e.to_lowercase());
             }
-            if let Ok(v) = &verified {
-                who.extend(v.identities.iter().map(|i| i.to_lowercase()));
+            if let Ok(s) = &signature {
+                who.extend(s.owners(signers, &claimed).iter().map(|i| i.to_lowercase()));
             }
             for p in touched {
                 ev.authors.entry(p.clone()).or_default().extend(who.clone());
-                if let Ok(v) = &verified {
+                if let Ok(s) = &signature {
                     ev.author_keys
                         .entry(p.clone())
                         .or_default()
-                        .insert(v.fingerprint.clone());
+                        .insert(s.fingerprint.clone());
                 }
             }
         }
+        let verified = signature.and_then(|s| s.authorize(signers, &claimed, now));
         let targets: Vec<Target> = values.iter().filter_map(|v| Target::parse(v)).collect();
         if targets.is_empty() {
             continue;
@@ -343,5 +354,20 @@ mod tests {
         );
         assert_eq!(Target::parse(&v[1]), Some(Target::Policy));
         assert_eq!(Target::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn only_the_final_trailer_block_counts() {
+        // Quoted in a paragraph that more prose follows: not a trailer.
+        let quoted = "notes\n\nWe will add\nBaton-Approve: fraud-detector@4 -> production\nonce the eval is in.\n\nThanks.\n";
+        assert!(trailers(quoted).is_empty());
+        // A trailer-only paragraph that is not the last one.
+        let early = "notes\n\nBaton-Approve: fraud-detector@4 -> production\n\nMore prose.\n";
+        assert!(trailers(early).is_empty());
+        // The subject line is never a trailer block.
+        assert!(trailers("Baton-Approve: policy\n").is_empty());
+        // The final block, after prose that mentions one.
+        let last = "notes\n\nBaton-Approve: policy is what we need\nsoon.\n\nBaton-Approve: policy\nSigned-off-by: A <a@x>\n";
+        assert_eq!(trailers(last), vec!["policy".to_owned()]);
     }
 }

@@ -44,24 +44,35 @@ impl AllowedSigners {
         out
     }
 
-    /// Entries for `key` that allow namespace `git` at time `at`.
+    /// Entries for `key` that allow namespace `git` at time `at` (the time of judging).
     pub fn for_key<'a>(
         &'a self,
         key: &'a KeyData,
         at: DateTime<Utc>,
+    ) -> impl Iterator<Item = &'a AllowedSigner> + 'a {
+        self.for_key_any_time(key).filter(move |e| e.valid_at(at))
+    }
+
+    /// Entries for `key` that allow namespace `git`, whatever their validity period.
+    pub fn for_key_any_time<'a>(
+        &'a self,
+        key: &'a KeyData,
     ) -> impl Iterator<Item = &'a AllowedSigner> + 'a {
         self.entries.iter().filter(move |e| {
             e.key.key_data() == key
                 && e.namespaces
                     .as_ref()
                     .is_none_or(|ns| ns.iter().any(|n| n == "git"))
-                && e.valid_after.is_none_or(|t| at >= t)
-                && e.valid_before.is_none_or(|t| at <= t)
         })
     }
 }
 
 impl AllowedSigner {
+    /// Whether `at` is inside the line's `valid-after` / `valid-before` (both inclusive).
+    pub fn valid_at(&self, at: DateTime<Utc>) -> bool {
+        self.valid_after.is_none_or(|t| at >= t) && self.valid_before.is_none_or(|t| at <= t)
+    }
+
     /// The identities this entry vouches for: its literal principals, plus each `claimed`
     /// identity (e.g. the committer e-mail) that its pattern list matches.
     pub fn identities(&self, claimed: &[&str]) -> Vec<String> {
