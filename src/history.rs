@@ -40,11 +40,21 @@ fn ser_oid<S: serde::Serializer>(o: &Oid, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&o.to_string())
 }
 
-/// Walks first-parent history, caching the stage read from each manifest blob.
+/// Walks first-parent history, caching the stage read from each manifest blob, each commit's
+/// `models/` tree and which model folders differ between two `models/` trees, so walking the
+/// history of one model inflates a big `models/` tree once per commit per process, not once
+/// per commit per model asked (a daemon judging a burst asks about a different model each time).
 #[derive(Default)]
 pub struct HistoryWalker {
     stages: HashMap<Oid, Option<String>>,
+    /// commit -> its registry's `models/` tree (None: absent), per registry root.
+    models_trees: HashMap<(Oid, String), Option<Oid>>,
+    /// (older `models/` tree, newer) -> names of the model folders that differ.
+    touched: HashMap<(Oid, Oid), std::sync::Arc<std::collections::HashSet<String>>>,
 }
+
+/// Cache sizes past which the walker's commit and tree caches are emptied.
+const WALK_CACHE_LIMIT: usize = 200_000;
 
 /// What the walk knows about one version file: present, with its last stage that parsed
 /// (`None` while it never parsed).
@@ -94,9 +104,26 @@ impl HistoryWalker {
         let mut known: Known = BTreeMap::new();
         let mut last_tree: Option<Oid> = None;
         let mut prev: Vec<(String, Oid)> = Vec::new();
+        let mut prev_models: Option<Option<Oid>> = None;
+        if self.models_trees.len() > WALK_CACHE_LIMIT || self.touched.len() > WALK_CACHE_LIMIT {
+            self.models_trees.clear();
+            self.touched.clear();
+        }
         for id in walk {
             let id = id?;
             let commit = repo.find_commit(id)?;
+            // Skip commits whose `models/` tree did not change this model's folder.
+            let models = self.models_tree(repo, &commit, root)?;
+            let relevant = match (prev_models, models) {
+                (None, _) => true,
+                (Some(a), b) if a == b => false,
+                (Some(Some(a)), Some(b)) => self.touched(repo, a, b)?.contains(model),
+                _ => true,
+            };
+            prev_models = Some(models);
+            if !relevant {
+                continue;
+            }
             let tree = subtree(repo, &commit.tree()?, &dir)?;
             let tree_id = tree.as_ref().map(|t| t.id());
             if tree_id == last_tree {
@@ -150,6 +177,42 @@ impl HistoryWalker {
             );
         }
         Ok((groups.into_iter().rev().flatten().collect(), labels))
+    }
+
+    /// The `models/` tree of the registry at `root` in `commit` (cached by commit).
+    fn models_tree(
+        &mut self,
+        repo: &Repository,
+        commit: &git2::Commit,
+        root: &str,
+    ) -> Result<Option<Oid>, RepoError> {
+        let key = (commit.id(), root.to_owned());
+        if let Some(hit) = self.models_trees.get(&key) {
+            return Ok(*hit);
+        }
+        let t = subtree(repo, &commit.tree()?, &join(root, "models"))?.map(|t| t.id());
+        self.models_trees.insert(key, t);
+        Ok(t)
+    }
+
+    /// The model folders that differ between two `models/` trees (cached by the pair).
+    fn touched(
+        &mut self,
+        repo: &Repository,
+        a: Oid,
+        b: Oid,
+    ) -> Result<std::sync::Arc<std::collections::HashSet<String>>, RepoError> {
+        if let Some(hit) = self.touched.get(&(a, b)) {
+            return Ok(hit.clone());
+        }
+        let (ta, tb) = (repo.find_tree(a)?, repo.find_tree(b)?);
+        let set: std::collections::HashSet<String> =
+            crate::check::change::changed_entries(&ta, &tb)
+                .into_iter()
+                .collect();
+        let set = std::sync::Arc::new(set);
+        self.touched.insert((a, b), set.clone());
+        Ok(set)
     }
 
     /// The stage in a manifest blob (None when it does not parse), cached by blob id.

@@ -83,15 +83,9 @@ pub struct Judge {
     tenures: HashMap<(Oid, String, String), bool>,
 }
 
-/// Let libgit2 cache parsed trees of any size (its default skips trees over 4 KiB, so the
-/// `models/` folder of a big registry would be re-parsed on every path lookup).
+/// Configure libgit2 for judging (see [`crate::gitopts::init`]).
 pub fn cache_big_trees() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: sets one process-wide size limit of libgit2's object cache, once, before
-        // this judge reads objects; it changes what is cached, never what is read.
-        let _ = unsafe { git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 64 << 20) };
-    });
+    crate::gitopts::init();
 }
 
 impl Judge {
@@ -241,10 +235,19 @@ impl Judge {
         // History of moving versions on the base branch (soak, rollback, labels ever used).
         let mut history: HashMap<String, Vec<StageEvent>> = HashMap::new();
         let mut labels: HashMap<String, BTreeSet<String>> = HashMap::new();
+        // Only where it is used: a new version (labels), or a move into a non-terminal stage
+        // (soak, rollback). Moves to a terminal stage and same-stage edits need none.
+        let needs_history = |t: &change::Transition| {
+            t.is_new()
+                || (t.moves()
+                    && t.to()
+                        .and_then(|to| policy.stage(to))
+                        .is_some_and(|s| !s.terminal))
+        };
         for t in change
             .transitions
             .iter()
-            .filter(|t| t.moves() && t.new.is_some())
+            .filter(|t| t.new.is_some() && needs_history(t))
         {
             if !history.contains_key(&t.model) {
                 let (mut h, l) = self

@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
     }
     // Reading thousands of commits and trees: skip libgit2's re-hashing of every object read
     // (object ids are still compared; this only drops the check against on-disk corruption).
-    git2::opts::strict_hash_verification(false);
+    baton::gitopts::init();
     let repo = ctx.open_repo()?;
     let commit = baton::repo::resolve_commit(&repo, &args.rev)?;
     let root = ctx.registry_root(&repo, &commit, &args.rev)?;

@@ -147,10 +147,9 @@ impl Controller {
         dir: StateDir,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, ControllerError> {
-        // libgit2 keeps every tree and commit it parses in a per-handle cache that is never
-        // emptied; the loader has its own caches by id, and the daemon's handle lives for the
-        // whole process, where that cache held every tree of the registry (~9 MB at 10,000 models).
-        git2::opts::enable_caching(false);
+        // libgit2's object cache is bounded (crate::gitopts): the big `models/` trees a pass
+        // reads several times stay parsed, the rest of the registry's trees are evicted.
+        crate::gitopts::init();
         let repo = crate::repo::open(&cfg.repo)?;
         let state = dir.load()?.unwrap_or_default();
         let events = EventLog::open(&dir.events_path()).map_err(|e| StateError::Io {

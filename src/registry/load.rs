@@ -493,7 +493,7 @@ fn is_join(full: &str, dir: &str, name: &str) -> bool {
 /// manifest; git itself does not on reads (only `fsck` does). Turned off process-wide, once.
 fn skip_rehashing() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| git2::opts::strict_hash_verification(false));
+    ONCE.call_once(crate::gitopts::init);
 }
 
 /// A batch index and the models built from it (with their parse counts).
