@@ -275,6 +275,7 @@ fn resync(rounds: usize) -> (f64, f64) {
         interval: Duration::from_secs(30),
         trust: None,
         fetch_timeout: Duration::from_secs(10),
+        artifacts: Default::default(),
     };
     let sd = StateDir::open(&state).unwrap();
     let mut c = Controller::new(cfg, sd, Arc::new(AtomicBool::new(false))).unwrap();

@@ -449,10 +449,16 @@ fn tampered_artifact_is_refused_while_other_models_deploy() {
     let v: Value = serde_json::from_str(&stdout(&st)).unwrap();
     let a = model_view(&v, "staging", "alpha");
     assert_eq!(a["sync"], "out-of-sync");
+    let reasons = a["reasons"].to_string();
     assert!(
-        a["reasons"].to_string().contains("refused: sha256 is"),
+        reasons.contains(&format!("refused: sha256 mismatch: expected {}", sha(b"alpha two"))),
         "{a}"
     );
+    // What the tampered bytes hash to is never published.
+    let leaked = sha(b"alpha two, tampered");
+    assert!(!reasons.contains(&leaked), "{a}");
+    let events = std::fs::read_to_string(f.state.join("events.jsonl")).unwrap();
+    assert!(!events.contains(&leaked));
     // Nothing half-written is left in the store.
     let store = f.deploy_dir("staging", "alpha").join("artifacts");
     assert_eq!(std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0), 0);
