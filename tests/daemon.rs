@@ -1166,10 +1166,18 @@ environments:
             .any(|h| h["model"] == "alpha" && h["kind"] == "waiting" && h["until"].is_string())
             || f.deployed("production", "alpha").as_deref() == Some("3")
     });
-    // Nothing but the end of the soak can start the next pass within the hour.
+    let waiting_since = d.metric("baton_reconciles_total");
+    // Nothing but the end of the soak can start the next pass within the hour, and the daemon
+    // sleeps until then.
     d.eventually("alpha 3 in production once the soak ended", || {
         f.deployed("production", "alpha").as_deref() == Some("3")
     });
+    let head = f.repo.head();
+    d.eventually("status after the deploy", || {
+        d.status()["head"] == head.as_str()
+    });
+    let passes = d.metric("baton_reconciles_total") - waiting_since;
+    assert!(passes <= 3.0, "{passes} passes while waiting for the soak");
 }
 
 #[test]
@@ -1496,7 +1504,10 @@ fn idle_connections_do_not_starve_healthz_or_the_controller() {
         f.deployed("staging", "alpha").as_deref() == Some("2")
     });
     let idle: Vec<std::net::TcpStream> = (0..300)
-        .map(|_| std::net::TcpStream::connect(&d.addr).unwrap())
+        .map(|_| {
+            let a = d.addr.parse().unwrap();
+            std::net::TcpStream::connect_timeout(&a, Duration::from_secs(10)).unwrap()
+        })
         .collect();
     d.eventually("/healthz answers beside 300 idle connections", || {
         d.get("/healthz").0 == 200
