@@ -139,6 +139,7 @@ pub fn is_loopback(listen: &str) -> Result<bool, ServeError> {
 /// Run until SIGTERM / SIGINT. Prints `deploying to DIR` and `listening on http://ADDR`.
 pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     limit_arenas();
+    let nofile = raise_fd_limit();
     let token = cfg.api_token.as_deref().map(ApiToken::new);
     if token.is_none() && !is_loopback(&cfg.listen)? {
         if !cfg.insecure_listen {
@@ -237,22 +238,20 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Runtime(e.to_string()))?;
 
     let app = http::router(shared.clone());
-    let limits = http::Limits::for_fd_limit(raise_fd_limit());
+    let limits = http::Limits::for_fd_limit(nofile);
     let sig_stop = stop.clone();
     let sig_tx = tx.clone();
     let shutdown = async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!("cannot handle SIGTERM: {e}");
-                    std::future::pending::<()>().await;
-                    unreachable!()
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            },
+            Err(e) => {
+                tracing::error!("cannot handle SIGTERM ({e}); stopping on SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
         tracing::info!("signal received: finishing the step in flight");
         sig_stop.store(true, Ordering::SeqCst);
