@@ -251,7 +251,7 @@ impl Limits {
         let reserve = (nofile / 2).min(256);
         let usable = nofile.saturating_sub(reserve);
         Limits {
-            max_connections: (usable * 4 / 5).clamp(8, 1024) as usize,
+            max_connections: (usable.saturating_mul(4) / 5).clamp(8, 1024) as usize,
             header_timeout: Duration::from_secs(10),
             max_lifetime: Duration::from_secs(300),
         }
@@ -393,7 +393,7 @@ mod tests {
 
     #[test]
     fn limits_leave_descriptors_for_the_controller() {
-        for n in [64u64, 128, 256, 1024, 20_000, 1 << 20] {
+        for n in [64u64, 128, 256, 1024, 20_000, 1 << 20, u64::MAX] {
             let l = Limits::for_fd_limit(n);
             assert!(l.max_connections >= 8, "{n}");
             assert!(l.max_connections <= 1024, "{n}");
