@@ -1477,19 +1477,25 @@ fn a_hand_edited_routing_json_is_drift_and_repaired() {
     let good = std::fs::read_to_string(&routing).unwrap();
     let edited = good.replace("\"traffic\": 100", "\"traffic\": 50");
     assert_ne!(edited, good);
-    std::fs::write(&routing, &edited).unwrap();
+    // Replaced whole (as an editor saves), so the daemon never reads half a file.
+    let tmp = routing.with_extension("edit");
+    std::fs::write(&tmp, &edited).unwrap();
+    std::fs::rename(&tmp, &routing).unwrap();
+    let repaired = || -> bool {
+        let events: Vec<Value> =
+            serde_json::from_str(&d.get("/api/v1/events?kind=repaired&model=alpha").1).unwrap();
+        events.iter().any(|e| {
+            e["environment"] == "production"
+                && e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("routing.json differs from the deployed release")
+        })
+    };
+    d.eventually("a repair of routing.json", repaired);
     d.eventually("routing.json restored", || {
         std::fs::read_to_string(&routing).is_ok_and(|s| s == good)
     });
-    let repaired: Vec<Value> =
-        serde_json::from_str(&d.get("/api/v1/events?kind=repaired&model=alpha").1).unwrap();
-    assert!(
-        repaired.iter().any(|e| e["message"]
-            .as_str()
-            .unwrap()
-            .contains("routing.json differs from the deployed release")),
-        "{repaired:?}"
-    );
     d.eventually("synced again", || {
         model_view(&d.status(), "production", "alpha")["sync"] == "synced"
     });
