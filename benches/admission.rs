@@ -27,6 +27,7 @@ fn burst(models: usize, commits: usize) -> f64 {
         trust: None,
         fetch_timeout: Duration::from_secs(1),
         github: None,
+        artifacts: Default::default(),
     };
     let sd = StateDir::open(&state_tmp.path().join("state")).unwrap();
     let mut c = Controller::new(cfg, sd, Arc::new(AtomicBool::new(false))).unwrap();

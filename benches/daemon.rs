@@ -3,11 +3,13 @@
 //!   update to `deployment.json` changing, through the real daemon [median < 50 ms, p99 < 200 ms];
 //! * `resync`: a no-op resync of 1,000 models x 2 environments, in process [< 100 ms];
 //! * `verify`: artifact verification throughput (streaming sha256) [>= 1 GB/s];
-//! * `rss`: resident memory of the daemon serving 10,000 models x 2 environments [< 100 MB].
+//! * `rss`: resident memory of the daemon serving 10,000 models x 2 environments [< 100 MB];
+//! * `idle`: passes and CPU seconds of an idle daemon (100 models, `--interval 30s`) over
+//!   `BATON_BENCH_IDLE_SECS` seconds (default 60) [one pass per interval, ~0 CPU].
 //!
-//! `cargo bench --bench daemon` runs everything (under `cargo test` only a two-round smoke
-//! run of `latency`); pass words to pick parts:
-//! `cargo bench --bench daemon -- latency resync verify rss`, plus `quick` for fewer rounds.
+//! `cargo bench --bench daemon` runs everything (under `cargo test` only a smoke run: two
+//! rounds of `latency` and two idle seconds); pass words to pick parts:
+//! `cargo bench --bench daemon -- latency resync verify rss idle`, plus `quick` for fewer rounds.
 //! The synthetic registries are built here (not with benches/support/synth.rs) because the
 //! daemon must fetch and verify real artifact bytes, and synth's artifacts are `s3://` names.
 
@@ -276,6 +278,7 @@ fn resync(rounds: usize) -> (f64, f64) {
         trust: None,
         fetch_timeout: Duration::from_secs(10),
         github: None,
+        artifacts: Default::default(),
     };
     let sd = StateDir::open(&state).unwrap();
     let mut c = Controller::new(cfg, sd, Arc::new(AtomicBool::new(false))).unwrap();
@@ -360,6 +363,63 @@ fn rss() -> (f64, f64, f64) {
     (rss, hwm, ready)
 }
 
+/// User plus system CPU time of process `pid`, in seconds (from /proc/<pid>/stat).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = rest[11].parse::<f64>().unwrap() + rest[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz
+}
+
+/// `baton_reconciles_total` from the daemon's `/metrics`.
+fn reconciles(addr: &str) -> f64 {
+    let text = ureq::get(&format!("http://{addr}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("baton_reconciles_total ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap()
+}
+
+/// An idle daemon over `secs`: (passes, CPU seconds). Nothing writes the repository, so only
+/// the resync timer (`--interval 30s`) should run passes.
+fn idle(secs: u64) -> (f64, f64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    build_registry(&dir, 100);
+    let state = tmp.path().join("state");
+    let (mut child, addr) = start_daemon(&dir, &state, "30s");
+    let (p0, c0) = (reconciles(&addr), cpu_seconds(child.id()));
+    std::thread::sleep(Duration::from_secs(secs));
+    let (p1, c1) = (reconciles(&addr), cpu_seconds(child.id()));
+    let _ = child.kill();
+    let _ = child.wait();
+    (p1 - p0, c1 - c0)
+}
+
+fn idle_secs(default: u64) -> u64 {
+    std::env::var("BATON_BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo test --all-targets` runs this binary without `--bench`: a smoke run only.
@@ -367,6 +427,13 @@ fn main() {
         let (med, _) = latency(2);
         println!(
             "smoke: commit-to-deployed {med:.1} ms (run `cargo bench --bench daemon` to measure)"
+        );
+        let secs = idle_secs(2);
+        let (passes, cpu) = idle(secs);
+        println!("smoke: idle {secs} s: {passes} passes, {cpu:.2} CPU s");
+        assert!(
+            passes <= 2.0,
+            "an idle daemon ran {passes} passes in {secs} s"
         );
         return;
     }
@@ -397,6 +464,12 @@ fn main() {
         println!("artifact verification (sha256, 512 MiB from page cache): median {gbs:.2} GB/s  [goal: >= 1 GB/s]");
         let mem = hash_only(if quick { 3 } else { 9 });
         println!("  sha256 of an in-memory buffer alone: median {mem:.2} GB/s");
+    }
+    if want("idle") {
+        let secs = idle_secs(if quick { 10 } else { 60 });
+        let (passes, cpu) = idle(secs);
+        let goal = secs / 30 + 1;
+        println!("idle daemon, 100 models x 2 environments, --interval 30s, {secs} s: {passes} passes, {cpu:.2} CPU s  [goal: <= {goal} passes, ~0 CPU]");
     }
     if want("rss") {
         let (rss, hwm, ready) = rss();

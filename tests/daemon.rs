@@ -209,15 +209,43 @@ impl Daemon {
 
     /// `baton ARGS --listen 127.0.0.1:0`, waiting for its `listening on` line and readiness.
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_with(args, env, "127.0.0.1:0", None)
+    }
+
+    /// [`Daemon::spawn`] on `listen`, optionally allowed only `nofile` open files.
+    fn spawn_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        listen: &str,
+        nofile: Option<u64>,
+    ) -> Daemon {
         let logdir = tempfile::tempdir().unwrap();
         let log = logdir.path().join("daemon.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
         cmd.args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .env_remove("BATON_WEBHOOK_SECRET")
+            .env_remove("BATON_API_TOKEN")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: n as libc::rlim_t,
+                        rlim_max: n as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("start baton serve");
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -238,6 +266,11 @@ impl Daemon {
                 );
             }
         };
+        // A wildcard listen is reached over loopback.
+        let addr = addr
+            .strip_prefix("0.0.0.0:")
+            .map(|port| format!("127.0.0.1:{port}"))
+            .unwrap_or(addr);
         let d = Daemon {
             child,
             addr,
@@ -273,8 +306,30 @@ impl Daemon {
         }
     }
 
+    /// (status, body) of a GET with request headers.
+    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut req = ureq::get(&self.url(path));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        match req.call() {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
     fn status(&self) -> Value {
         serde_json::from_str(&self.get("/api/v1/status").1).unwrap()
+    }
+
+    /// The value of an unlabelled series on `/metrics`.
+    fn metric(&self, name: &str) -> f64 {
+        let (code, text) = self.get("/metrics");
+        assert_eq!(code, 200, "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
     }
 
     fn log(&self) -> String {
@@ -449,10 +504,19 @@ fn tampered_artifact_is_refused_while_other_models_deploy() {
     let v: Value = serde_json::from_str(&stdout(&st)).unwrap();
     let a = model_view(&v, "staging", "alpha");
     assert_eq!(a["sync"], "out-of-sync");
+    let reasons = a["reasons"].to_string();
     assert!(
-        a["reasons"].to_string().contains("refused: sha256 is"),
+        reasons.contains(&format!(
+            "refused: sha256 mismatch: expected {}",
+            sha(b"alpha two")
+        )),
         "{a}"
     );
+    // What the tampered bytes hash to is never published.
+    let leaked = sha(b"alpha two, tampered");
+    assert!(!reasons.contains(&leaked), "{a}");
+    let events = std::fs::read_to_string(f.state.join("events.jsonl")).unwrap();
+    assert!(!events.contains(&leaked));
     // Nothing half-written is left in the store.
     let store = f.deploy_dir("staging", "alpha").join("artifacts");
     assert_eq!(std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0), 0);
@@ -1465,4 +1529,623 @@ fn serve_github_keeps_a_squash_merged_pr_without_an_approving_review_blocked() {
     d.eventually("alpha 2 in production", || {
         f.deployed("production", "alpha").as_deref() == Some("2")
     });
+}
+
+// ------------------------------------------------- the daemon itself: idle, health, limits, HTTP
+
+/// `baton --repo R serve --interval I --state-dir S EXTRA...`, on a loopback port.
+fn serve_args<'a>(f: &'a Fixture, interval: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "--repo",
+        f.repo.path().to_str().unwrap(),
+        "serve",
+        "--interval",
+        interval,
+        "--state-dir",
+        f.state.to_str().unwrap(),
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+#[test]
+fn an_idle_daemon_sleeps_and_a_commit_still_deploys() {
+    let f = Fixture::new();
+    // A long interval: between commits only writes of the branch's ref can wake it.
+    let d = Daemon::spawn(&serve_args(&f, "1h", &[]), &[]);
+    d.eventually("initial deploy", || {
+        f.deployed("staging", "alpha").as_deref() == Some("2")
+    });
+    let before = d.metric("baton_reconciles_total");
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = d.metric("baton_reconciles_total") - before;
+    assert!(idle <= 2.0, "{idle} passes in 3 idle seconds");
+
+    f.stage("alpha", "3", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.commit_all("alpha 3 to staging");
+    d.eventually("alpha 3 deployed after the ref write", || {
+        f.deployed("staging", "alpha").as_deref() == Some("3")
+    });
+    // Reading the repository (ours or anyone's) wakes nothing.
+    let before = d.metric("baton_reconciles_total");
+    for _ in 0..20 {
+        f.repo.git(&["rev-parse", "main"]);
+        f.repo.git(&["log", "-1", "--format=%H", "main"]);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = d.metric("baton_reconciles_total") - before;
+    assert!(idle <= 1.0, "{idle} passes after reads of the ref");
+}
+
+#[test]
+fn a_soak_ending_wakes_the_daemon_before_the_interval() {
+    let policy = "version: 1
+stages:
+  - name: development
+  - name: staging
+  - name: production
+    gates:
+      - soak: {stage: staging, for: 4s}
+  - name: archived
+    terminal: true
+environments:
+  staging:
+    stage: staging
+    target: {kind: local, path: staging}
+  production:
+    stage: production
+    target: {kind: local, path: production}
+";
+    let f = Fixture::with_policy(policy);
+    let d = Daemon::spawn(&serve_args(&f, "1h", &[]), &[]);
+    d.eventually("initial deploy", || {
+        f.deployed("production", "alpha").as_deref() == Some("1")
+    });
+    f.stage("alpha", "3", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.commit_all("alpha 3 to staging");
+    d.eventually("alpha 3 in staging", || {
+        f.deployed("staging", "alpha").as_deref() == Some("3")
+    });
+    f.stage("alpha", "3", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("alpha 3 to production");
+    d.eventually("alpha 3 waiting for its soak", || {
+        let s = d.status();
+        s["held"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["model"] == "alpha" && h["kind"] == "waiting" && h["until"].is_string())
+            || f.deployed("production", "alpha").as_deref() == Some("3")
+    });
+    let waiting_since = d.metric("baton_reconciles_total");
+    // Nothing but the end of the soak can start the next pass within the hour, and the daemon
+    // sleeps until then.
+    d.eventually("alpha 3 in production once the soak ended", || {
+        f.deployed("production", "alpha").as_deref() == Some("3")
+    });
+    let head = f.repo.head();
+    d.eventually("status after the deploy", || {
+        d.status()["head"] == head.as_str()
+    });
+    let passes = d.metric("baton_reconciles_total") - waiting_since;
+    assert!(passes <= 3.0, "{passes} passes while waiting for the soak");
+}
+
+#[test]
+fn a_misbehaving_health_command_never_stops_the_controller() {
+    // Unhealthy builds: 160 KB of two-byte characters on stderr (more than a pipe holds, cut
+    // inside a character), a background child that keeps stderr open for 100 s, exit 1.
+    let health = r#"health: {command: "if grep -q unhealthy \"$BATON_ARTIFACT\"; then sleep 100 & i=0; while [ $i -lt 40000 ]; do printf 'éé' >&2; i=$((i+1)); done; printf x >&2; exit 1; fi", timeout: 60s}"#;
+    let policy = POLICY.replace(
+        r#"health: {command: "! grep -q unhealthy \"$BATON_ARTIFACT\"", timeout: 10s}"#,
+        health,
+    );
+    assert_ne!(policy, POLICY);
+    let f = Fixture::with_policy(&policy);
+    let d = f.start(&[]);
+    d.eventually("initial deploy", || {
+        f.deployed("production", "alpha").as_deref() == Some("1")
+    });
+    f.version("alpha", "4", "development", b"alpha four: unhealthy");
+    f.repo.commit_all("register alpha 4");
+    d.eventually("alpha 4 registered", || {
+        d.status()["head"] == f.repo.head().as_str()
+    });
+    f.stage("alpha", "4", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.commit_all("alpha 4 to staging");
+    d.eventually("alpha 4 in staging", || {
+        f.deployed("staging", "alpha").as_deref() == Some("4")
+    });
+    f.stage("alpha", "4", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("alpha 4 to production");
+    f.approve("alpha@4 -> production");
+    d.eventually("alpha 4 degraded", || {
+        model_view(&d.status(), "production", "alpha")["sync"] == "degraded"
+    });
+    let s = d.status();
+    let a = model_view(&s, "production", "alpha");
+    let reasons = a["reasons"].to_string();
+    assert!(reasons.contains("exited with 1"), "{a}");
+    assert!(!reasons.contains("timed out"), "{a}");
+    assert!(reasons.contains("ééx"), "{a}");
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+    assert_eq!(d.get("/healthz").0, 200);
+
+    // The controller goes on: the next good change deploys (its health check passes).
+    f.stage("beta", "2", "production");
+    f.stage("beta", "1", "archived");
+    f.repo.commit_all("beta 2 to production");
+    f.approve("beta@2 -> production");
+    d.eventually("beta 2 in production", || {
+        f.deployed("production", "beta").as_deref() == Some("2")
+    });
+    assert_eq!(d.get("/healthz").0, 200);
+    // The unhealthy build's background child went with its process group.
+    let out = Command::new("pgrep")
+        .args(["-f", "^sleep 100$"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let ours: Vec<&str> = out
+        .lines()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/environ"))
+                .is_ok_and(|e| e.contains("BATON_MODEL=alpha"))
+        })
+        .collect();
+    assert!(ours.is_empty(), "health children survived: {ours:?}");
+}
+
+/// A version manifest with an explicit artifact URI, digest and optional size.
+fn manifest(
+    model: &str,
+    v: &str,
+    stage: &str,
+    uri: &str,
+    digest: &str,
+    size: Option<u64>,
+) -> String {
+    let size = size.map(|n| format!("  size: {n}\n")).unwrap_or_default();
+    format!(
+        "model: {model}\nversion: \"{v}\"\nstage: {stage}\nartifact:\n  uri: {uri}\n  sha256: {digest}\n{size}created: 2026-11-01T10:00:00Z\n"
+    )
+}
+
+/// An HTTP server on loopback that answers every request with an endless body; returns its
+/// base URL and the bytes it sent. It stops by itself (after 2 GiB or a minute).
+fn endless_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let sent = std::sync::Arc::new(AtomicU64::new(0));
+    let total = sent.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        for s in l.incoming().take(16) {
+            let Ok(mut s) = s else { continue };
+            let total = total.clone();
+            std::thread::spawn(move || {
+                let mut req = Vec::new();
+                let mut b = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&b[..n]),
+                    }
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n");
+                let chunk = vec![b'z'; 64 * 1024];
+                while total.load(Ordering::SeqCst) < 2 << 30
+                    && start.elapsed() < Duration::from_secs(60)
+                {
+                    if s.write_all(&chunk).is_err() {
+                        return;
+                    }
+                    total.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (base, sent)
+}
+
+#[test]
+fn an_endless_download_is_refused_at_the_size_cap() {
+    let f = Fixture::new();
+    let (base, sent) = endless_server();
+    f.repo.write(
+        "models/alpha/versions/2.yaml",
+        &manifest(
+            "alpha",
+            "2",
+            "staging",
+            &format!("{base}/alpha.bin"),
+            &sha(b"x"),
+            Some(4096),
+        ),
+    );
+    f.repo.write(
+        "models/beta/versions/2.yaml",
+        &manifest(
+            "beta",
+            "2",
+            "staging",
+            &format!("{base}/beta.bin"),
+            &sha(b"y"),
+            None,
+        ),
+    );
+    f.repo.commit_all("staging artifacts from a web server");
+    let out = f.once(&["--max-artifact-size", "1MiB"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let s = f.status();
+    let alpha = model_view(&s, "staging", "alpha")["reasons"].to_string();
+    assert!(
+        alpha.contains("refused: larger than the manifest's size of 4096 bytes"),
+        "{alpha}"
+    );
+    let beta = model_view(&s, "staging", "beta")["reasons"].to_string();
+    assert!(
+        beta.contains("refused: larger than --max-artifact-size (1 MiB)"),
+        "{beta}"
+    );
+    for m in ["alpha", "beta"] {
+        assert_eq!(f.deployed("staging", m), None);
+        let store = f.deploy_dir("staging", m).join("artifacts");
+        let left: Vec<_> = std::fs::read_dir(&store)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{m}: {left:?} left in the store");
+    }
+    // It stopped reading at the cap (socket buffers hold a few MB more at most).
+    let n = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(n < 64 << 20, "the server sent {n} bytes");
+    // Production (registry artifacts) deployed as usual.
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("1"));
+
+    let bad = f.once(&["--max-artifact-size", "lots"]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+}
+
+#[test]
+fn file_artifacts_come_only_from_allowed_roots_and_refusals_leak_no_digest() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let files = tempfile::tempdir().unwrap();
+    let private = files.path().join("private");
+    let models = files.path().join("models");
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::create_dir_all(&models).unwrap();
+    let secret = private.join("key.pem");
+    std::fs::write(&secret, b"-----BEGIN PRIVATE KEY----- not for you").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret_sha = sha(b"-----BEGIN PRIVATE KEY----- not for you");
+    std::fs::write(models.join("good.bin"), b"good weights").unwrap();
+    std::os::unix::fs::symlink(&secret, models.join("link.bin")).unwrap();
+    let root = models.to_str().unwrap();
+
+    // Each case: alpha 2 in staging from `uri` claiming `digest`, a fresh state dir.
+    let case = |uri: String, digest: &str, extra: &[&str]| -> (i32, String) {
+        f.repo.write(
+            "models/alpha/versions/2.yaml",
+            &manifest("alpha", "2", "staging", &uri, digest, None),
+        );
+        f.repo.commit_all(&format!("alpha 2 from {uri}"));
+        let state = tempfile::tempdir().unwrap();
+        let mut args = vec!["--state-dir", state.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = f.once(&args);
+        let published = format!(
+            "{}{}{}{}",
+            stdout(&out),
+            stderr(&out),
+            std::fs::read_to_string(state.path().join("status.json")).unwrap_or_default(),
+            std::fs::read_to_string(state.path().join("events.jsonl")).unwrap_or_default()
+        );
+        let deployed = state
+            .path()
+            .join("deploy/staging/alpha/deployment.json")
+            .exists();
+        assert_eq!(deployed, code(&out) == 0, "{published}");
+        (code(&out), published)
+    };
+    let file = |p: &Path| format!("file://{}", p.display());
+    let guess = sha(b"a guess");
+
+    let (c, out) = case(file(&secret), &guess, &[]);
+    assert_eq!(c, 1, "{out}");
+    assert!(out.contains("file:// artifacts are not allowed"), "{out}");
+    assert!(!out.contains(&secret_sha), "{out}");
+
+    let (c, out) = case(file(&secret), &guess, &["--allow-file-root", root]);
+    assert_eq!(c, 1, "{out}");
+    assert!(
+        out.contains("outside the folders allowed with --allow-file-root"),
+        "{out}"
+    );
+    assert!(!out.contains(&secret_sha), "{out}");
+
+    let (c, out) = case(
+        file(&models.join("link.bin")),
+        &guess,
+        &["--allow-file-root", root],
+    );
+    assert_eq!(c, 1, "{out}");
+    assert!(
+        out.contains("resolves (through a symbolic link) outside"),
+        "{out}"
+    );
+    assert!(!out.contains(&secret_sha), "{out}");
+
+    let dotdot = format!("file://{root}/../private/key.pem");
+    let (c, out) = case(dotdot, &guess, &["--allow-file-root", root]);
+    assert_eq!(c, 1, "{out}");
+    assert!(out.contains("must not contain `..`"), "{out}");
+    assert!(!out.contains(&secret_sha), "{out}");
+
+    // Inside the root with a wrong digest: the manifest's digest only.
+    let (c, out) = case(
+        file(&models.join("good.bin")),
+        &guess,
+        &["--allow-file-root", root],
+    );
+    assert_eq!(c, 1, "{out}");
+    assert!(
+        out.contains(&format!("sha256 mismatch: expected {guess}")),
+        "{out}"
+    );
+    assert!(!out.contains(&sha(b"good weights")), "{out}");
+
+    // Inside the root with the right digest: deployed.
+    let (c, out) = case(
+        file(&models.join("good.bin")),
+        &sha(b"good weights"),
+        &["--allow-file-root", root],
+    );
+    assert_eq!(c, 0, "{out}");
+
+    let missing = files.path().join("nope");
+    let out = f.once(&["--allow-file-root", missing.to_str().unwrap()]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--allow-file-root"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_hand_edited_routing_json_is_drift_and_repaired() {
+    let f = Fixture::new();
+    let d = f.start(&[]);
+    d.eventually("initial deploy", || {
+        f.deployed("production", "alpha").as_deref() == Some("1")
+    });
+    let routing = f.deploy_dir("production", "alpha").join("routing.json");
+    let good = std::fs::read_to_string(&routing).unwrap();
+    let edited = good.replace("\"traffic\": 100", "\"traffic\": 50");
+    assert_ne!(edited, good);
+    // Replaced whole (as an editor saves), so the daemon never reads half a file.
+    let tmp = routing.with_extension("edit");
+    std::fs::write(&tmp, &edited).unwrap();
+    std::fs::rename(&tmp, &routing).unwrap();
+    let repaired = || -> bool {
+        let events: Vec<Value> =
+            serde_json::from_str(&d.get("/api/v1/events?kind=repaired&model=alpha").1).unwrap();
+        events.iter().any(|e| {
+            e["environment"] == "production"
+                && e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("routing.json differs from the deployed release")
+        })
+    };
+    d.eventually("a repair of routing.json", repaired);
+    d.eventually("routing.json restored", || {
+        std::fs::read_to_string(&routing).is_ok_and(|s| s == good)
+    });
+    d.eventually("synced again", || {
+        model_view(&d.status(), "production", "alpha")["sync"] == "synced"
+    });
+}
+
+#[test]
+fn idle_connections_do_not_starve_healthz_or_the_controller() {
+    let f = Fixture::new();
+    // 128 open files in all: 300 idle clients would use them up without a connection cap.
+    let d = Daemon::spawn_with(&serve_args(&f, "200ms", &[]), &[], "127.0.0.1:0", Some(128));
+    d.eventually("initial deploy", || {
+        f.deployed("staging", "alpha").as_deref() == Some("2")
+    });
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            let a = d.addr.parse().unwrap();
+            std::net::TcpStream::connect_timeout(&a, Duration::from_secs(10)).unwrap()
+        })
+        .collect();
+    d.eventually("/healthz answers beside 300 idle connections", || {
+        d.get("/healthz").0 == 200
+    });
+    f.stage("alpha", "3", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.commit_all("alpha 3 to staging");
+    d.eventually("alpha 3 deployed", || {
+        f.deployed("staging", "alpha").as_deref() == Some("3")
+    });
+    let head = f.repo.head();
+    d.eventually("status at the new head", || {
+        d.status()["head"] == head.as_str()
+    });
+    assert!(!d.log().contains("not found"), "{}", d.log());
+    drop(idle);
+}
+
+/// Wait for a process that should exit by itself; kill it (and fail) past 30 s.
+fn exits_within(mut child: Child) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    panic!("{:?} did not exit", child.wait_with_output().unwrap());
+}
+
+#[test]
+fn the_api_token_guards_the_api_and_a_public_listen_needs_one() {
+    let f = Fixture::new();
+    let d = Daemon::spawn(
+        &serve_args(&f, "200ms", &[]),
+        &[("BATON_API_TOKEN", "t0ken")],
+    );
+    for path in ["/api/v1/status", "/api/v1/events"] {
+        assert_eq!(d.get(path).0, 401, "{path}");
+        assert_eq!(d.get_with(path, &[("Authorization", "Bearer nope")]).0, 401);
+        assert_eq!(d.get_with(path, &[("Authorization", "t0ken")]).0, 401);
+        assert_eq!(
+            d.get_with(path, &[("Authorization", "Bearer t0ken")]).0,
+            200
+        );
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(d.get(path).0, 200, "{path} stays open");
+    }
+    let (_, body) = d.get_with("/api/v1/status", &[("Authorization", "Bearer t0ken")]);
+    let s: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["head"], f.repo.head());
+    drop(d);
+
+    // A public address without a token: refused at start.
+    let state = tempfile::tempdir().unwrap();
+    let public = |extra: &[&str]| {
+        let mut args = vec![
+            "--repo",
+            f.repo.path().to_str().unwrap(),
+            "serve",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:0",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(args)
+            .env_remove("BATON_API_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = exits_within(public(&[]));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not a loopback address")
+            && err.contains("BATON_API_TOKEN")
+            && err.contains("--insecure-listen"),
+        "{err}"
+    );
+    assert!(
+        !state.path().join("state.json").exists(),
+        "refused before any pass"
+    );
+
+    // With --insecure-listen it serves, loudly; with a token it serves quietly.
+    let args = serve_args(&f, "200ms", &["--insecure-listen"]);
+    let d = Daemon::spawn_with(&args, &[], "0.0.0.0:0", None);
+    assert_eq!(d.get("/api/v1/status").0, 200);
+    assert!(d.log().contains("WITHOUT AUTHENTICATION"), "{}", d.log());
+    drop(d);
+    let d = Daemon::spawn_with(
+        &serve_args(&f, "200ms", &[]),
+        &[("BATON_API_TOKEN", "t0ken")],
+        "0.0.0.0:0",
+        None,
+    );
+    assert_eq!(d.get("/api/v1/status").0, 401);
+    assert_eq!(d.get("/healthz").0, 200);
+    assert!(!d.log().contains("WITHOUT AUTHENTICATION"));
+}
+
+#[test]
+fn status_from_the_state_dir_alone_outside_a_repository() {
+    let f = Fixture::new();
+    assert_eq!(code(&f.once(&[])), 0);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let dir = f.state.to_str().unwrap();
+    let out = common::baton(&["status", "--state-dir", dir], elsewhere.path());
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("registry not read"), "{text}");
+    assert!(text.contains("environment production"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("alpha") && l.contains("synced") && l.contains("healthy")),
+        "{text}"
+    );
+
+    let out = common::baton(
+        &["--format", "json", "status", "--state-dir", dir],
+        elsewhere.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["revision"], Value::Null);
+    assert_eq!(v["head"], f.repo.head());
+    assert_eq!(
+        model_view(&v, "production", "alpha")["deployed"][0]["version"],
+        "1"
+    );
+
+    // An explicit revision needs a repository; a missing state dir is an error.
+    let out = common::baton(
+        &["status", "--rev", "HEAD~1", "--state-dir", dir],
+        elsewhere.path(),
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let nope = elsewhere.path().join("nope");
+    let out = common::baton(
+        &["status", "--state-dir", nope.to_str().unwrap()],
+        elsewhere.path(),
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    // Without --state-dir, outside a repository is an error as before.
+    let out = common::baton(&["status"], elsewhere.path());
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
+
+#[test]
+fn status_with_a_broken_policy_at_head_shows_the_state_dir() {
+    let f = Fixture::new();
+    assert_eq!(code(&f.once(&[])), 0);
+    f.repo.write("baton.yaml", "version: 1\nstages: [\n");
+    f.repo.commit_all("broken policy");
+    let dir = f.state.to_str().unwrap();
+    let out = f.repo.baton(&["status", "--state-dir", dir]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("baton.yaml"), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("registry not read"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("beta") && l.contains("synced")),
+        "{text}"
+    );
+    let out = f
+        .repo
+        .baton(&["--format", "json", "status", "--state-dir", dir]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        model_view(&v, "staging", "beta")["deployed"][0]["version"],
+        "2"
+    );
 }

@@ -1,11 +1,12 @@
-//! `baton serve`: the controller daemon (docs/daemon.md). Resolves the repository and state dir,
-//! sets up logging, and runs `baton::daemon` (`--once` for a single pass).
+//! `baton serve`: the controller daemon (docs/daemon.md). Resolves the repository, state dir
+//! and limits, sets up logging, and runs `baton::daemon` (`--once` for a single pass).
 
 use super::context::print_json;
 use super::{Context, Format, Outcome};
 use anyhow::{Context as _, Result};
 use baton::check::approvals::github::DEFAULT_API_URL;
 use baton::check::{GithubSource, Pull};
+use baton::daemon::artifact::ArtifactLimits;
 use baton::daemon::{ControllerConfig, ServeConfig};
 use std::path::PathBuf;
 
@@ -45,6 +46,19 @@ pub struct Args {
     /// GitHub API base; pagination follows links on its origin only.
     #[arg(long, env = "GITHUB_API_URL", value_name = "URL", default_value = DEFAULT_API_URL)]
     pub github_api_url: String,
+    /// Largest artifact read or downloaded (bytes, or with a unit: 512MiB, 20GiB).
+    #[arg(long, value_name = "SIZE", default_value = "20GiB", value_parser = parse_size)]
+    pub max_artifact_size: u64,
+    /// A folder `file://` artifacts may be read from (repeatable; none: file:// is refused).
+    #[arg(long = "allow-file-root", value_name = "DIR")]
+    pub allow_file_root: Vec<PathBuf>,
+    /// Serve a non-loopback --listen address without BATON_API_TOKEN (logs a warning).
+    #[arg(long)]
+    pub insecure_listen: bool,
+}
+
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    baton::daemon::artifact::parse_size(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -121,6 +135,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             trust: args.trust.clone(),
             fetch_timeout: std::time::Duration::from_secs(60),
             github,
+            artifacts: ArtifactLimits::new(args.max_artifact_size, &args.allow_file_root)?,
         },
         url: args.url.clone(),
         state_dir,
@@ -129,6 +144,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         webhook_secret: std::env::var("BATON_WEBHOOK_SECRET")
             .ok()
             .filter(|s| !s.is_empty()),
+        api_token: std::env::var("BATON_API_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        insecure_listen: args.insecure_listen,
     };
     if !cfg.once {
         baton::daemon::serve(cfg).context("baton serve")?;

@@ -2,7 +2,7 @@
 //! holds), derive each environment's intent, plan against the target, apply, and publish.
 
 use super::admission::{self, Ancestry};
-use super::artifact::{Fetcher, TreeCache};
+use super::artifact::{ArtifactLimits, Fetcher, TreeCache};
 use super::events::{Event, EventKind, EventLog};
 use super::gate::{self, HoldKind};
 use super::health;
@@ -57,6 +57,8 @@ pub struct ControllerConfig {
     pub fetch_timeout: Duration,
     /// `--github owner/repo`: count the reviews of the pull request each commit came from.
     pub github: Option<crate::check::GithubSource>,
+    /// Size caps and `file://` roots of artifact reads.
+    pub artifacts: ArtifactLimits,
 }
 
 /// The result of one pass.
@@ -188,7 +190,11 @@ impl Controller {
         let r = self
             .repo
             .find_reference(&name)
-            .map_err(|_| ControllerError::NoBranch(self.cfg.branch.clone()))?;
+            .map_err(|e| match e.code() {
+                git2::ErrorCode::NotFound => ControllerError::NoBranch(self.cfg.branch.clone()),
+                // Not "not found": say what failed (out of file descriptors, permissions...).
+                _ => ControllerError::Git(e),
+            })?;
         Ok(r.peel_to_commit()?.id())
     }
 
@@ -788,6 +794,7 @@ impl Controller {
                     repo: &self.repo,
                     timeout: self.cfg.fetch_timeout,
                     trees: &self.trees,
+                    limits: &self.cfg.artifacts,
                 };
                 let t = &mut self.targets.get_mut(env).expect("target built").1;
                 let result = t
@@ -818,7 +825,9 @@ impl Controller {
                             .as_ref()
                             .map(|t| t.0)
                             .unwrap_or(health::DEFAULT_TIMEOUT);
-                        if let Err(reason) = health::run(&h.command, &he, &self.dir.root, timeout) {
+                        if let Err(reason) = health::run(&h.command, &he, &self.dir.root, timeout)
+                            .map_err(|e| e.to_string())
+                        {
                             self.events.push(
                                 Event::new(
                                     EventKind::HealthFailed,
@@ -1119,5 +1128,50 @@ impl Controller {
     /// Every environment's target root, for the startup message.
     pub fn deploy_dir(&self) -> PathBuf {
         self.dir.deploy_dir()
+    }
+
+    /// The earliest moment still ahead at which a pass can change something without a new
+    /// commit: a waiting hold's `until` (window opening, end of a soak), a failed switch's
+    /// retry (`next_at`; health failures are not retried), a deploy window the status waits
+    /// for. The runner sleeps until then when it comes before the next resync.
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        let now = Utc::now();
+        let holds = self.state.held.values().filter_map(|h| h.until);
+        let retries = self
+            .state
+            .environments
+            .values()
+            .flat_map(|e| e.values())
+            .filter_map(|m| m.failure.as_ref())
+            .filter(|f| !f.health)
+            .map(|f| f.next_at);
+        let windows = self
+            .status
+            .environments
+            .iter()
+            .flat_map(|e| e.models.iter())
+            .filter_map(|m| m.waiting_until);
+        holds
+            .chain(retries)
+            .chain(windows)
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// Start again from `state.json` after a pass panicked: the in-memory state may be half
+    /// updated (holds taken out, caches half filled), the file is the last consistent state.
+    /// Like a restart, the next pass re-judges from there and repairs the targets.
+    pub fn recover(&mut self) -> Result<(), ControllerError> {
+        self.state = self.dir.load()?.unwrap_or_default();
+        self.loader = Loader::new();
+        self.judge = check::Judge::new();
+        self.targets.clear();
+        self.errors.clear();
+        self.seen = None;
+        self.cache = None;
+        self.head_cache = None;
+        self.trees = Default::default();
+        self.saved = None;
+        Ok(())
     }
 }

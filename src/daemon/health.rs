@@ -1,12 +1,27 @@
-//! The environment's health command, run after a switch with `sh -c` and a timeout:
-//! non-zero exit, a signal or the timeout make the new version unhealthy.
+//! The environment's health command, run after a switch with `sh -c` in its own process group:
+//! output drained while it runs, the whole group killed at the timeout and after it exits.
 
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
 
 /// Default timeout when the policy sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes of each output stream kept while draining it (the rest is read and dropped).
+pub const TAIL_BYTES: usize = 4096;
+
+/// Characters of output quoted in a failure's reason.
+pub const TAIL_CHARS: usize = 200;
+
+/// How long to wait for the output pipes to close once the process group is gone. A process
+/// that left the group (`setsid`) may hold them open; its reader thread is then left behind.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// What the command is told about the switch.
 pub struct HealthEnv<'a> {
@@ -17,8 +32,127 @@ pub struct HealthEnv<'a> {
     pub sha256: &'a str,
 }
 
-/// Run `command`; `Err` says why it is unhealthy (exit status and the tail of its output).
-pub fn run(command: &str, e: &HealthEnv, cwd: &Path, timeout: Duration) -> Result<(), String> {
+/// Why a version is unhealthy. `tail` is the end of the command's stderr (of its stdout when
+/// stderr was empty), cut on a character boundary.
+#[derive(Debug, Error)]
+pub enum HealthError {
+    #[error("health command could not start: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("health command exited with {code}{}", suffix(.tail))]
+    Exited { code: i32, tail: String },
+    #[error("health command was killed by signal {signal}{}", suffix(.tail))]
+    Signalled { signal: i32, tail: String },
+    #[error("health command timed out after {}{}", humantime::format_duration(*.after), suffix(.tail))]
+    TimedOut { after: Duration, tail: String },
+    #[error("health command: {0}")]
+    Wait(#[source] std::io::Error),
+}
+
+fn suffix(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {tail}")
+    }
+}
+
+/// The last [`TAIL_BYTES`] bytes written to one stream, shared with its reader thread.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+        if self.0.len() > 2 * TAIL_BYTES {
+            let cut = self.0.len() - TAIL_BYTES;
+            self.0.drain(..cut);
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.0[self.0.len().saturating_sub(TAIL_BYTES)..]
+    }
+}
+
+/// The end of `bytes` as text: at most [`TAIL_CHARS`] characters, trimmed, never split inside
+/// a character (a partial character at the front of the kept bytes is dropped).
+pub fn tail_text(bytes: &[u8]) -> String {
+    // Skip UTF-8 continuation bytes at the start: the byte window may begin mid-character.
+    let start = bytes
+        .iter()
+        .take(3)
+        .take_while(|b| (**b & 0xC0) == 0x80)
+        .count();
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    let text = text.trim();
+    let n = text.chars().count();
+    if n <= TAIL_CHARS {
+        return text.to_owned();
+    }
+    let (cut, _) = text
+        .char_indices()
+        .nth(n - TAIL_CHARS)
+        .expect("n > TAIL_CHARS characters");
+    format!("…{}", text[cut..].trim_start())
+}
+
+/// Read `r` to its end, keeping the tail; says `()` on `done` when the pipe closed.
+fn drain(mut r: impl Read + Send + 'static, done: mpsc::Sender<()>) -> Arc<Mutex<Tail>> {
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let t = tail.clone();
+    // Without a thread the pipe is closed at once: the command then gets EPIPE or SIGPIPE
+    // when it writes, which it reports as a failure.
+    let _ = std::thread::Builder::new()
+        .name("health-output".into())
+        .spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => t.lock().unwrap_or_else(|p| p.into_inner()).push(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            let _ = done.send(());
+        });
+    tail
+}
+
+/// Kill every process of the group `pgid` (the command and whatever it started).
+fn kill_group(pgid: i32) {
+    // SAFETY: killpg only sends a signal; a group that no longer exists gives ESRCH.
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+    }
+}
+
+/// Wait, without reaping, until the process `pid` has exited: while it is a zombie its id
+/// (and so its process group id) cannot be reused, so killing the group after this is safe.
+fn wait_exited(pid: i32) -> std::io::Result<()> {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Run `command`; `Err` says why the version is unhealthy.
+pub fn run(command: &str, e: &HealthEnv, cwd: &Path, timeout: Duration) -> Result<(), HealthError> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -29,41 +163,64 @@ pub fn run(command: &str, e: &HealthEnv, cwd: &Path, timeout: Duration) -> Resul
         .env("BATON_ARTIFACT", e.artifact)
         .env("BATON_SHA256", e.sha256)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
-        .map_err(|err| format!("health command could not start: {err}"))?;
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                if status.success() {
-                    return Ok(());
-                }
-                let mut tail = String::new();
-                if let Some(mut s) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = s.read_to_string(&mut tail);
-                }
-                let tail = tail.trim();
-                let tail = &tail[tail.len().saturating_sub(200)..];
-                return Err(match status.code() {
-                    Some(c) if tail.is_empty() => format!("health command exited with {c}"),
-                    Some(c) => format!("health command exited with {c}: {tail}"),
-                    None => "health command was killed by a signal".to_owned(),
-                });
-            }
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
+        .map_err(HealthError::Spawn)?;
+    let pgid = child.id() as i32;
+    let (done_tx, done_rx) = mpsc::channel();
+    let out = child.stdout.take().map(|s| drain(s, done_tx.clone()));
+    let err = child.stderr.take().map(|s| drain(s, done_tx.clone()));
+    drop(done_tx);
+
+    let (exit_tx, exit_rx) = mpsc::channel();
+    let waiter = std::thread::Builder::new()
+        .name("health-wait".into())
+        .spawn(move || {
+            let _ = exit_tx.send(wait_exited(pgid));
+        });
+    let timed_out = match waiter {
+        Ok(_) => match exit_rx.recv_timeout(timeout) {
+            Ok(Ok(())) => false,
+            Ok(Err(err)) => {
+                kill_group(pgid);
                 let _ = child.wait();
-                return Err(format!(
-                    "health command timed out after {}",
-                    humantime::format_duration(timeout)
-                ));
+                return Err(HealthError::Wait(err));
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(err) => return Err(format!("health command: {err}")),
+            Err(_) => true,
+        },
+        Err(err) => {
+            kill_group(pgid);
+            let _ = child.wait();
+            return Err(HealthError::Wait(err));
         }
+    };
+    // The command exited (or ran out of time): nothing it started outlives it.
+    kill_group(pgid);
+    let status = child.wait().map_err(HealthError::Wait)?;
+    for _ in out.iter().chain(err.iter()) {
+        if done_rx.recv_timeout(DRAIN_GRACE).is_err() {
+            break;
+        }
+    }
+    let tail = [&err, &out]
+        .into_iter()
+        .flatten()
+        .map(|t| tail_text(t.lock().unwrap_or_else(|p| p.into_inner()).bytes()))
+        .find(|t| !t.is_empty())
+        .unwrap_or_default();
+    if timed_out {
+        return Err(HealthError::TimedOut {
+            after: timeout,
+            tail,
+        });
+    }
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(code), _) => Err(HealthError::Exited { code, tail }),
+        (None, Some(signal)) => Err(HealthError::Signalled { signal, tail }),
+        (None, None) => Err(HealthError::Signalled { signal: 0, tail }),
     }
 }
 
@@ -81,23 +238,134 @@ mod tests {
         }
     }
 
+    /// True once `pid` is gone or a zombie (killed, waiting to be reaped by init).
+    fn dead(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(s) => s
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    fn eventually_dead(pid: &str) -> bool {
+        for _ in 0..500 {
+            if dead(pid) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     #[test]
     fn passes_env_and_reports_failures() {
         let d = tempfile::tempdir().unwrap();
         let e = env(d.path());
-        assert!(run(
+        run(
             "test \"$BATON_MODEL@$BATON_VERSION\" = m@2",
             &e,
             d.path(),
-            DEFAULT_TIMEOUT
+            DEFAULT_TIMEOUT,
         )
-        .is_ok());
+        .unwrap();
         let err = run("echo broken >&2; exit 3", &e, d.path(), DEFAULT_TIMEOUT).unwrap_err();
         assert!(
-            err.contains("exited with 3") && err.contains("broken"),
-            "{err}"
+            matches!(&err, HealthError::Exited { code: 3, tail } if tail == "broken"),
+            "{err:?}"
         );
+        assert_eq!(err.to_string(), "health command exited with 3: broken");
         let err = run("sleep 5", &e, d.path(), Duration::from_millis(50)).unwrap_err();
-        assert!(err.contains("timed out"), "{err}");
+        assert!(matches!(err, HealthError::TimedOut { .. }), "{err:?}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        let err = run("echo only stdout; exit 1", &e, d.path(), DEFAULT_TIMEOUT).unwrap_err();
+        assert_eq!(err.to_string(), "health command exited with 1: only stdout");
+        let err = run("kill -9 $$", &e, d.path(), DEFAULT_TIMEOUT).unwrap_err();
+        assert!(
+            matches!(err, HealthError::Signalled { signal: 9, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_multibyte_character_at_the_cut_is_not_split() {
+        // 300 two-byte characters and one ASCII byte: a cut 200 bytes from the end falls
+        // inside a character (where the old byte slicing panicked).
+        let text = format!("{}x", "é".repeat(300));
+        let bytes = text.as_bytes();
+        assert!(!text.is_char_boundary(bytes.len() - TAIL_CHARS));
+        let t = tail_text(bytes);
+        assert!(t.ends_with("éx") && t.starts_with('…'), "{t}");
+        assert_eq!(t.chars().count(), TAIL_CHARS + 1);
+        // A byte window that starts inside a character drops the partial one.
+        assert_eq!(tail_text(&"aé€b".as_bytes()[2..]), "€b");
+        assert_eq!(tail_text(&"€b".as_bytes()[1..]), "b");
+
+        let d = tempfile::tempdir().unwrap();
+        let e = env(d.path());
+        let cmd =
+            "i=0; while [ $i -lt 300 ]; do printf 'é' >&2; i=$((i+1)); done; printf x >&2; exit 4";
+        let err = run(cmd, &e, d.path(), DEFAULT_TIMEOUT).unwrap_err();
+        match err {
+            HealthError::Exited { code: 4, tail } => {
+                assert!(tail.ends_with("éééx"), "{tail}");
+                assert_eq!(tail.chars().count(), TAIL_CHARS + 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn more_than_a_pipe_buffer_of_output_is_not_a_timeout() {
+        let d = tempfile::tempdir().unwrap();
+        let e = env(d.path());
+        // 200 KB on stderr and on stdout: far more than the 64 KiB a pipe holds.
+        let noisy = "head -c 200000 /dev/zero | tr '\\0' e >&2; head -c 200000 /dev/zero";
+        run(
+            &format!("{noisy}; exit 0"),
+            &e,
+            d.path(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let err = run(
+            &format!("{noisy}; echo done >&2; exit 5"),
+            &e,
+            d.path(),
+            Duration::from_secs(60),
+        )
+        .unwrap_err();
+        match err {
+            HealthError::Exited { code: 5, tail } => {
+                assert!(tail.ends_with("eeedone"), "{tail}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn children_holding_the_pipes_do_not_wedge_it_and_are_killed() {
+        let d = tempfile::tempdir().unwrap();
+        let e = env(d.path());
+        let pidfile = d.path().join("bg.pid");
+        // The background sleep inherits stdout and stderr and would hold them for 100 s.
+        let cmd = format!(
+            "sleep 100 & echo $! > {}; echo failing >&2; exit 1",
+            pidfile.display()
+        );
+        let err = run(&cmd, &e, d.path(), Duration::from_secs(60)).unwrap_err();
+        assert!(
+            matches!(&err, HealthError::Exited { code: 1, tail } if tail == "failing"),
+            "{err:?}"
+        );
+        let bg = std::fs::read_to_string(&pidfile).unwrap();
+        assert!(eventually_dead(bg.trim()), "background child {bg} survived");
+
+        // At the timeout the whole group goes, not only `sh`.
+        let cmd = format!("sleep 100 & echo $! > {}; sleep 100", pidfile.display());
+        let err = run(&cmd, &e, d.path(), Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(err, HealthError::TimedOut { .. }), "{err:?}");
+        let bg = std::fs::read_to_string(&pidfile).unwrap();
+        assert!(eventually_dead(bg.trim()), "background child {bg} survived");
     }
 }

@@ -1,24 +1,68 @@
 //! Reading a state dir from outside the daemon (`baton status --state-dir`): desired state at
-//! a revision, what each target runs on disk, and the daemon's own reasons from status.json.
+//! a revision, what each target runs on disk, and the daemon's own reasons from status.json;
+//! or the state dir alone, when there is no repository or its head does not parse.
 
+use super::gate::HoldKind;
 use super::plan::in_place;
 use super::release::{releases_of, Release};
-use super::state::{read_json, StateError};
+use super::state::{read_json, PersistedState, StateError};
 use super::target::{self, Observed};
-use super::view::{self, EnvironmentView, ModelView, StatusView, Sync};
+use super::view::{self, EnvironmentView, HeldView, ModelView, StatusView, Sync};
 use crate::registry::desired::desired_state;
 use crate::registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+fn ensure_dir(state_dir: &Path) -> Result<(), StateError> {
+    if state_dir.is_dir() {
+        return Ok(());
+    }
+    Err(StateError::Io {
+        path: state_dir.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such state dir"),
+    })
+}
+
+/// What the state dir alone says: the daemon's last published status (`status.json`), or,
+/// before it wrote one, the head and holds of `state.json`. Neither is an error: not a
+/// baton state dir.
+pub fn from_state_dir(state_dir: &Path) -> Result<StatusView, StateError> {
+    ensure_dir(state_dir)?;
+    if let Some(s) = read_json::<StatusView>(&state_dir.join("status.json"))? {
+        return Ok(s);
+    }
+    let path = state_dir.join("state.json");
+    let Some(st) = read_json::<PersistedState>(&path)? else {
+        return Err(StateError::Corrupt {
+            path: state_dir.to_path_buf(),
+            message: "no status.json or state.json here (has `baton serve` run on it?)".into(),
+        });
+    };
+    Ok(StatusView {
+        branch: st.branch,
+        registry: st.registry,
+        head: st.head,
+        held: st
+            .held
+            .into_iter()
+            .map(|(model, h)| HeldView {
+                model,
+                kind: match h.kind {
+                    HoldKind::Blocked => "blocked".into(),
+                    HoldKind::Waiting => "waiting".into(),
+                },
+                baseline: h.baseline,
+                reasons: h.reasons,
+                until: h.until,
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
 /// What `baton status --state-dir DIR` shows, for the registry `reg`.
 pub fn inspect(reg: &Registry, state_dir: &Path) -> Result<StatusView, StateError> {
-    if !state_dir.is_dir() {
-        return Err(StateError::Io {
-            path: state_dir.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such state dir"),
-        });
-    }
+    ensure_dir(state_dir)?;
     let daemon: Option<StatusView> = read_json(&state_dir.join("status.json"))?;
     let commit = reg.commit.to_string();
     let mut envs = Vec::new();

@@ -1,8 +1,9 @@
-//! The controller behind `baton serve` (SPEC §5): watch the branch, re-check what landed per
-//! model, and reconcile each environment's target to the committed stages, crash-safely.
+//! The controller behind `baton serve` (docs/daemon.md): watch the branch, re-check what landed
+//! per model, and reconcile each environment's target to the committed stages, crash-safely.
 //!
 //! Pure core: [`plan`] (steps from intent vs observed), [`gate`] (holds from a gates report),
-//! edges: [`target`] (local), [`artifact`], [`watch`], [`http`], [`state`].
+//! the loop: [`runner`]; admission: [`admission`]; edges: [`target`] (local), [`artifact`],
+//! [`watch`], [`http`], [`state`], [`health`].
 
 pub mod admission;
 pub mod artifact;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod plan;
 pub mod release;
 pub mod run;
+pub mod runner;
 pub mod state;
 pub mod target;
 pub mod view;

@@ -1,15 +1,16 @@
-//! Running the daemon: lock the state dir, clone for `--url`, run the controller on its own
-//! thread (woken by ref changes, webhooks and the resync timer), serve HTTP, stop on signals.
+//! Wiring the daemon: refuse an unauthenticated non-loopback listen, lock the state dir, clone
+//! for `--url`, start the watcher, the controller thread ([`super::runner`]) and HTTP; stop.
 
 use super::controller::{Controller, ControllerConfig, ControllerError};
 use super::events::{Event, EventKind};
-use super::http::{self, Published, Shared};
+use super::http::{self, ApiToken, Published, Shared};
+use super::runner::{self, Alive, Live, Settings};
 use super::state::{StateDir, StateError};
 use super::view::{StatusView, Sync};
 use super::watch::{self, Trigger, WatchError};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
@@ -23,6 +24,10 @@ pub struct ServeConfig {
     pub listen: String,
     pub once: bool,
     pub webhook_secret: Option<String>,
+    /// `BATON_API_TOKEN`: `/api/*` needs `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+    /// `--insecure-listen`: serve a non-loopback `--listen` without a token (with a warning).
+    pub insecure_listen: bool,
 }
 
 /// Errors that stop the daemon from starting (exit 2).
@@ -36,6 +41,8 @@ pub enum ServeError {
     Watch(#[from] WatchError),
     #[error("--listen {addr}: {message}")]
     Listen { addr: String, message: String },
+    #[error("--listen {addr} is not a loopback address and BATON_API_TOKEN is not set: set it to require `Authorization: Bearer <token>` on /api/*, or pass --insecure-listen to serve status and events to anyone who can reach the address")]
+    Insecure { addr: String },
     #[error("runtime: {0}")]
     Runtime(String),
 }
@@ -91,25 +98,68 @@ pub fn once(cfg: &ServeConfig) -> Result<OnceReport, ServeError> {
 /// Few malloc arenas: the controller is one thread, HTTP a couple; fewer arenas, less RSS.
 fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before the other threads start.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
-/// Give memory freed by a pass (parsed manifests, JSON buffers) back to the OS.
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Raise the soft limit on open files to the hard limit (as Go's runtime does at start) and
+/// return the limit in force: the HTTP server's connection cap is sized from it.
+fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit read and write a plain struct for this process.
     unsafe {
-        libc::malloc_trim(0);
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                r.rlim_cur = r.rlim_max;
+            }
+        }
+        r.rlim_cur as u64
     }
+}
+
+/// True when every address `listen` names is a loopback address.
+pub fn is_loopback(listen: &str) -> Result<bool, ServeError> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = listen
+        .to_socket_addrs()
+        .map_err(|e| ServeError::Listen {
+            addr: listen.to_owned(),
+            message: e.to_string(),
+        })?
+        .collect();
+    Ok(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()))
 }
 
 /// Run until SIGTERM / SIGINT. Prints `deploying to DIR` and `listening on http://ADDR`.
 pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     limit_arenas();
+    let nofile = raise_fd_limit();
+    let token = cfg.api_token.as_deref().map(ApiToken::new);
+    if token.is_none() && !is_loopback(&cfg.listen)? {
+        if !cfg.insecure_listen {
+            return Err(ServeError::Insecure {
+                addr: cfg.listen.clone(),
+            });
+        }
+        tracing::warn!(
+            "--insecure-listen: serving {} WITHOUT AUTHENTICATION on a non-loopback address; \
+             anyone who can reach it reads status and events. Set BATON_API_TOKEN to require a token.",
+            cfg.listen
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let mut ctrl = open(&cfg, stop.clone())?;
     let (tx, rx) = mpsc::channel::<Trigger>();
+    let alive = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
         published: Mutex::new(Published::default()),
         events: ctrl.events.ring.clone(),
@@ -117,6 +167,8 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         secret: cfg.webhook_secret.clone().map(String::into_bytes),
         branch: cfg.controller.branch.clone(),
         remote: cfg.url.is_some(),
+        alive: alive.clone(),
+        api_token: token,
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -134,10 +186,10 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         .local_addr()
         .map_err(|e| ServeError::Runtime(e.to_string()))?;
 
-    // Local repositories: notify on ref files; the resync timer is the polling fallback.
+    // Local repositories: notify on the branch's ref files; the resync timer is the fallback.
     let _watcher = if cfg.url.is_none() {
         let repo = crate::repo::open(&cfg.controller.repo).map_err(ControllerError::from)?;
-        match watch::watch_refs(repo.path(), repo.commondir(), tx.clone()) {
+        match watch::watch_refs(repo.commondir(), &cfg.controller.branch, tx.clone()) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("{e}; falling back to polling every --interval");
@@ -166,106 +218,49 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         ),
     ));
 
-    let interval = cfg.controller.interval;
-    let url = cfg.url.clone();
-    let clone = cfg.controller.repo.clone();
-    let branch = cfg.controller.branch.clone();
-    let pub_shared = shared.clone();
+    let settings = Settings {
+        interval: cfg.controller.interval,
+        remote: cfg.url.is_some(),
+    };
+    let mut live = Live {
+        ctrl,
+        shared: shared.clone(),
+        clone: cfg
+            .url
+            .as_ref()
+            .map(|_| (cfg.controller.repo.clone(), cfg.controller.branch.clone())),
+    };
     let ctl_stop = stop.clone();
+    let running = Alive::new(alive);
     let worker = std::thread::Builder::new()
         .name("controller".into())
         .spawn(move || {
-            let mut errors = 0u32;
-            let mut wait = Duration::ZERO;
-            let mut first = true;
-            loop {
-                let mut fetch_now = first && url.is_some();
-                match rx.recv_timeout(wait) {
-                    Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-                    Ok(Trigger::Fetch) => fetch_now = true,
-                    Ok(Trigger::Changed) => {}
-                    Err(RecvTimeoutError::Timeout) => fetch_now |= url.is_some(),
-                }
-                // Coalesce a burst into one pass over the newest head.
-                while let Ok(t) = rx.try_recv() {
-                    match t {
-                        Trigger::Stop => ctl_stop.store(true, Ordering::SeqCst),
-                        Trigger::Fetch => fetch_now = true,
-                        Trigger::Changed => {}
-                    }
-                }
-                if ctl_stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if fetch_now && !first {
-                    if let Err(e) = watch::fetch(&clone, &branch) {
-                        ctrl.events
-                            .push(Event::new(EventKind::Failed, format!("fetch: {e}")));
-                    }
-                }
-                first = false;
-                match ctrl.reconcile() {
-                    Ok(_) => {
-                        errors = 0;
-                        wait = interval;
-                        if !ctrl.status.ready {
-                            ctrl.set_ready();
-                        }
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        wait = super::controller::backoff(interval, errors);
-                        ctrl.metrics.failures_total += 1;
-                        ctrl.events.push(Event::new(
-                            EventKind::Failed,
-                            format!(
-                                "reconcile: {e} (retry in {})",
-                                humantime::format_duration(wait)
-                            ),
-                        ));
-                    }
-                }
-                trim_heap();
-                {
-                    let mut p = pub_shared
-                        .published
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    p.status = ctrl.status.clone();
-                    p.metrics = ctrl.metrics.clone();
-                }
-                if ctl_stop.load(Ordering::SeqCst) {
-                    break;
-                }
-            }
-            ctrl.events
-                .push(Event::new(EventKind::Stopped, "baton serve stopped"));
+            let _running = running;
+            runner::run(&mut live, &rx, &ctl_stop, settings);
         })
         .map_err(|e| ServeError::Runtime(e.to_string()))?;
 
     let app = http::router(shared.clone());
+    let limits = http::Limits::for_fd_limit(nofile);
     let sig_stop = stop.clone();
     let sig_tx = tx.clone();
-    rt.block_on(async move {
-        let shutdown = async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
+    let shutdown = async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
                 _ = term.recv() => {},
+            },
+            Err(e) => {
+                tracing::error!("cannot handle SIGTERM ({e}); stopping on SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
             }
-            tracing::info!("signal received: finishing the step in flight");
-            sig_stop.store(true, Ordering::SeqCst);
-            let _ = sig_tx.send(Trigger::Stop);
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("http: {e}");
         }
-    });
+        tracing::info!("signal received: finishing the step in flight");
+        sig_stop.store(true, Ordering::SeqCst);
+        let _ = sig_tx.send(Trigger::Stop);
+    };
+    rt.block_on(http::serve(listener, app, limits, shutdown));
     let _ = tx.send(Trigger::Stop);
     let _ = worker.join();
     rt.shutdown_timeout(Duration::from_secs(1));
