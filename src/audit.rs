@@ -61,7 +61,7 @@ impl<'r> Approvals<'r> {
         })
     }
 
-    /// The approvals of each event (same order), counted like SPEC §3 signed approvals:
+    /// The approvals of each event (same order), counted like docs/approvals.md signed approvals:
     /// the commit carries `Baton-Approve: <model>@<version> -> <to>`, its SSH signature
     /// verifies against the allowed-signers file of the registry at the transition's first
     /// parent (its base), and it approved the manifest as it landed (not stale).

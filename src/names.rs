@@ -1,4 +1,4 @@
-//! Name rules of SPEC §1: model names are DNS labels, version labels are short file-safe tokens.
+//! Name rules of docs/registry-format.md: model names are DNS labels, version labels are short file-safe tokens.
 //! Also a natural ordering for version labels so that "10" sorts after "9".
 
 use std::cmp::Ordering;

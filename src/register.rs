@@ -135,7 +135,7 @@ pub fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-/// The manifest text of a newly registered version, in the field order of SPEC §1.1.
+/// The manifest text of a newly registered version, in the field order of docs/registry-format.md.
 /// Only the fields `register` sets are written: evidence and requires are added later by hand.
 pub fn render_manifest(m: &VersionManifest) -> String {
     let mut out = String::new();

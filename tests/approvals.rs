@@ -1,4 +1,4 @@
-//! Approvals (SPEC §3) and their security cases on real repositories with real SSH-signed
+//! Approvals (docs/approvals.md) and their security cases on real repositories with real SSH-signed
 //! commits: a PR cannot add its own signer or loosen its own rules; unsigned, unknown-key,
 //! stale, self-authored, duplicate and tampered approvals do not count. GitHub reviews come
 //! from a local HTTP server serving GitHub's documented JSON.

@@ -1,4 +1,4 @@
-//! `baton check` on real git repositories: each rule of SPEC §2 with a passing and a failing
+//! `baton check` on real git repositories: each rule of docs/gates.md with a passing and a failing
 //! pull request, exit codes, and the blocking summary the daemon relies on.
 
 mod common;

@@ -116,7 +116,7 @@ impl Fixture {
         self.repo.edit(&rel, &line, &format!("stage: {stage}"));
     }
 
-    /// A signed, empty approval commit by alice (SPEC §3).
+    /// A signed, empty approval commit by alice (docs/approvals.md).
     fn approve(&self, trailer: &str) {
         let key = self.alice.private.to_str().unwrap().to_owned();
         self.repo.git(&[
@@ -1023,7 +1023,7 @@ fn a_bad_head_deploys_nothing_new_until_fixed() {
 #[test]
 fn a_model_requiring_a_blocked_model_waits_for_it() {
     let f = Fixture::new();
-    // alpha 2 needs beta 2 beside it (SPEC §1.1 `requires`).
+    // alpha 2 needs beta 2 beside it (docs/registry-format.md `requires`).
     f.repo.edit(
         "models/alpha/versions/2.yaml",
         "created:",
@@ -2148,4 +2148,95 @@ fn status_with_a_broken_policy_at_head_shows_the_state_dir() {
         model_view(&v, "staging", "beta")["deployed"][0]["version"],
         "2"
     );
+}
+
+// ---------------------------------------------------------------- property: random histories
+
+/// Random sequences of unreviewed promotions, approvals, reverts and force-pushes, with a
+/// daemon pass after each step: production only ever runs alpha 1 (the trusted baseline) or a
+/// version whose promotion alice approved on the history the daemon accepted.
+#[test]
+fn random_promote_revert_approve_force_push_never_deploys_an_unapproved_version() {
+    let mut approved_deploys = 0;
+    for seed in [7u64, 1234, 99991] {
+        let f = Fixture::new();
+        assert_eq!(code(&f.once(&[])), 0);
+        let mut x = seed;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut history = vec![f.repo.head()];
+        let mut last_promoted: Option<String> = None;
+        for step in 0..10 {
+            match rnd(5) {
+                0 => {
+                    let v = ["2", "3"][rnd(2) as usize];
+                    for other in ["1", "2", "3"].iter().filter(|o| **o != v) {
+                        let rel = format!("models/alpha/versions/{other}.yaml");
+                        if f.repo.read(&rel).contains("stage: production") {
+                            f.stage("alpha", other, "archived");
+                        }
+                    }
+                    f.stage("alpha", v, "production");
+                    if !f.repo.git(&["status", "--porcelain"]).is_empty() {
+                        f.repo
+                            .commit_all(&format!("step {step}: alpha {v} to production"));
+                        last_promoted = Some(v.to_owned());
+                    }
+                }
+                1 | 4 => {
+                    if let Some(v) = &last_promoted {
+                        f.approve(&format!("alpha@{v} -> production"));
+                    }
+                }
+                2 => {
+                    if f.repo
+                        .git(&["log", "-1", "--format=%s"])
+                        .starts_with("step")
+                    {
+                        f.repo.git(&["revert", "--no-edit", "HEAD"]);
+                    }
+                }
+                _ => {
+                    let to = history[rnd(history.len() as u64) as usize].clone();
+                    f.repo.git(&["reset", "-q", "--hard", &to]);
+                }
+            }
+            history.push(f.repo.head());
+            let _ = f.once(&[]);
+            let st: Value =
+                serde_json::from_slice(&std::fs::read(f.state.join("state.json")).unwrap())
+                    .unwrap();
+            let accepted = st["head"].as_str().unwrap().to_owned();
+            let Some(v) = f.deployed("production", "alpha") else {
+                continue;
+            };
+            if v == "1" {
+                continue;
+            }
+            let signers = f.repo.path().join(".baton/allowed_signers");
+            let approvals = f.repo.git(&[
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &format!("gpg.ssh.allowedSignersFile={}", signers.display()),
+                "log",
+                "--format=%H %G? %(trailers:key=Baton-Approve,valueonly)",
+                &accepted,
+            ]);
+            let approved = approvals
+                .lines()
+                .any(|l| l.contains(" G ") && l.contains(&format!("alpha@{v} -> production")));
+            assert!(
+                approved,
+                "seed {seed} step {step}: production runs alpha {v} without an approval on the accepted history {accepted}\n{approvals}"
+            );
+            approved_deploys += 1;
+        }
+    }
+    // The histories also exercise the other half of the promise: approved changes deploy.
+    assert!(approved_deploys > 0, "no approved promotion ever deployed");
 }

@@ -1,5 +1,5 @@
 //! Synthetic registries for benchmarks and tests: a real git repository in a temp dir holding
-//! N models x V versions of valid SPEC §1 manifests, written with `git fast-import` (fast).
+//! N models x V versions of valid docs/registry-format.md manifests, written with `git fast-import` (fast).
 //!
 //! Use from a bench (or a test) with:
 //!
@@ -10,7 +10,7 @@
 //!
 //! let mut s = Synth::build(1_000, 10);          // 10,000 version manifests on branch `main`
 //! let base = s.head();                          // hex commit id of `main`
-//! // One commit on main changing one manifest (only `stage`/`traffic` move, SPEC §1.1):
+//! // One commit on main changing one manifest (only `stage`/`traffic` move, docs/registry-format.md):
 //! let c1 = s.set_stage(3, 1, "development");    // model #3, version "1" -> development
 //! // A PR-like branch off main: K models' staging version -> production as a canary
 //! // (`traffic: 10`), a valid one-step promotion per model; returns the branch head:
@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Layout (registry at the repository root, or under `Spec::root`):
-//! * `baton.yaml`: the SPEC §1.3 policy (development, staging, production [canary],
+//! * `baton.yaml`: the docs/registry-format.md policy (development, staging, production [canary],
 //!   archived [terminal]; groups; `policy_owners`; `signers`; staging and production
 //!   environments with local targets).
 //! * `.baton/allowed_signers`: `Spec::allowed_signers` (default: a comment line).
@@ -119,7 +119,7 @@ pub struct Synth {
     last_time: i64,
 }
 
-pub const POLICY: &str = r#"# synthetic registry policy (SPEC §1.3)
+pub const POLICY: &str = r#"# synthetic registry policy (docs/registry-format.md)
 version: 1
 stages:
   - name: development

@@ -1,4 +1,4 @@
-//! The gates engine (SPEC §2–§3): judge the change base...head, one verdict per gate per
+//! The gates engine (docs/gates.md, docs/approvals.md): judge the change base...head, one verdict per gate per
 //! transition. Shared by `baton check` (pre-merge) and the controller (what landed).
 
 pub mod approvals;

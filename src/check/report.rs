@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 /// One rule's judgement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
-    /// Rule name of SPEC §2: `schema`, `stage-order`, `immutable`, `exclusive`, `requires`,
+    /// Rule name of docs/gates.md: `schema`, `stage-order`, `immutable`, `exclusive`, `requires`,
     /// `metric`, `evidence`, `soak`, `window`, `approvals`, `policy-change`, `rollback`, `delete`.
     pub rule: String,
     pub passed: bool,

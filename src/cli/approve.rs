@@ -1,5 +1,5 @@
 //! `baton approve <model> <version> --stage <stage>` / `baton approve --policy`: make a signed
-//! empty approval commit (SPEC §3) with the user's own git signing configuration.
+//! empty approval commit (docs/approvals.md) with the user's own git signing configuration.
 
 use super::context::print_json;
 use super::{Context, Format, Outcome};

@@ -1,4 +1,4 @@
-//! `baton check --base REV [--head REV]`: judge a proposed change against the gates (SPEC §2).
+//! `baton check --base REV [--head REV]`: judge a proposed change against the gates (docs/gates.md).
 
 use super::{Context, Format, Outcome};
 use anyhow::{Context as _, Result};

@@ -1,4 +1,4 @@
-//! Command-line interface (SPEC §4): clap definitions, shared context, and exit codes.
+//! Command-line interface (docs/cli.md): clap definitions, shared context, and exit codes.
 //! One module per verb; each returns an [`Outcome`] or an error that exits with 2.
 
 mod context;

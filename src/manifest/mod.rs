@@ -1,4 +1,4 @@
-//! The registry's file formats (SPEC §1) as typed structs, and their parsers.
+//! The registry's file formats (docs/registry-format.md) as typed structs, and their parsers.
 //! Parsing is pure: bytes in, typed value or located [`Diagnostic`](crate::diag::Diagnostic) out.
 
 mod fast;

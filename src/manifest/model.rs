@@ -1,4 +1,4 @@
-//! `models/<model>/model.yaml`: a model's description and owners (SPEC §1.2).
+//! `models/<model>/model.yaml`: a model's description and owners (docs/registry-format.md).
 
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,7 @@ use super::{ModelManifest, Policy, VersionManifest};
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-/// SPEC §1: a manifest is at most 64 KiB.
+/// docs/registry-format.md: a manifest is at most 64 KiB.
 pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 
 /// Why a manifest did not parse; the location is 1-based when known.

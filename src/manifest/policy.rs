@@ -1,4 +1,4 @@
-//! `baton.yaml`: the registry's policy — stages and their gates, groups, environments (SPEC §1.3).
+//! `baton.yaml`: the registry's policy — stages and their gates, groups, environments (docs/registry-format.md).
 
 use super::serde_util::HumanDuration;
 use chrono::{NaiveTime, Weekday};

@@ -1,4 +1,4 @@
-//! `models/<model>/versions/<version>.yaml`: one registered model version (SPEC §1.1).
+//! `models/<model>/versions/<version>.yaml`: one registered model version (docs/registry-format.md).
 
 use super::small_map::SmallMap;
 use chrono::{DateTime, Utc};

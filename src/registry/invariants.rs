@@ -401,7 +401,7 @@ fn check_version(
     }
 }
 
-/// Rules for the versions of one model sharing `stage` (SPEC §2 `exclusive`): a deployed
+/// Rules for the versions of one model sharing `stage` (docs/gates.md `exclusive`): a deployed
 /// non-canary stage holds at most one; a canary stage splits traffic with exactly one
 /// version taking the remainder. Stages no environment deploys hold any number.
 pub fn occupancy_problems(p: &Policy, stage: &str, versions: &[&VersionManifest]) -> Vec<String> {

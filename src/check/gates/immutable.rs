@@ -1,4 +1,4 @@
-//! `immutable` (SPEC §1.1): model, version, artifact, lineage, requires and created never
+//! `immutable` (docs/registry-format.md): model, version, artifact, lineage, requires and created never
 //! change once on the branch; metrics and evidence may only gain keys. Only stage and traffic move.
 //! A rollback (`git revert` of a promotion) may also drop metrics/evidence keys the reverted change added.
 

@@ -1,4 +1,4 @@
-//! The rules of SPEC §2, one module per gate. Each is a pure function from a transition and
+//! The rules of docs/gates.md, one module per gate. Each is a pure function from a transition and
 //! pre-fetched [`Facts`] to verdicts; [`judge_transition`] decides which rules apply.
 
 pub mod approvals;
