@@ -1,18 +1,22 @@
-//! Crash-safe filesystem primitives for the controller: atomic file writes (temp, fsync,
-//! rename, fsync dir), atomic symlink switches, and streaming sha256 of files.
+//! Crash-safe filesystem primitives shared by the controller and the gates engine's caches:
+//! atomic file writes (temp, fsync, rename, fsync dir), atomic symlink switches, sha256 of files.
 
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A temp path beside `path`, unique to this process: `.<name>.tmp-<pid>`.
+/// A temp path beside `path`, unique to this process and call: `.<name>.tmp-<pid>-<n>`, so
+/// two writers in one process (threads, or two judges) never share a temp file.
 pub fn temp_beside(path: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// True for names made by [`temp_beside`] (left over by a crash; safe to delete).
@@ -154,6 +158,17 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn temp_names_are_unique_per_call() {
+        let p = Path::new("/x/requires-index");
+        let (a, b) = (temp_beside(p), temp_beside(p));
+        assert_ne!(a, b);
+        for t in [a, b] {
+            assert!(is_temp_name(&t.file_name().unwrap().to_string_lossy()));
+            assert_eq!(t.parent(), p.parent());
+        }
     }
 
     #[test]
