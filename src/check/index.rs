@@ -51,22 +51,22 @@ impl RequiresIndex {
             return Ok(Vec::new());
         };
         let prefix = head.path("models");
-        let odb = repo.odb()?;
+        // Model folders not seen before, scanned (on several threads when there are many).
+        let todo: Vec<Oid> = models
+            .iter()
+            .filter(|e| e.kind() == Some(ObjectType::Tree) && !self.trees.contains_key(&e.id()))
+            .map(|e| e.id())
+            .collect();
+        let scanned = !todo.is_empty();
+        for (tree, list, parsed) in scan_trees(repo, &todo)? {
+            self.parsed += parsed;
+            self.trees.insert(tree, Arc::new(list));
+        }
         let mut out = Vec::new();
-        let mut scanned = false;
         for e in models.iter() {
             // A folder whose name is not UTF-8 is a layout error, never a model.
-            let (Some(model), Some(ObjectType::Tree)) = (e.name(), e.kind()) else {
+            let (Some(model), Some(list)) = (e.name(), self.trees.get(&e.id())) else {
                 continue;
-            };
-            let list = match self.trees.get(&e.id()) {
-                Some(hit) => hit.clone(),
-                None => {
-                    scanned = true;
-                    let list = Arc::new(self.scan(repo, &odb, e.id())?);
-                    self.trees.insert(e.id(), list.clone());
-                    list
-                }
             };
             for r in list.iter().filter(|r| wanted.contains(&r.requires)) {
                 out.push(Dependent {
@@ -93,34 +93,75 @@ impl RequiresIndex {
         }
         Ok(out)
     }
+}
 
-    /// The `requires` entries of one model folder's versions, parsing every manifest that
-    /// [`may_require`] cannot rule out.
-    fn scan(
-        &mut self,
-        repo: &Repository,
-        odb: &Odb,
-        tree: Oid,
-    ) -> Result<Vec<Requirement>, git2::Error> {
-        let mut out = Vec::new();
-        for (label, blob) in version_blobs(repo, tree)? {
-            let obj = odb.read(blob)?;
-            if !may_require(obj.data()) {
-                continue;
-            }
-            self.parsed += 1;
-            let Ok(m) = parse_version(obj.data()) else {
-                continue;
-            };
-            for (rm, rv) in &m.requires {
-                out.push(Requirement {
-                    version: label.clone(),
-                    requires: (rm.clone(), rv.clone()),
-                });
-            }
-        }
-        Ok(out)
+/// Below this many model folders to scan, work on the calling thread only.
+const PARALLEL_THRESHOLD: usize = 256;
+
+/// Scan model folders for `requires`: (tree, its requirements, manifests parsed). Many
+/// folders are split in contiguous runs over a few threads, each with its own repository
+/// handle (reading the pack in order, as it was written).
+fn scan_trees(
+    repo: &Repository,
+    todo: &[Oid],
+) -> Result<Vec<(Oid, Vec<Requirement>, usize)>, git2::Error> {
+    let scan_run = |r: &Repository, run: &[Oid]| -> Result<Vec<_>, git2::Error> {
+        let odb = r.odb()?;
+        run.iter()
+            .map(|&t| scan_tree(r, &odb, t).map(|(list, parsed)| (t, list, parsed)))
+            .collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    if todo.len() < PARALLEL_THRESHOLD || threads < 2 {
+        return scan_run(repo, todo);
     }
+    let git_dir = repo.path().to_path_buf();
+    let runs: Vec<&[Oid]> = todo.chunks(todo.len().div_ceil(threads)).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs[1..]
+            .iter()
+            .map(|run| {
+                let git_dir = &git_dir;
+                s.spawn(move || scan_run(&Repository::open(git_dir)?, run))
+            })
+            .collect();
+        let mut all = scan_run(repo, runs[0])?;
+        for h in handles {
+            all.extend(h.join().expect("requires scan thread panicked")?);
+        }
+        Ok(all)
+    })
+}
+
+/// The `requires` entries of one model folder's versions, parsing every manifest that
+/// [`may_require`] cannot rule out; also returns how many were parsed.
+fn scan_tree(
+    repo: &Repository,
+    odb: &Odb,
+    tree: Oid,
+) -> Result<(Vec<Requirement>, usize), git2::Error> {
+    let mut out = Vec::new();
+    let mut parsed = 0;
+    for (label, blob) in version_blobs(repo, tree)? {
+        let obj = odb.read(blob)?;
+        if !may_require(obj.data()) {
+            continue;
+        }
+        parsed += 1;
+        let Ok(m) = parse_version(obj.data()) else {
+            continue;
+        };
+        for (rm, rv) in &m.requires {
+            out.push(Requirement {
+                version: label.clone(),
+                requires: (rm.clone(), rv.clone()),
+            });
+        }
+    }
+    Ok((out, parsed))
 }
 
 /// Whether a manifest's bytes may parse to a non-empty `requires`; `false` only when that is
@@ -141,15 +182,32 @@ impl RequiresIndex {
 /// ever decode such input. So: no `requires`, no backslash, no NUL, no BOM => no
 /// requirement.
 pub fn may_require(data: &[u8]) -> bool {
-    contains(data, b"requires")
-        || data
-            .iter()
-            .any(|&b| b == b'\\' || b == 0 || b == 0xFE || b == 0xFF)
-        || contains(data, "\u{FEFF}".as_bytes())
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    // Bytes that stop the scan: `r` (maybe `requires`), a backslash, NUL, and the first byte
+    // of a byte-order mark (UTF-8 EF BB BF; UTF-16 FE FF / FF FE).
+    const STOP: [bool; 256] = {
+        let mut t = [false; 256];
+        t[b'r' as usize] = true;
+        t[b'\\' as usize] = true;
+        t[0] = true;
+        t[0xEF] = true;
+        t[0xFE] = true;
+        t[0xFF] = true;
+        t
+    };
+    let mut rest = data;
+    while let Some(p) = rest.iter().position(|&b| STOP[b as usize]) {
+        let tail = &rest[p..];
+        let hit = match tail[0] {
+            b'r' => tail.starts_with(b"requires"),
+            0xEF => tail.starts_with(&[0xEF, 0xBB, 0xBF]),
+            _ => true,
+        };
+        if hit {
+            return true;
+        }
+        rest = &tail[1..];
+    }
+    false
 }
 
 /// The `<label>.yaml` blobs of a model folder's `versions/` (other entries are layout errors
@@ -266,10 +324,15 @@ mod disk {
             let Some((id, list)) = line.split_once(' ') else {
                 return HashMap::new();
             };
-            let (Ok(id), Ok(list)) = (
-                Oid::from_str(id),
-                serde_json::from_str::<Vec<(String, String, String)>>(list),
-            ) else {
+            let Ok(id) = Oid::from_str(id) else {
+                return HashMap::new();
+            };
+            if list == "[]" {
+                // Most model folders require nothing.
+                out.insert(id, Arc::new(Vec::new()));
+                continue;
+            }
+            let Ok(list) = serde_json::from_str::<Vec<(String, String, String)>>(list) else {
                 return HashMap::new();
             };
             let list = list
@@ -410,7 +473,7 @@ mod tests {
             let has = parsed.as_ref().is_ok_and(|m| !m.requires.is_empty());
             if has {
                 with_requires += 1;
-                if !contains(text.as_bytes(), b"requires") {
+                if !text.contains("requires") {
                     escaped += 1;
                 }
             }
