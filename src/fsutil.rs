@@ -38,7 +38,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// (several renames in one directory, made durable by one fsync at the end).
 pub fn atomic_write_with(path: &Path, bytes: &[u8], sync_dir: bool) -> io::Result<()> {
     let tmp = temp_beside(path);
-    {
+    let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -46,8 +46,13 @@ pub fn atomic_write_with(path: &Path, bytes: &[u8], sync_dir: bool) -> io::Resul
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // Leave nothing behind: the old file (if any) is intact, the temp file is useless.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     if sync_dir {
         if let Some(dir) = path.parent() {
             fsync_dir(dir)?;
@@ -156,6 +161,17 @@ mod tests {
         atomic_write(&p, b"one").unwrap();
         atomic_write(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temp_file() {
+        let d = tempfile::tempdir().unwrap();
+        // A folder in the way: the rename fails.
+        let p = d.path().join("index");
+        fs::create_dir(&p).unwrap();
+        assert!(atomic_write(&p, b"x").is_err());
         let names: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
     }

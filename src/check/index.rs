@@ -44,7 +44,12 @@ impl RequiresIndex {
         if !self.disk_read {
             self.disk_read = true;
             if let Ok(text) = std::fs::read_to_string(&disk) {
-                self.trees.extend(disk::parse(&text));
+                let found = disk::parse(&text);
+                if self.trees.is_empty() {
+                    self.trees = found;
+                } else {
+                    self.trees.extend(found);
+                }
             }
         }
         let Some(models) = head.models_tree() else {
@@ -319,7 +324,8 @@ mod disk {
         if lines.next() != Some(HEADER) {
             return HashMap::new();
         }
-        let mut out = HashMap::new();
+        let mut out = HashMap::with_capacity(text.len() / 48);
+        let empty: Arc<Vec<Requirement>> = Arc::new(Vec::new());
         for line in lines {
             let Some((id, list)) = line.split_once(' ') else {
                 return HashMap::new();
@@ -329,7 +335,7 @@ mod disk {
             };
             if list == "[]" {
                 // Most model folders require nothing.
-                out.insert(id, Arc::new(Vec::new()));
+                out.insert(id, empty.clone());
                 continue;
             }
             let Ok(list) = serde_json::from_str::<Vec<(String, String, String)>>(list) else {
