@@ -283,7 +283,8 @@ fn requires_spelled_unusually_still_blocks_the_required_version_leaving() {
         assert_eq!(c, 1, "{spelling}: {j:#}");
         let (ok, reason) = rule(&j, "feature-encoder@7", "requires");
         assert!(
-            !ok && reason.contains("keeps running fraud-detector@3, which requires feature-encoder@7"),
+            !ok && reason
+                .contains("keeps running fraud-detector@3, which requires feature-encoder@7"),
             "{spelling}: {reason}"
         );
     }
@@ -363,7 +364,10 @@ fn artifact_rule() {
         ),
         (
             "alter its bytes",
-            |w| w.repo.write("artifacts/churn-predictor/1/model.onnx", "retrained"),
+            |w| {
+                w.repo
+                    .write("artifacts/churn-predictor/1/model.onnx", "retrained")
+            },
             Some("has sha256 "),
         ),
         (
@@ -391,7 +395,8 @@ fn artifact_rule() {
 
     // An artifact of a version no environment runs (archived) may change.
     let w = World::new();
-    w.repo.write("artifacts/fraud-detector/1/model.onnx", "gone stale");
+    w.repo
+        .write("artifacts/fraud-detector/1/model.onnx", "gone stale");
     w.commit("touch an archived artifact", T1);
     let (c, j) = w.check(&[]);
     assert_eq!(c, 0, "{j:#}");
@@ -416,9 +421,16 @@ fn artifact_rule() {
     w.commit("promote with other bytes", T1);
     let (_, j) = w.check(&[]);
     let (ok, reason) = rule(&j, "churn-predictor@2", "artifact");
-    assert!(!ok && reason.contains("but the manifest says bbdfcad29cc0"), "{reason}");
+    assert!(
+        !ok && reason.contains("but the manifest says bbdfcad29cc0"),
+        "{reason}"
+    );
     let vs = verdicts(&j, "churn-predictor@2", "artifact");
-    assert_eq!(vs[0]["line"], 7, "located at sha256 (below the added traffic line): {:#}", vs[0]);
+    assert_eq!(
+        vs[0]["line"], 7,
+        "located at sha256 (below the added traffic line): {:#}",
+        vs[0]
+    );
 }
 
 #[test]
@@ -434,7 +446,11 @@ fn check_in_a_shallow_clone_exits_2_and_says_to_fetch_history() {
         .arg(&dst)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = common::baton(
         &[
             "--repo",
@@ -448,7 +464,10 @@ fn check_in_a_shallow_clone_exits_2_and_says_to_fetch_history() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("shallow clone"), "{err}");
-    assert!(err.contains("fetch-depth: 0") && err.contains("git fetch --unshallow"), "{err}");
+    assert!(
+        err.contains("fetch-depth: 0") && err.contains("git fetch --unshallow"),
+        "{err}"
+    );
     assert!(!err.contains("no merge base found"), "{err}");
 }
 
@@ -456,7 +475,8 @@ fn check_in_a_shallow_clone_exits_2_and_says_to_fetch_history() {
 fn a_model_folder_named_by_bytes_that_are_not_utf8_fails_schema() {
     let w = World::new();
     let text = w.repo.read(FD5);
-    w.repo.stage_raw(b"models/fraud\xffdetector/model.yaml", b"name: x\n");
+    w.repo
+        .stage_raw(b"models/fraud\xffdetector/model.yaml", b"name: x\n");
     w.repo
         .stage_raw(b"models/fraud\xffdetector/versions/5.yaml", text.as_bytes());
     w.repo.git_env(

@@ -669,9 +669,10 @@ fn approved_merge_deploys_unapproved_push_blocks_and_reverts_roll_back() {
             && s["held"].as_array().unwrap().is_empty()
     });
     assert_eq!(f.deployed("production", "beta").as_deref(), Some("1"));
-    d.eventually("alpha 3 left staging, which keeps production's alpha 2", || {
-        f.deployed("staging", "alpha").as_deref() == Some("2")
-    });
+    d.eventually(
+        "alpha 3 left staging, which keeps production's alpha 2",
+        || f.deployed("staging", "alpha").as_deref() == Some("2"),
+    );
 
     // `git revert -m 1` of the merge rolls production back to alpha 1.
     f.repo.git(&["revert", "--no-edit", "-m", "1", &merge]);

@@ -51,7 +51,10 @@ pub fn find(
         .unwrap_or_default();
     // A version kept from a later stage (docs/registry-format.md) was put in place by the
     // promotion out of this stage; rolling that back is the later stage's rollback.
-    if let Some(kept) = running.iter().find_map(|v| Some((&v.version, v.kept_from.as_ref()?))) {
+    if let Some(kept) = running
+        .iter()
+        .find_map(|v| Some((&v.version, v.kept_from.as_ref()?)))
+    {
         return Err(AuthoringError::Refused(format!(
             "{model} has no version in `{}`: environment `{env}` keeps running {} from stage `{}`, so there is nothing of its own to roll back",
             spec.stage, kept.0, kept.1

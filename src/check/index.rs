@@ -438,8 +438,12 @@ mod tests {
             "model: fraud-detector".into(),
             rng.pick(&["version: \"4\"", "version: 4", "'version': '4'"])
                 .into(),
-            rng.pick(&["stage: staging", "\"stage\": \"production\"", "stage: 'dev'"])
-                .into(),
+            rng.pick(&[
+                "stage: staging",
+                "\"stage\": \"production\"",
+                "stage: 'dev'",
+            ])
+            .into(),
             format!(
                 "artifact: {{uri: {}, sha256: {}}}",
                 rng.pick(&["artifacts/m/4/model.onnx", "s3://b/m/4", "\"a\\\\b\""]),
@@ -447,14 +451,14 @@ mod tests {
             ),
             "created: 2026-11-20T10:00:00Z".into(),
         ];
-        if rng.next() % 4 != 0 {
+        if !rng.next().is_multiple_of(4) {
             let key = KEYS[(rng.next() % KEYS.len() as u64) as usize].0;
             fields.push(format!("{key}{}", rng.pick(VALUES)));
         }
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             fields.push("lineage: {note: \"requires review\"}".into());
         }
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             fields.push("# requires nothing".into());
         }
         for i in (1..fields.len()).rev() {
@@ -462,7 +466,7 @@ mod tests {
             fields.swap(i, j);
         }
         let mut text = fields.join("\n");
-        if rng.next() % 7 == 0 {
+        if rng.next().is_multiple_of(7) {
             text = format!("\u{FEFF}{text}");
         }
         text.push('\n');
@@ -534,7 +538,10 @@ mod tests {
         let id = Oid::from_str("0123456789012345678901234567890123456789").unwrap();
         disk::write(&path, &[(id, Arc::new(vec![]))]).unwrap();
         disk::write(&path, &[(id, Arc::new(vec![]))]).unwrap();
-        assert_eq!(disk::parse(&std::fs::read_to_string(&path).unwrap()).len(), 1);
+        assert_eq!(
+            disk::parse(&std::fs::read_to_string(&path).unwrap()).len(),
+            1
+        );
         let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -264,9 +264,8 @@ impl Judge {
             {
                 if let Ok(ArtifactLocation::Registry(rel)) = artifact_location(&m.artifact.uri) {
                     let path = join(&root, &rel);
-                    if !artifacts.contains_key(&path) {
-                        let file = artifact_file(repo, tree, &rel, &mut self.digests)?;
-                        artifacts.insert(path, file);
+                    if let std::collections::btree_map::Entry::Vacant(e) = artifacts.entry(path) {
+                        e.insert(artifact_file(repo, tree, &rel, &mut self.digests)?);
                     }
                 }
             }

@@ -277,10 +277,8 @@ fn load_model(
     }
     for e in repo.find_tree(vs.id())?.iter() {
         let Some(fname) = e.name() else {
-            view.diagnostics.push(crate::registry::load::not_utf8(
-                &join(path, "versions"),
-                &e,
-            ));
+            view.diagnostics
+                .push(crate::registry::load::not_utf8(&join(path, "versions"), &e));
             continue;
         };
         let vpath = join(path, &format!("versions/{fname}"));

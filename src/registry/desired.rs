@@ -169,8 +169,11 @@ environments:
         crate::manifest::parse_version(text.as_bytes()).unwrap()
     }
 
+    /// (label, traffic, kept): one version an environment runs.
+    type Row = (String, u32, bool);
+
     /// (label, traffic, kept) of what an environment deploying `stage` runs.
-    fn runs(stage: &str, versions: &[VersionManifest]) -> Vec<(String, u32, bool)> {
+    fn runs(stage: &str, versions: &[VersionManifest]) -> Vec<Row> {
         let refs: Vec<&VersionManifest> = versions.iter().collect();
         model_runs(&policy(), stage, &refs)
             .into_iter()
@@ -178,7 +181,7 @@ environments:
             .collect()
     }
 
-    fn row(label: &str, traffic: u32, kept: bool) -> (String, u32, bool) {
+    fn row(label: &str, traffic: u32, kept: bool) -> Row {
         (label.to_owned(), traffic, kept)
     }
 
@@ -199,10 +202,13 @@ environments:
     #[test]
     fn an_empty_stage_keeps_the_primary_of_the_nearest_later_stage() {
         // Table: the versions, then what staging runs.
-        let cases: Vec<(Vec<VersionManifest>, Vec<(String, u32, bool)>)> = vec![
+        let cases: Vec<(Vec<VersionManifest>, Vec<Row>)> = vec![
             // Promoted to production: staging keeps serving it.
             (
-                vec![version("1", "archived", None), version("2", "production", None)],
+                vec![
+                    version("1", "archived", None),
+                    version("2", "production", None),
+                ],
                 vec![row("2", 100, true)],
             ),
             // A canary in production: staging keeps the primary, not the canary.
@@ -215,17 +221,26 @@ environments:
             ),
             // The nearest later stage wins (shadow before production).
             (
-                vec![version("1", "production", None), version("2", "shadow", None)],
+                vec![
+                    version("1", "production", None),
+                    version("2", "shadow", None),
+                ],
                 vec![row("2", 100, true)],
             ),
             // Only development and archived versions: not deployed in staging.
             (
-                vec![version("1", "archived", None), version("2", "development", None)],
+                vec![
+                    version("1", "archived", None),
+                    version("2", "development", None),
+                ],
                 vec![],
             ),
             // A new candidate in staging replaces the kept version.
             (
-                vec![version("1", "production", None), version("2", "staging", None)],
+                vec![
+                    version("1", "production", None),
+                    version("2", "staging", None),
+                ],
                 vec![row("2", 100, false)],
             ),
             // No single primary (invalid): the first without traffic, deterministically.
@@ -257,7 +272,10 @@ environments:
     fn desired_state_marks_kept_versions() {
         let p = Arc::new(policy());
         let mut versions = BTreeMap::new();
-        for v in [version("1", "archived", None), version("2", "production", None)] {
+        for v in [
+            version("1", "archived", None),
+            version("2", "production", None),
+        ] {
             versions.insert(
                 super::super::VersionKey(v.version.clone()),
                 super::super::VersionEntry {

@@ -16,7 +16,11 @@ pub enum ArtifactFile {
     /// Something other than a regular file: `a symbolic link`, `a folder`, `a submodule`.
     NotRegular(&'static str),
     /// A regular file (mode 100644 or 100755).
-    Blob { blob: Oid, size: u64, sha256: String },
+    Blob {
+        blob: Oid,
+        size: u64,
+        sha256: String,
+    },
 }
 
 /// Look up `path` (relative to `tree`) and hash the file found there; `digests` caches

@@ -127,7 +127,10 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
         let after = runs(f.policy, stage, f.head_model);
         let (was, is) = (labels(&before), labels(&after));
         // Forward: what the environment starts running has its requirements beside it.
-        for r in after.iter().filter(|r| !was.contains(r.label) && ours(r.label)) {
+        for r in after
+            .iter()
+            .filter(|r| !was.contains(r.label) && ours(r.label))
+        {
             for (rm, rv) in &r.manifest.requires {
                 let there = labels(&runs(f.policy, stage, head_view(f, rm)));
                 if there.contains(rv) {
@@ -151,7 +154,10 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
             }
         }
         // Reverse: what it stops running is not required by what it keeps running.
-        for r in before.iter().filter(|r| !is.contains(r.label) && ours(r.label)) {
+        for r in before
+            .iter()
+            .filter(|r| !is.contains(r.label) && ours(r.label))
+        {
             for d in f
                 .dependents
                 .iter()
