@@ -1,6 +1,5 @@
-//! Name rules of SPEC §1: model names are DNS labels, version labels are short file-safe tokens.
-//! Also a natural ordering for version labels so that "10" sorts after "9", and the shown form
-//! of tree entry names that are not UTF-8.
+//! Name rules (docs/registry-format.md): DNS-label model names, file-safe version labels, their
+//! natural order ("9" < "10"), and how tree entry names that are not UTF-8 are shown.
 
 use std::cmp::Ordering;
 

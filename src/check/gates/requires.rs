@@ -1,7 +1,5 @@
-//! `requires` as a co-deployment constraint (docs/gates.md): after the change, every
-//! environment that runs a version also runs what it requires, and no environment stops
-//! running a version that a version it keeps running requires. "Runs" is
-//! [`model_runs`](crate::registry::desired::model_runs), the rule the daemon deploys by.
+//! `requires` as a co-deployment constraint (docs/gates.md): every environment runs what the
+//! versions it runs require, judged with [`model_runs`], the rule the daemon deploys by.
 
 use super::{located, verdict, Facts};
 use crate::check::change::{ModelPair, Transition};
@@ -9,6 +7,10 @@ use crate::check::report::Verdict;
 use crate::check::snapshot::ModelView;
 use crate::manifest::{Policy, VersionManifest};
 use crate::registry::desired::model_runs;
+
+// The rule: after the change, every environment that runs a version also runs each version it
+// `requires`, and no environment stops running a version that a version it keeps running
+// requires.
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
