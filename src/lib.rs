@@ -6,6 +6,7 @@ pub mod authoring;
 pub mod check;
 pub mod daemon;
 pub mod diag;
+pub mod fsutil;
 pub mod gitopts;
 pub mod history;
 pub mod manifest;

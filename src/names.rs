@@ -1,5 +1,5 @@
-//! Name rules of docs/registry-format.md: model names are DNS labels, version labels are short file-safe tokens.
-//! Also a natural ordering for version labels so that "10" sorts after "9".
+//! Name rules (docs/registry-format.md): DNS-label model names, file-safe version labels, their
+//! natural order ("9" < "10"), and how tree entry names that are not UTF-8 are shown.
 
 use std::cmp::Ordering;
 
@@ -56,6 +56,27 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     (ab.len() - i).cmp(&(bb.len() - j)).then_with(|| a.cmp(b))
 }
 
+/// A tree entry name as shown in diagnostics: UTF-8 as is, other bytes as `\xNN` (so a name
+/// that is not UTF-8 is never shown as, or confused with, another name).
+pub fn shown_name(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The message for a tree entry whose name is not UTF-8 (docs/registry-format.md, "Names").
+pub fn not_utf8_message(bytes: &[u8]) -> String {
+    format!(
+        "the name `{}` is not UTF-8: names in the registry must be UTF-8",
+        shown_name(bytes)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +98,14 @@ mod tests {
         assert!(!is_version_label(".4"));
         assert!(!is_version_label("a/b"));
         assert!(!is_version_label(""));
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_shown_escaped() {
+        assert_eq!(shown_name(b"fraud"), "fraud");
+        assert_eq!(shown_name(b"fr\xffaud"), "fr\\xffaud");
+        assert_eq!(shown_name(b"\xc3"), "\\xc3");
+        assert!(not_utf8_message(b"\xff").contains("`\\xff` is not UTF-8"));
     }
 
     #[test]

@@ -37,6 +37,7 @@ fn canary_promotion_with_two_signed_approvals_passes() {
     let (ok, reason) = rule(&j, "churn-predictor@2", "exclusive");
     assert!(ok, "{reason}");
     assert!(reason.contains("1 (90%), 2 (10%)"), "{reason}");
+    assert!(rule(&j, "churn-predictor@2", "artifact").0);
 }
 
 #[test]
@@ -228,9 +229,14 @@ fn requires_rule() {
     let (_, j) = w.check(&[]);
     let (ok, reason) = rule(&j, "fraud-detector@4", "requires");
     assert!(
-        !ok && reason.contains("feature-encoder@8, which is in `staging`"),
+        !ok && reason.contains(
+            "environment `production` runs it after the change but not feature-encoder@8, which it requires (it is in `staging`)"
+        ),
         "{reason}"
     );
+    let vs = verdicts(&j, "fraud-detector@4", "requires");
+    // (Line 17: the promotion added `traffic: 10` below `stage`.)
+    assert_eq!(vs[0]["line"], 17, "located at `requires`: {:#}", vs[0]);
 
     // Fail: archiving feature-encoder 7 while fraud-detector 3 in production requires it.
     let w = World::new();
@@ -238,22 +244,17 @@ fn requires_rule() {
     w.commit("archive fe7", T1);
     let (c, j) = w.check(&[]);
     assert_eq!(c, 1);
+    let fd3_stays = "environment `production` stops running it but keeps running fraud-detector@3, which requires feature-encoder@7";
     let (ok, reason) = rule(&j, "feature-encoder@7", "requires");
-    assert!(
-        !ok && reason.contains("fraud-detector@3 stays in `production`"),
-        "{reason}"
-    );
+    assert!(!ok && reason.contains(fd3_stays), "{reason}");
 
     // The reverse index is kept in the git dir; a second run reads it and still finds fd3.
     assert!(w.repo.path().join(".git/baton/requires-index").exists());
     let (_, j) = w.check(&[]);
     let (ok, reason) = rule(&j, "feature-encoder@7", "requires");
-    assert!(
-        !ok && reason.contains("fraud-detector@3 stays in `production`"),
-        "{reason}"
-    );
+    assert!(!ok && reason.contains(fd3_stays), "{reason}");
 
-    // Pass: both move together.
+    // Pass: both move together (staging keeps the production primaries, which match).
     let w = World::new();
     w.edit(FD4, "stage: staging", "stage: production\ntraffic: 10");
     w.edit(
@@ -265,9 +266,241 @@ fn requires_rule() {
     let (_, j) = w.check(&[]);
     let (ok, reason) = rule(&j, "fraud-detector@4", "requires");
     assert!(
-        ok && reason.contains("feature-encoder@8 in `production` too"),
+        ok && reason.contains("feature-encoder@8 runs in `production` too"),
         "{reason}"
     );
+}
+
+/// fraud-detector 3 (production) spelling its `requires` key so that a scan for the bytes
+/// `requires:` misses it; the key is still read by YAML.
+#[test]
+fn requires_spelled_unusually_still_blocks_the_required_version_leaving() {
+    for spelling in ["\"requires\":", "requires :", "'requires' :"] {
+        let w = World::with(|r| r.edit(FD3, "requires:", spelling));
+        w.edit(FE7, "stage: production", "stage: archived");
+        w.commit("archive fe7", T1);
+        let (c, j) = w.check(&[]);
+        assert_eq!(c, 1, "{spelling}: {j:#}");
+        let (ok, reason) = rule(&j, "feature-encoder@7", "requires");
+        assert!(
+            !ok && reason
+                .contains("keeps running fraud-detector@3, which requires feature-encoder@7"),
+            "{spelling}: {reason}"
+        );
+    }
+}
+
+/// Staging holds no feature-encoder, so it keeps running production's feature-encoder 7
+/// (docs/registry-format.md): a version requiring it may enter staging.
+#[test]
+fn requires_is_met_by_a_version_kept_from_a_later_stage() {
+    let w = World::with(|r| {
+        r.edit(FE8, "stage: staging", "stage: archived");
+        r.edit(FD4, "stage: staging", "stage: archived");
+        r.edit(FD5, "feature-encoder: \"8\"", "feature-encoder: \"7\"");
+    });
+    w.edit(FD5, "stage: development", "stage: staging");
+    w.edit(
+        FD5,
+        "lineage:",
+        "evidence:\n  offline-eval: {passed: true}\nlineage:",
+    );
+    w.commit("fd5 to staging", T1);
+    let (c, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "fraud-detector@5", "requires");
+    assert!(
+        ok && reason.contains("feature-encoder@7 runs in `staging` too"),
+        "{reason}"
+    );
+    assert_eq!(c, 0, "{j:#}");
+}
+
+/// Staging runs feature-encoder 7 kept from production, and fraud-detector 4 there requires
+/// it: promoting a new feature-encoder into staging would stop running 7 under it.
+#[test]
+fn requires_blocks_a_promotion_that_stops_a_kept_version_someone_requires() {
+    let w = World::with(|r| {
+        r.edit(FE8, "stage: staging", "stage: development");
+        r.edit(FD4, "feature-encoder: \"8\"", "feature-encoder: \"7\"");
+    });
+    w.edit(FE8, "stage: development", "stage: staging");
+    w.commit("fe8 to staging", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1, "{j:#}");
+    let (ok, reason) = rule(&j, "feature-encoder@8", "requires");
+    assert!(
+        !ok && reason.contains(
+            "environment `staging` stops running feature-encoder@7 (kept from `production`) but keeps running fraud-detector@4, which requires feature-encoder@7"
+        ),
+        "{reason}"
+    );
+    // Archiving fraud-detector 4 as well frees feature-encoder 7, but then staging keeps
+    // running production's fraud-detector 3, which requires 7 too: still blocked, now on the
+    // fraud-detector side.
+    w.edit(FD4, "stage: staging", "stage: archived");
+    w.commit("archive fd4", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1, "{j:#}");
+    assert!(rule(&j, "feature-encoder@8", "requires").0, "{j:#}");
+    let (ok, reason) = rule(&j, "fraud-detector@4", "requires");
+    assert!(
+        !ok && reason.contains(
+            "environment `staging` starts running fraud-detector@3 (kept from `production`) but not feature-encoder@7, which that requires (it is in `production`)"
+        ),
+        "{reason}"
+    );
+}
+
+#[test]
+fn artifact_rule() {
+    let cp1_art = "artifacts/churn-predictor/1/model.onnx";
+    // (what the PR does, expected failure in the reason, or None for a pass)
+    type Edit = fn(&World);
+    let cases: Vec<(&str, Edit, Option<&str>)> = vec![
+        (
+            "delete the artifact",
+            |w| w.repo.remove("artifacts/churn-predictor/1/model.onnx"),
+            Some("`artifacts/churn-predictor/1/model.onnx` is missing at head"),
+        ),
+        (
+            "alter its bytes",
+            |w| {
+                w.repo
+                    .write("artifacts/churn-predictor/1/model.onnx", "retrained")
+            },
+            Some("has sha256 "),
+        ),
+        (
+            "replace it by a symbolic link",
+            |w| {
+                let p = w.repo.path().join("artifacts/churn-predictor/1/model.onnx");
+                std::fs::remove_file(&p).unwrap();
+                std::os::unix::fs::symlink("../2/model.onnx", &p).unwrap();
+            },
+            Some("is a symbolic link at head, not a regular file"),
+        ),
+    ];
+    for (what, edit, want) in cases {
+        let w = World::new();
+        edit(&w);
+        w.commit(what, T1);
+        let (c, j) = w.check(&[]);
+        assert_eq!(c, 1, "{what}: {j:#}");
+        // No manifest changed: the version whose artifact changed is judged anyway.
+        let (ok, reason) = rule(&j, "churn-predictor@1", "artifact");
+        assert!(!ok && reason.contains(want.unwrap()), "{what}: {reason}");
+        assert!(reason.contains(cp1_art), "{what}: {reason}");
+        assert_eq!(j["blocked_models"].as_object().unwrap().len(), 1, "{what}");
+    }
+
+    // An artifact of a version no environment runs (archived) may change.
+    let w = World::new();
+    w.repo
+        .write("artifacts/fraud-detector/1/model.onnx", "gone stale");
+    w.commit("touch an archived artifact", T1);
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 0, "{j:#}");
+    assert_eq!(j["transitions"].as_array().unwrap().len(), 0);
+
+    // Pass: an honest promotion's artifact matches its manifest.
+    let w = World::new();
+    canary_cp2(&w);
+    w.commit("promote churn-predictor 2 to production", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "artifact");
+    assert!(
+        ok && reason.contains("`artifacts/churn-predictor/2/model.onnx` is in the registry"),
+        "{reason}"
+    );
+
+    // Fail: a promotion whose artifact was swapped in the same change.
+    let w = World::new();
+    canary_cp2(&w);
+    w.repo
+        .write("artifacts/churn-predictor/2/model.onnx", "other bytes");
+    w.commit("promote with other bytes", T1);
+    let (_, j) = w.check(&[]);
+    let (ok, reason) = rule(&j, "churn-predictor@2", "artifact");
+    assert!(
+        !ok && reason.contains("but the manifest says bbdfcad29cc0"),
+        "{reason}"
+    );
+    let vs = verdicts(&j, "churn-predictor@2", "artifact");
+    assert_eq!(
+        vs[0]["line"], 7,
+        "located at sha256 (below the added traffic line): {:#}",
+        vs[0]
+    );
+}
+
+#[test]
+fn check_in_a_shallow_clone_exits_2_and_says_to_fetch_history() {
+    let w = World::new();
+    canary_cp2(&w);
+    w.commit("promote churn-predictor 2 to production", T1);
+    let clone = tempfile::tempdir().unwrap();
+    let dst = clone.path().join("shallow");
+    let src = format!("file://{}", w.repo.path().display());
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "--depth", "1", "--no-single-branch", &src])
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = common::baton(
+        &[
+            "--repo",
+            dst.to_str().unwrap(),
+            "check",
+            "--base",
+            "origin/main",
+        ],
+        &dst,
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("shallow clone"), "{err}");
+    assert!(
+        err.contains("fetch-depth: 0") && err.contains("git fetch --unshallow"),
+        "{err}"
+    );
+    assert!(!err.contains("no merge base found"), "{err}");
+}
+
+#[test]
+fn a_model_folder_named_by_bytes_that_are_not_utf8_fails_schema() {
+    let w = World::new();
+    let text = w.repo.read(FD5);
+    w.repo
+        .stage_raw(b"models/fraud\xffdetector/model.yaml", b"name: x\n");
+    w.repo
+        .stage_raw(b"models/fraud\xffdetector/versions/5.yaml", text.as_bytes());
+    w.repo.git_env(
+        &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
+        &["commit", "-q", "-m", "a folder name that is not UTF-8"],
+    );
+    let (c, j) = w.check(&[]);
+    assert_eq!(c, 1, "{j:#}");
+    let v = j["change"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["rule"] == "schema" && !v["passed"].as_bool().unwrap())
+        .unwrap_or_else(|| panic!("no failing schema verdict: {j:#}"));
+    assert_eq!(v["file"], "models/fraud\\xffdetector");
+    assert!(
+        v["reason"].as_str().unwrap().contains("is not UTF-8"),
+        "{v:#}"
+    );
+    assert_eq!(j["blocks_all"], true);
+    // Never a model named "" or by a lossy name.
+    for t in j["transitions"].as_array().unwrap() {
+        assert_eq!(t["model"], "fraud-detector", "{t:#}");
+    }
 }
 
 #[test]

@@ -699,8 +699,9 @@ fn approved_merge_deploys_unapproved_push_blocks_and_reverts_roll_back() {
     d.eventually("alpha 2 in production", || {
         f.deployed("production", "alpha").as_deref() == Some("2")
     });
-    d.eventually("alpha left staging", || {
-        !f.deploy_dir("staging", "alpha").exists()
+    // Staging keeps serving what was promoted out of it (docs/registry-format.md).
+    d.eventually("staging keeps alpha 2", || {
+        f.deployed("staging", "alpha").as_deref() == Some("2")
     });
 
     // A direct push without approvals: beta is blocked, alpha 3 (to staging) still deploys.
@@ -732,9 +733,10 @@ fn approved_merge_deploys_unapproved_push_blocks_and_reverts_roll_back() {
             && s["held"].as_array().unwrap().is_empty()
     });
     assert_eq!(f.deployed("production", "beta").as_deref(), Some("1"));
-    d.eventually("alpha 3 left staging", || {
-        !f.deploy_dir("staging", "alpha").exists()
-    });
+    d.eventually(
+        "alpha 3 left staging, which keeps production's alpha 2",
+        || f.deployed("staging", "alpha").as_deref() == Some("2"),
+    );
 
     // `git revert -m 1` of the merge rolls production back to alpha 1.
     f.repo.git(&["revert", "--no-edit", "-m", "1", &merge]);
@@ -2239,4 +2241,52 @@ fn random_promote_revert_approve_force_push_never_deploys_an_unapproved_version(
     }
     // The histories also exercise the other half of the promise: approved changes deploy.
     assert!(approved_deploys > 0, "no approved promotion ever deployed");
+}
+
+#[test]
+fn staging_keeps_serving_the_version_promoted_to_production() {
+    let f = Fixture::new();
+    assert_eq!(code(&f.once(&[])), 0);
+    f.stage("alpha", "2", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("promote alpha 2 to production");
+    f.approve("alpha@2 -> production");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("2"));
+    // Not undeployed: staging holds no alpha, so it keeps production's alpha 2.
+    assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("2"));
+    assert_eq!(
+        f.current_verified("staging", "alpha"),
+        Some(sha(b"alpha two"))
+    );
+    let s = f.status();
+    let a = model_view(&s, "staging", "alpha");
+    assert_eq!(a["sync"], "synced", "{a}");
+    assert_eq!(a["desired"][0]["version"], "2", "{a}");
+    let st = f.repo.baton(&["--format", "json", "status"]);
+    assert_eq!(code(&st), 0, "{}", stderr(&st));
+    let v: Value = serde_json::from_str(&stdout(&st)).unwrap();
+    let staging = v["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "staging")
+        .unwrap();
+    let alpha = staging["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "alpha")
+        .unwrap_or_else(|| panic!("staging runs no alpha: {v:#}"));
+    assert_eq!(alpha["versions"][0]["version"], "2");
+    assert_eq!(alpha["versions"][0]["kept_from"], "production");
+
+    // A new candidate entering staging takes over from the kept version.
+    f.stage("alpha", "3", "staging");
+    f.repo.commit_all("alpha 3 to staging");
+    let out = f.once(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("3"));
+    assert_eq!(f.deployed("production", "alpha").as_deref(), Some("2"));
 }

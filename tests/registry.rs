@@ -265,6 +265,72 @@ fn missing_artifact() {
 }
 
 #[test]
+fn wrong_digest_or_size_of_an_in_registry_artifact() {
+    // Same length, other bytes: only the digest can tell.
+    let r = TestRepo::with_example();
+    let art = "artifacts/fraud-detector/4/model.onnx";
+    let len = std::fs::metadata(r.path().join(art)).unwrap().len() as usize;
+    r.write(art, &"x".repeat(len));
+    r.commit_all("swap the artifact's bytes");
+    let e = expect_invalid(
+        &r,
+        &format!("{FD}/4.yaml"),
+        "artifact.sha256 is fe1750217e0ae90c169b285dabd00f420670b8b1554f9a988659b020352e136d but `artifacts/fraud-detector/4/model.onnx` has sha256 ",
+    );
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(6), Some(3)),
+        "located at `sha256`"
+    );
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stdout(&o).contains(&format!("{FD}/4.yaml:6:3: artifact.sha256 is fe17")),
+        "{}",
+        stdout(&o)
+    );
+
+    // A wrong size is reported at `size`.
+    let e = violate(
+        &format!("{FD}/4.yaml"),
+        "size: 4916",
+        "size: 4917",
+        "artifact.size is 4917 but `artifacts/fraud-detector/4/model.onnx` is 4916 bytes",
+    );
+    assert_eq!(e["line"], 7);
+}
+
+#[test]
+fn names_that_are_not_utf8_are_layout_errors() {
+    let r = TestRepo::with_example();
+    let fd5 = r.read(&format!("{FD}/5.yaml"));
+    // A model folder, a version file and an artifact folder named by a byte that is not UTF-8.
+    r.stage_raw(b"models/\xff/model.yaml", b"name: x\n");
+    r.stage_raw(b"models/\xff/versions/5.yaml", fd5.as_bytes());
+    r.stage_raw(b"models/fraud-detector/versions/\xfe.yaml", fd5.as_bytes());
+    r.stage_raw(b"artifacts/\xfd/model.onnx", b"weights");
+    r.git(&["commit", "-q", "-m", "names that are not UTF-8"]);
+    for (file, shown) in [
+        ("models/\\xff", "\\xff"),
+        (&format!("{FD}/\\xfe.yaml"), "\\xfe.yaml"),
+        ("artifacts/\\xfd", "\\xfd"),
+    ] {
+        expect_invalid(&r, file, &format!("the name `{shown}` is not UTF-8"));
+    }
+    // Never a model named "" (or by a lossy name) in what environments run.
+    let v = json(&r.baton(&["--format", "json", "status"]));
+    for env in v["environments"].as_array().unwrap() {
+        for m in env["models"].as_array().unwrap() {
+            let name = m["model"].as_str().unwrap();
+            assert!(
+                ["churn-predictor", "feature-encoder", "fraud-detector"].contains(&name),
+                "{name:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn file_name_must_equal_version_field() {
     let r = TestRepo::with_example();
     r.git(&["mv", &format!("{FD}/5.yaml"), &format!("{FD}/6.yaml")]);
@@ -653,6 +719,57 @@ fn status_text_and_json_on_the_example() {
             "traffic": 100,
             "sha256": "9b97887baea689efa941253ac0dfbac2904ff300d9518642cf91a5787aa84b06"
         }])
+    );
+}
+
+#[test]
+fn status_shows_staging_keeping_a_version_promoted_to_production() {
+    let r = TestRepo::with_example();
+    r.edit(
+        "models/churn-predictor/versions/2.yaml",
+        "stage: staging",
+        "stage: production",
+    );
+    r.edit(
+        "models/churn-predictor/versions/1.yaml",
+        "stage: production",
+        "stage: archived",
+    );
+    r.commit_all("promote churn-predictor 2, archive 1");
+    let v = json(&r.baton(&["--format", "json", "status"]));
+    let cp = |env: &str| -> Value {
+        v["environments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == env)
+            .and_then(|e| {
+                e["models"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["model"] == "churn-predictor")
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("no churn-predictor in {env}: {v:#}"))
+    };
+    assert_eq!(
+        cp("staging")["versions"],
+        serde_json::json!([{
+            "version": "2",
+            "traffic": 100,
+            "sha256": "bbdfcad29cc0ba4d0a19bb2624efd650f49021a82e29f653bf53279628faf147",
+            "kept_from": "production"
+        }])
+    );
+    assert_eq!(cp("production")["versions"][0]["version"], "2");
+    assert!(cp("production")["versions"][0].get("kept_from").is_none());
+    let text = stdout(&r.baton(&["status"]));
+    assert!(
+        text.contains(
+            "churn-predictor 2: kept from stage production (stage staging holds no version of churn-predictor)"
+        ),
+        "{text}"
     );
 }
 

@@ -44,11 +44,23 @@ pub fn find(
         return Err(invalid(format!("unknown model `{model}`")));
     }
     let desired = desired_state(reg);
-    let current: Vec<String> = desired
+    let running = desired
         .get(env)
         .and_then(|e| e.models.get(model))
-        .map(|vs| vs.iter().map(|v| v.version.clone()).collect())
+        .cloned()
         .unwrap_or_default();
+    // A version kept from a later stage (docs/registry-format.md) was put in place by the
+    // promotion out of this stage; rolling that back is the later stage's rollback.
+    if let Some(kept) = running
+        .iter()
+        .find_map(|v| Some((&v.version, v.kept_from.as_ref()?)))
+    {
+        return Err(AuthoringError::Refused(format!(
+            "{model} has no version in `{}`: environment `{env}` keeps running {} from stage `{}`, so there is nothing of its own to roll back",
+            spec.stage, kept.0, kept.1
+        )));
+    }
+    let current: Vec<String> = running.iter().map(|v| v.version.clone()).collect();
     if current.is_empty() {
         return Err(AuthoringError::Refused(format!(
             "{model} has no version in `{}` (environment `{env}`): nothing to roll back",

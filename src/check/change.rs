@@ -1,9 +1,10 @@
 //! The change between two registry snapshots: which version manifests were added, moved,
-//! edited or deleted, and which policy files changed. Equal subtrees are skipped by id.
+//! edited or deleted, which policy and other files changed. Equal subtrees are skipped by id.
 
 use super::snapshot::{ModelCache, ModelView, Snapshot, VersionFile};
-use crate::repo::RepoError;
-use git2::Repository;
+use crate::diag::Diagnostic;
+use crate::repo::{join, RepoError};
+use git2::{ObjectType, Repository, Tree, TreeEntry};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +66,12 @@ pub struct Change {
     pub model_manifests: Vec<String>,
     /// Models whose folder differs, loaded on both sides: name -> (old, head).
     pub models: BTreeMap<String, ModelPair>,
+    /// Registry-relative paths of files other than manifests that the change modified or
+    /// deleted (a file at the old side that differs at head): in-registry artifacts among
+    /// them are judged by the `artifact` rule.
+    pub altered_files: Vec<String>,
+    /// Layout errors the change brings in: tree entry names that are not UTF-8.
+    pub layout: Vec<Diagnostic>,
 }
 
 /// Diff `old` against `head`; `signers` is the registry-relative signers path (base policy).
@@ -85,29 +92,25 @@ pub fn diff(
     if old_tree == head_tree {
         return Ok(change);
     }
-    let mut names: BTreeMap<String, (Option<git2::Oid>, Option<git2::Oid>)> = BTreeMap::new();
-    let mut note = |n: &str| {
-        if !names.contains_key(n) {
-            names.insert(n.to_owned(), (old.model_tree(n), head.model_tree(n)));
-        }
+    let mut walk = Walk {
+        root: head.root.clone(),
+        leaves: Vec::new(),
+        layout: Vec::new(),
     };
-    match (old.models_tree(), head.models_tree()) {
-        (Some(a), Some(b)) if a.id() != b.id() => {
-            for name in changed_entries(a, b) {
-                note(&name);
+    walk_trees(repo, old.tree.as_ref(), head.tree.as_ref(), "", &mut walk)?;
+    let mut names: BTreeMap<String, (Option<git2::Oid>, Option<git2::Oid>)> = BTreeMap::new();
+    for leaf in &walk.leaves {
+        let mut parts = leaf.path.split('/');
+        if let (Some("models"), Some(n)) = (parts.next(), parts.next()) {
+            if !names.contains_key(n) {
+                names.insert(n.to_owned(), (old.model_tree(n), head.model_tree(n)));
             }
         }
-        (Some(_), Some(_)) => {}
-        (a, b) => {
-            for t in a.into_iter().chain(b) {
-                for e in t.iter() {
-                    if let Some(n) = e.name() {
-                        note(n);
-                    }
-                }
-            }
+        if leaf.old_file && !is_manifest_path(&leaf.path) {
+            change.altered_files.push(leaf.path.clone());
         }
     }
+    change.layout = walk.layout;
     for (name, (a, b)) in names {
         if a == b {
             continue;
@@ -142,6 +145,147 @@ pub fn diff(
     Ok(change)
 }
 
+/// Versions whose manifest did not change but whose in-registry artifact did (`refs`: model and
+/// version label, as found by the caller at head) become transitions too, with the same file on
+/// both sides, so the `artifact` rule judges them.
+pub fn add_artifact_changes(
+    repo: &Repository,
+    old: &mut Snapshot,
+    head: &mut Snapshot,
+    cache: &mut ModelCache,
+    change: &mut Change,
+    refs: &[(String, String)],
+) -> Result<(), RepoError> {
+    for (model, version) in refs {
+        if change
+            .transitions
+            .iter()
+            .any(|t| &t.model == model && &t.version == version)
+        {
+            continue;
+        }
+        let hm = head.model(repo, model, cache)?;
+        let Some(new) = hm.as_ref().and_then(|m| m.version(version)).cloned() else {
+            continue;
+        };
+        let om = old.model(repo, model, cache)?;
+        let old_file = om.as_ref().and_then(|m| m.version(version)).cloned();
+        change.transitions.push(Transition {
+            model: model.clone(),
+            version: version.clone(),
+            file: new.path.clone(),
+            old: old_file,
+            new: Some(new),
+        });
+        change.models.entry(model.clone()).or_insert((om, hm));
+    }
+    Ok(())
+}
+
+/// `baton.yaml`, `models/<m>/model.yaml` and `models/<m>/versions/<file>` (registry-relative).
+fn is_manifest_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["baton.yaml"] | ["models", _, "model.yaml"] | ["models", _, "versions", _]
+    )
+}
+
+/// What [`walk_trees`] found: changed non-folder entries and names that are not UTF-8.
+struct Walk {
+    /// Registry folder, repository-relative (for diagnostics).
+    root: String,
+    leaves: Vec<Leaf>,
+    layout: Vec<Diagnostic>,
+}
+
+/// One changed non-folder entry (registry-relative path).
+struct Leaf {
+    path: String,
+    /// A file (not a folder or submodule) was at this path on the old side.
+    old_file: bool,
+}
+
+/// Walk two registry trees in step, descending only into subtrees whose ids differ; records
+/// every changed non-folder entry, and reports new entries whose name is not UTF-8 (without
+/// descending into them).
+fn walk_trees(
+    repo: &Repository,
+    a: Option<&Tree>,
+    b: Option<&Tree>,
+    rel: &str,
+    out: &mut Walk,
+) -> Result<(), RepoError> {
+    let is_tree = |e: &TreeEntry| e.kind() == Some(ObjectType::Tree);
+    let (la, lb) = (a.map_or(0, |t| t.len()), b.map_or(0, |t| t.len()));
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let x = a.filter(|_| i < la).and_then(|t| t.get(i));
+        let y = b.filter(|_| j < lb).and_then(|t| t.get(j));
+        let (x, y) = match (x, y) {
+            (None, None) => break,
+            (Some(x), None) => {
+                i += 1;
+                (Some(x), None)
+            }
+            (None, Some(y)) => {
+                j += 1;
+                (None, Some(y))
+            }
+            (Some(x), Some(y)) => {
+                match git_order(x.name_bytes(), is_tree(&x), y.name_bytes(), is_tree(&y)) {
+                    Ordering::Less => {
+                        i += 1;
+                        (Some(x), None)
+                    }
+                    Ordering::Greater => {
+                        j += 1;
+                        (None, Some(y))
+                    }
+                    Ordering::Equal => {
+                        i += 1;
+                        j += 1;
+                        if x.id() == y.id() && x.filemode() == y.filemode() {
+                            continue;
+                        }
+                        (Some(x), Some(y))
+                    }
+                }
+            }
+        };
+        if let Some(y) = &y {
+            if y.name().is_none() {
+                let parent = join(&out.root, rel);
+                out.layout.push(crate::registry::load::not_utf8(&parent, y));
+                continue;
+            }
+        }
+        // An old entry whose name is not UTF-8 is only ever removed here: nothing to judge.
+        let Some(name) = y.as_ref().or(x.as_ref()).and_then(|e| e.name()) else {
+            continue;
+        };
+        let path = join(rel, name);
+        let subtree = |e: &Option<TreeEntry>| -> Result<Option<Tree>, RepoError> {
+            match e.as_ref().filter(|e| is_tree(e)) {
+                Some(e) => Ok(Some(repo.find_tree(e.id())?)),
+                None => Ok(None),
+            }
+        };
+        let (xt, yt) = (subtree(&x)?, subtree(&y)?);
+        if xt.is_some() || yt.is_some() {
+            walk_trees(repo, xt.as_ref(), yt.as_ref(), &path, out)?;
+        }
+        let old_file = x
+            .as_ref()
+            .is_some_and(|e| e.kind() == Some(ObjectType::Blob));
+        let leaf = |e: &Option<TreeEntry>| e.as_ref().is_some_and(|e| !is_tree(e));
+        if leaf(&x) || leaf(&y) {
+            out.leaves.push(Leaf { path, old_file });
+        }
+    }
+    Ok(())
+}
+
 /// Git's tree order: names compare bytewise, a folder as if its name ended in `/`.
 fn git_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> Ordering {
     let n = a.len().min(b.len());
@@ -153,28 +297,33 @@ fn git_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> Ordering {
     end(a, a_tree).cmp(&end(b, b_tree))
 }
 
-/// Names of entries that differ between two sorted trees (added, removed or changed id),
-/// by one merge-join pass without loading any subtree.
-pub fn changed_entries(a: &git2::Tree, b: &git2::Tree) -> Vec<String> {
-    let is_tree = |e: &git2::TreeEntry| e.kind() == Some(git2::ObjectType::Tree);
+/// Names of the entries that differ between two sorted trees (added, removed, or changed id
+/// or mode), by one merge-join pass without loading any subtree. Names that are not UTF-8 are
+/// left out (the walkers report them as layout errors).
+pub fn changed_entries(a: &Tree, b: &Tree) -> Vec<String> {
+    let is_tree = |e: &TreeEntry| e.kind() == Some(ObjectType::Tree);
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::new();
-    let name = |e: &git2::TreeEntry| String::from_utf8_lossy(e.name_bytes()).into_owned();
+    let mut push = |e: &TreeEntry| {
+        if let Some(n) = e.name() {
+            out.push(n.to_owned());
+        }
+    };
     while i < a.len() || j < b.len() {
         match (a.get(i), b.get(j)) {
             (Some(x), Some(y)) => {
                 match git_order(x.name_bytes(), is_tree(&x), y.name_bytes(), is_tree(&y)) {
                     Ordering::Less => {
-                        out.push(name(&x));
+                        push(&x);
                         i += 1;
                     }
                     Ordering::Greater => {
-                        out.push(name(&y));
+                        push(&y);
                         j += 1;
                     }
                     Ordering::Equal => {
                         if x.id() != y.id() || x.filemode() != y.filemode() {
-                            out.push(name(&x));
+                            push(&x);
                         }
                         i += 1;
                         j += 1;
@@ -182,11 +331,11 @@ pub fn changed_entries(a: &git2::Tree, b: &git2::Tree) -> Vec<String> {
                 }
             }
             (Some(x), None) => {
-                out.push(name(&x));
+                push(&x);
                 i += 1;
             }
             (None, Some(y)) => {
-                out.push(name(&y));
+                push(&y);
                 j += 1;
             }
             (None, None) => break,

@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod change;
 pub mod clock;
 pub mod gates;
+pub mod index;
 pub mod render;
 pub mod report;
 pub mod snapshot;
@@ -13,13 +14,14 @@ pub use report::{CheckReport, TransitionReport, Verdict};
 
 use crate::history::{HistoryWalker, StageEvent};
 use crate::manifest::Policy;
-use crate::registry::files::GitFiles;
+use crate::registry::files::{artifact_file, ArtifactFile, GitFiles};
+use crate::registry::invariants::{artifact_location, ArtifactLocation};
 use crate::registry::{invariants, Registry};
 use crate::repo::{join, RepoError};
 use approvals::signers::AllowedSigners;
 use approvals::Evidence;
 use chrono::{DateTime, Utc};
-use gates::{Dependent, Facts};
+use gates::Facts;
 use git2::{Oid, Repository};
 use snapshot::{ModelCache, ModelView, Snapshot};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -35,6 +37,10 @@ pub enum CheckError {
     Git(#[from] git2::Error),
     #[error("github: {0}")]
     Github(#[from] approvals::github::GithubError),
+    /// `check` reads the merge base and the base branch's history (soak, rollbacks, labels
+    /// ever used); a shallow clone has neither in full.
+    #[error("the repository is a shallow clone{detail}: `baton check` needs the full history; fetch it with `git fetch --unshallow` (in GitHub Actions: `fetch-depth: 0` in actions/checkout)")]
+    Shallow { detail: String },
 }
 
 pub use approvals::github::{GithubSource, Pull};
@@ -75,8 +81,12 @@ pub fn judge(
 pub struct Judge {
     cache: ModelCache,
     history: HistoryWalker,
-    /// Per model tree: its versions that carry `requires`.
-    requires_index: HashMap<Oid, Arc<Vec<Requires>>>,
+    /// Per model tree: its versions that carry `requires` (the reverse scan).
+    requires: index::RequiresIndex,
+    /// Per model tree: its versions whose artifact lives in the registry.
+    artifact_refs: index::ArtifactIndex,
+    /// sha256 of in-registry artifact blobs, by blob id.
+    digests: HashMap<Oid, String>,
     /// Skip the registry-wide scan for versions that require a version leaving its stage.
     skip_reverse_requires: bool,
     /// Whether each judged tenure (entering commit, model, version) was accepted.
@@ -91,6 +101,7 @@ pub fn cache_big_trees() {
 impl Judge {
     pub fn new() -> Self {
         cache_big_trees();
+        crate::registry::load::skip_rehashing();
         Self::default()
     }
 
@@ -102,9 +113,10 @@ impl Judge {
         self
     }
 
-    /// Manifests parsed by this judge so far (tests and benchmarks).
+    /// Manifests parsed by this judge so far, by the gates and the reverse-`requires` scan
+    /// (tests and benchmarks).
     pub fn parsed(&self) -> usize {
-        self.cache.parsed
+        self.cache.parsed + self.requires.parsed
     }
 
     /// Judge the change `merge-base(base, head)...head`.
@@ -126,7 +138,7 @@ impl Judge {
         opts: &CheckOptions,
         depth: u32,
     ) -> Result<CheckReport, CheckError> {
-        let merge_base = repo.merge_base(base, head)?;
+        let merge_base = merge_base(repo, base, head)?;
         let base_commit = repo.find_commit(base)?;
         let root = crate::repo::registry_root(
             repo,
@@ -179,34 +191,53 @@ impl Judge {
             },
             None => None,
         };
-        let change = change::diff(
+        let mut change = change::diff(
             repo,
             &mut old,
             &mut new,
             &mut self.cache,
             signers_rel.as_deref(),
         )?;
+        // Files the change altered that are the in-registry artifacts of versions in a
+        // deployed stage: those versions are judged too, even with unchanged manifests.
+        if !change.altered_files.is_empty() {
+            let paths: BTreeSet<String> = change.altered_files.iter().cloned().collect();
+            let refs: Vec<(String, String)> = self
+                .artifact_refs
+                .referencing(repo, &new, &paths)?
+                .into_iter()
+                .filter(|(_, r)| policy.is_deployed(&r.stage))
+                .map(|(m, r)| (m, r.version))
+                .collect();
+            change::add_artifact_changes(
+                repo,
+                &mut old,
+                &mut new,
+                &mut self.cache,
+                &mut change,
+                &refs,
+            )?;
+        }
+        for d in &change.layout {
+            report.errors.push(d.clone());
+            let mut v = gates::verdict("schema", false, d.message.clone());
+            v.file = Some(d.file.clone());
+            report.change.push(v);
+        }
 
-        // Models the gates look at: changed ones (head), their requires partners, owners at base.
+        // Models the gates look at: changed ones (head), what they require, owners at base.
         let mut head_models: BTreeMap<String, Arc<ModelView>> = BTreeMap::new();
         for (name, (_, h)) in &change.models {
             if let Some(h) = h {
                 head_models.insert(name.clone(), h.clone());
             }
         }
-        let partners: BTreeSet<String> = change
-            .transitions
-            .iter()
-            .filter_map(|t| t.new.as_ref()?.manifest())
-            .flat_map(|m| m.requires.keys().cloned())
-            .collect();
-        for p in partners {
-            if let std::collections::btree_map::Entry::Vacant(e) = head_models.entry(p) {
-                if let Some(m) = new.model(repo, e.key(), &mut self.cache)? {
-                    e.insert(m);
-                }
-            }
-        }
+        self.load_heads(
+            repo,
+            &mut new,
+            gates::requires::partners(&change.models),
+            &mut head_models,
+        )?;
         let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for name in change.models.keys() {
             let o = rules
@@ -216,21 +247,40 @@ impl Judge {
             owners.insert(name.clone(), o);
         }
 
-        // Reverse `requires`: only when a version leaves a deployed stage.
-        let leaving: BTreeSet<(String, String)> = change
-            .transitions
-            .iter()
-            .filter(|t| {
-                t.from()
-                    .is_some_and(|f| Some(f) != t.to() && policy.is_deployed(f))
-            })
-            .map(|t| (t.model.clone(), t.version.clone()))
-            .collect();
-        let dependents = if !leaving.is_empty() && !self.skip_reverse_requires {
-            self.dependents(repo, &new, &leaving)?
+        // Reverse `requires`: only when some environment stops running a version.
+        let stopped = gates::requires::stopped(&policy, &change.models);
+        let dependents = if !stopped.is_empty() && !self.skip_reverse_requires {
+            self.requires.dependents(repo, &new, &stopped)?
         } else {
             Vec::new()
         };
+        self.load_heads(
+            repo,
+            &mut new,
+            dependents.iter().map(|d| d.model.clone()).collect(),
+            &mut head_models,
+        )?;
+
+        // In-registry artifacts of the versions in a deployed stage after the change.
+        let mut artifacts: BTreeMap<String, ArtifactFile> = BTreeMap::new();
+        if let Some(tree) = &new.tree {
+            for m in change
+                .transitions
+                .iter()
+                .filter_map(|t| t.new.as_ref()?.manifest())
+                .filter(|m| policy.is_deployed(&m.stage))
+            {
+                if let Ok(ArtifactLocation::Registry(rel)) = artifact_location(&m.artifact.uri) {
+                    let path = join(&root, &rel);
+                    if let std::collections::btree_map::Entry::Vacant(e) = artifacts.entry(path) {
+                        e.insert(artifact_file(repo, tree, &rel, &mut self.digests)?);
+                    }
+                }
+            }
+        }
+        if self.digests.len() > 100_000 {
+            self.digests.clear();
+        }
 
         // History of moving versions on the base branch (soak, rollback, labels ever used).
         let mut history: HashMap<String, Vec<StageEvent>> = HashMap::new();
@@ -378,6 +428,9 @@ impl Judge {
                 accepted_tenure: tenures.get(&(t.model.clone(), t.version.clone())),
                 now: opts.now,
                 evidence: &evidence,
+                root: &root,
+                changed: &change.models,
+                artifacts: &artifacts,
             };
             let tr = gates::judge_transition(t, &facts);
             for v in tr
@@ -595,175 +648,36 @@ impl Judge {
         Ok(())
     }
 
-    /// The versions at head that require one of the `leaving` (model, version) pairs. The
-    /// `requires` entries of each model folder are cached by tree id, in memory and in
-    /// `<git dir>/baton/requires-index`, so only model folders not seen before are read.
-    fn dependents(
+    /// Load the head folders of `names` not loaded yet into `into`.
+    fn load_heads(
         &mut self,
         repo: &Repository,
-        new: &Snapshot,
-        leaving: &BTreeSet<(String, String)>,
-    ) -> Result<Vec<Dependent>, CheckError> {
-        let disk = repo.path().join("baton").join("requires-index");
-        if self.requires_index.is_empty() {
-            if let Ok(text) = std::fs::read_to_string(&disk) {
-                self.requires_index = index::parse(&text);
-            }
-        }
-        let Some(models) = new.models_tree() else {
-            return Ok(Vec::new());
-        };
-        let prefix = new.path("models");
-        let mut out = Vec::new();
-        let mut scanned = false;
-        for e in models.iter() {
-            if e.kind() != Some(git2::ObjectType::Tree) {
-                continue;
-            }
-            let tree = e.id();
-            let list = match self.requires_index.get(&tree) {
-                Some(hit) => hit.clone(),
-                None => {
-                    scanned = true;
-                    let list = Arc::new(scan_requires(repo, tree)?);
-                    self.requires_index.insert(tree, list.clone());
-                    list
-                }
-            };
-            for r in list.iter() {
-                if leaving.contains(&r.requires) {
-                    let model = String::from_utf8_lossy(e.name_bytes()).into_owned();
-                    out.push(Dependent {
-                        path: format!("{prefix}/{model}/versions/{}.yaml", r.version),
-                        model,
-                        version: r.version.clone(),
-                        stage: r.stage.clone(),
-                        requires: r.requires.clone(),
-                    });
+        new: &mut Snapshot,
+        names: BTreeSet<String>,
+        into: &mut BTreeMap<String, Arc<ModelView>>,
+    ) -> Result<(), CheckError> {
+        for name in names {
+            if let std::collections::btree_map::Entry::Vacant(e) = into.entry(name) {
+                if let Some(m) = new.model(repo, e.key(), &mut self.cache)? {
+                    e.insert(m);
                 }
             }
         }
-        if scanned {
-            // Keep the entries of this head's model folders; best effort (a read-only
-            // repository keeps the in-memory index only).
-            let current: Vec<(Oid, Arc<Vec<Requires>>)> = models
-                .iter()
-                .filter_map(|e| Some((e.id(), self.requires_index.get(&e.id())?.clone())))
-                .collect();
-            let _ = index::write(&disk, &current);
-            if self.requires_index.len() > 200_000 {
-                self.requires_index = current.into_iter().collect();
-            }
-        }
-        Ok(out)
+        Ok(())
     }
 }
 
-/// One version of a model folder that requires another model's version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Requires {
-    version: String,
-    stage: String,
-    requires: (String, String),
-}
-
-/// The on-disk form of the reverse-`requires` index: a line per model tree id, then a line
-/// per requiring version (`\t<version> <stage> <model> <version>`).
-mod index {
-    use super::Requires;
-    use git2::Oid;
-    use std::collections::HashMap;
-    use std::fmt::Write as _;
-    use std::path::Path;
-    use std::sync::Arc;
-
-    pub fn parse(text: &str) -> HashMap<Oid, Arc<Vec<Requires>>> {
-        let mut out: HashMap<Oid, Vec<Requires>> = HashMap::new();
-        let mut cur: Option<Oid> = None;
-        for line in text.lines() {
-            if let Some(dep) = line.strip_prefix('\t') {
-                let parts: Vec<&str> = dep.split(' ').collect();
-                let (Some(key), [v, s, rm, rv]) = (cur, parts.as_slice()) else {
-                    return HashMap::new();
-                };
-                out.entry(key).or_default().push(Requires {
-                    version: v.to_string(),
-                    stage: s.to_string(),
-                    requires: (rm.to_string(), rv.to_string()),
-                });
-            } else {
-                let Ok(t) = Oid::from_str(line) else {
-                    return HashMap::new();
-                };
-                cur = Some(t);
-                out.entry(t).or_default();
-            }
-        }
-        out.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
-    }
-
-    pub fn write(path: &Path, entries: &[(Oid, Arc<Vec<Requires>>)]) -> std::io::Result<()> {
-        let mut text = String::with_capacity(entries.len() * 42);
-        for (t, deps) in entries {
-            let _ = writeln!(text, "{t}");
-            for d in deps.iter() {
-                let _ = writeln!(
-                    text,
-                    "\t{} {} {} {}",
-                    d.version, d.stage, d.requires.0, d.requires.1
-                );
-            }
-        }
-        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
-    }
-}
-
-/// The versions of one model folder that carry `requires` (blobs without the word are not
-/// parsed; spaces in labels or stages would break the index format, so those are skipped).
-fn scan_requires(repo: &Repository, tree: Oid) -> Result<Vec<Requires>, CheckError> {
-    let t = repo.find_tree(tree)?;
-    let Some(vs) = t.get_name("versions") else {
-        return Ok(Vec::new());
-    };
-    let Ok(vt) = repo.find_tree(vs.id()) else {
-        return Ok(Vec::new());
-    };
-    let odb = repo.odb()?;
-    let mut out = Vec::new();
-    for e in vt.iter() {
-        if e.kind() != Some(git2::ObjectType::Blob) {
-            continue;
-        }
-        let Some(label) = e.name().and_then(|n| n.strip_suffix(".yaml")) else {
-            continue;
+/// `merge-base(base, head)`, refusing a shallow clone (whose history is cut off, so the merge
+/// base may be missing and the base branch's history is incomplete).
+fn merge_base(repo: &Repository, base: Oid, head: Oid) -> Result<Oid, CheckError> {
+    if repo.is_shallow() {
+        let detail = match repo.merge_base(base, head) {
+            Ok(_) => String::new(),
+            Err(_) => " and the merge base of base and head is not in it".to_owned(),
         };
-        let obj = odb.read(e.id())?;
-        let data = obj.data();
-        if !data.windows(9).any(|w| w == b"requires:") {
-            continue;
-        }
-        let Ok(m) = crate::manifest::parse_version(data) else {
-            continue;
-        };
-        for (rm, rv) in &m.requires {
-            let fields = [label, m.stage.as_str(), rm.as_str(), rv.as_str()];
-            if fields
-                .iter()
-                .any(|f| f.is_empty() || f.contains(char::is_whitespace))
-            {
-                continue;
-            }
-            out.push(Requires {
-                version: label.to_owned(),
-                stage: m.stage.clone(),
-                requires: (rm.clone(), rv.clone()),
-            });
-        }
+        return Err(CheckError::Shallow { detail });
     }
-    Ok(out)
+    Ok(repo.merge_base(base, head)?)
 }
 
 /// How far an earlier tenure reached on the base branch.

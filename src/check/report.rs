@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 /// One rule's judgement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
-    /// Rule name of docs/gates.md: `schema`, `stage-order`, `immutable`, `exclusive`, `requires`,
-    /// `metric`, `evidence`, `soak`, `window`, `approvals`, `policy-change`, `rollback`, `delete`.
+    /// Rule name (docs/gates.md): `schema`, `stage-order`, `immutable`, `exclusive`,
+    /// `requires`, `artifact`, `metric`, `evidence`, `soak`, `window`, `approvals`,
+    /// `policy-change`, `rollback`, `delete`.
     pub rule: String,
     pub passed: bool,
     /// Why, in one human sentence (both when passing and failing).

@@ -276,7 +276,11 @@ fn load_model(
         return Ok(view);
     }
     for e in repo.find_tree(vs.id())?.iter() {
-        let fname = e.name().unwrap_or_default();
+        let Some(fname) = e.name() else {
+            view.diagnostics
+                .push(crate::registry::load::not_utf8(&join(path, "versions"), &e));
+            continue;
+        };
         let vpath = join(path, &format!("versions/{fname}"));
         let label = match (fname.strip_suffix(".yaml"), e.kind(), e.filemode()) {
             (Some(l), Some(ObjectType::Blob), m) if m != 0o120000 => l,

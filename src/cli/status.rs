@@ -87,11 +87,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
                         "stage": env.stage,
                         "models": env.models.iter().map(|(m, vs)| json!({
                             "model": m,
-                            "versions": vs.iter().map(|v| json!({
-                                "version": v.version,
-                                "traffic": v.traffic,
-                                "sha256": v.manifest.artifact.sha256,
-                            })).collect::<Vec<_>>(),
+                            "versions": vs.iter().map(|v| {
+                                let mut o = json!({
+                                    "version": v.version,
+                                    "traffic": v.traffic,
+                                    "sha256": v.manifest.artifact.sha256,
+                                });
+                                if let Some(s) = &v.kept_from {
+                                    o["kept_from"] = json!(s);
+                                }
+                                o
+                            }).collect::<Vec<_>>(),
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -137,6 +143,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
                     "{}",
                     table::render(&["  MODEL", "VERSION", "TRAFFIC", "SHA256"], &rows)
                 );
+                for (m, vs) in &env.models {
+                    for v in vs {
+                        if let Some(from) = &v.kept_from {
+                            println!(
+                                "  {m} {}: kept from stage {from} (stage {} holds no version of {m})",
+                                v.version, env.stage
+                            );
+                        }
+                    }
+                }
             }
         }
     }

@@ -9,7 +9,9 @@ pub mod admission;
 pub mod artifact;
 pub mod controller;
 pub mod events;
-pub mod fsutil;
+/// Moved to the crate root (the gates engine's caches write through it too); kept here so
+/// `daemon::fsutil::...` paths still resolve.
+pub use crate::fsutil;
 pub mod gate;
 pub mod health;
 pub mod http;

@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub trait RegistryFiles {
     /// Size in bytes of the regular file at the repository-relative `path`, if it exists.
     fn file_size(&self, path: &str) -> Option<u64>;
+    /// Lower-case hex sha256 of the regular file at the repository-relative `path`.
+    fn file_sha256(&self, path: &str) -> Option<String>;
     /// The text of a manifest blob, to locate keys in diagnostics.
     fn text(&self, blob: git2::Oid) -> Option<String>;
 }
@@ -332,6 +334,21 @@ fn check_version(
                             ),
                             vec!["artifact", "size"],
                         ));
+                    }
+                }
+                // The digest, too: found here rather than at deploy time (docs/cli.md).
+                if is_sha256(&m.artifact.sha256) {
+                    if let Some(got) = files.file_sha256(&reg.path(&rel)) {
+                        if got != m.artifact.sha256 {
+                            problems.push((
+                                format!(
+                                    "artifact.sha256 is {} but `{}` has sha256 {got}",
+                                    m.artifact.sha256,
+                                    reg.path(&rel)
+                                ),
+                                vec!["artifact", "sha256"],
+                            ));
+                        }
                     }
                 }
             }

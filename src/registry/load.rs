@@ -156,7 +156,10 @@ impl Loader {
         let mut listing_names = String::new();
         let mut listing_dir = None;
         for e in tree.iter() {
-            let name = e.name().unwrap_or_default();
+            let Some(name) = e.name() else {
+                diagnostics.push(not_utf8(root, &e));
+                continue;
+            };
             let path = join(root, name);
             if let Some(d) = special_entry(&e, &path) {
                 diagnostics.push(d);
@@ -179,7 +182,11 @@ impl Loader {
                 };
                 let mut j = 0;
                 for m in models_tree.iter() {
-                    let mname = m.name().unwrap_or_default();
+                    // Never a model named "" or by a lossy name: a layout error instead.
+                    let Some(mname) = m.name() else {
+                        diagnostics.push(not_utf8(&path, &m));
+                        continue;
+                    };
                     if m.kind() == Some(ObjectType::Tree) {
                         let mut hit = None;
                         let end = prev.len().min(j + 2);
@@ -330,7 +337,11 @@ impl Loader {
         let before = out.len();
         let t = repo.find_tree(tree)?;
         for e in t.iter() {
-            let path = join(prefix, e.name().unwrap_or_default());
+            let Some(name) = e.name() else {
+                out.push(not_utf8(prefix, &e));
+                continue;
+            };
+            let path = join(prefix, name);
             if let Some(d) = special_entry(&e, &path) {
                 out.push(d);
             } else if e.kind() == Some(ObjectType::Tree) {
@@ -491,7 +502,7 @@ fn is_join(full: &str, dir: &str, name: &str) -> bool {
 
 /// libgit2 re-hashes (SHA-1DC) every object it reads, a third of the cost of reading a
 /// manifest; git itself does not on reads (only `fsck` does). Turned off process-wide, once.
-fn skip_rehashing() {
+pub(crate) fn skip_rehashing() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(crate::gitopts::init);
 }
@@ -594,6 +605,38 @@ fn assemble(p: PendingModel, parsed: Vec<Parsed>) -> ModelEntry {
     }
 }
 
+/// A tree entry under `parent` whose name is not UTF-8: a layout error (docs/registry-format.md).
+pub(crate) fn not_utf8(parent: &str, e: &git2::TreeEntry) -> Diagnostic {
+    let shown = crate::names::shown_name(e.name_bytes());
+    Diagnostic::new(
+        join(parent, &shown),
+        crate::names::not_utf8_message(e.name_bytes()),
+    )
+}
+
+/// Symbolic links, submodules and names that are not UTF-8 anywhere below `tree` (the parts
+/// of a model folder the walk does not read itself).
+fn scan_layout(
+    repo: &Repository,
+    tree: Oid,
+    prefix: &str,
+    out: &mut Vec<Diagnostic>,
+) -> Result<(), RepoError> {
+    for e in repo.find_tree(tree)?.iter() {
+        let Some(name) = e.name() else {
+            out.push(not_utf8(prefix, &e));
+            continue;
+        };
+        let path = join(prefix, name);
+        if let Some(d) = special_entry(&e, &path) {
+            out.push(d);
+        } else if e.kind() == Some(ObjectType::Tree) {
+            scan_layout(repo, e.id(), &path, out)?;
+        }
+    }
+    Ok(())
+}
+
 fn special_entry(e: &git2::TreeEntry, path: &str) -> Option<Diagnostic> {
     match (e.kind(), e.filemode()) {
         (_, 0o120000) => Some(Diagnostic::new(
@@ -628,7 +671,10 @@ fn walk_model(
         ));
     }
     for e in tree.iter() {
-        let ename = e.name().unwrap_or_default();
+        let Some(ename) = e.name() else {
+            p.diagnostics.push(not_utf8(path, &e));
+            continue;
+        };
         let epath = join(path, ename);
         if let Some(d) = special_entry(&e, &epath) {
             p.diagnostics.push(d);
@@ -641,7 +687,10 @@ fn walk_model(
             }
             ("versions", Some(ObjectType::Tree)) => {
                 for v in repo.find_tree(e.id())?.iter() {
-                    let vname = v.name().unwrap_or_default();
+                    let Some(vname) = v.name() else {
+                        p.diagnostics.push(not_utf8(&epath, &v));
+                        continue;
+                    };
                     let vpath = join(&epath, vname);
                     if let Some(d) = special_entry(&v, &vpath) {
                         p.diagnostics.push(d);
@@ -670,6 +719,7 @@ fn walk_model(
             ("versions", _) => p
                 .diagnostics
                 .push(Diagnostic::new(&epath, "`versions` must be a folder")),
+            (_, Some(ObjectType::Tree)) => scan_layout(repo, e.id(), &epath, &mut p.diagnostics)?,
             _ => {}
         }
     }

@@ -94,6 +94,38 @@ impl TestRepo {
         self.write(rel, &s.replacen(from, to, 1));
     }
 
+    /// Stage a file at a raw (possibly not UTF-8) path, bypassing the working tree: commit it
+    /// with `git commit` (not [`TestRepo::commit_all`], whose `add -A` would drop it again).
+    pub fn stage_raw(&self, path: &[u8], content: &[u8]) {
+        let blob = self.git_stdin(&["hash-object", "-w", "--stdin"], content);
+        let mut line = format!("100644 {blob}\t").into_bytes();
+        line.extend_from_slice(path);
+        line.push(b'\n');
+        self.git_stdin(&["update-index", "--add", "--index-info"], &line);
+    }
+
+    /// Run git with `input` on stdin; panics on failure. Returns stdout.
+    pub fn git_stdin(&self, args: &[&str], input: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run git");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {:?} failed: {}",
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// `git add -A && git commit`; returns the new commit id.
     pub fn commit_all(&self, msg: &str) -> String {
         self.git(&["add", "-A"]);

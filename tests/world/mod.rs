@@ -178,6 +178,7 @@ pub const FD3: &str = "models/fraud-detector/versions/3.yaml";
 pub const FD4: &str = "models/fraud-detector/versions/4.yaml";
 pub const FD5: &str = "models/fraud-detector/versions/5.yaml";
 pub const FE7: &str = "models/feature-encoder/versions/7.yaml";
+pub const FE8: &str = "models/feature-encoder/versions/8.yaml";
 
 /// The verdicts of `rule` for transition `mv` (`model@version`).
 pub fn verdicts<'a>(j: &'a Value, mv: &str, rule: &str) -> Vec<&'a Value> {

@@ -2,6 +2,7 @@
 //! pre-fetched [`Facts`] to verdicts; [`judge_transition`] decides which rules apply.
 
 pub mod approvals;
+pub mod artifact;
 pub mod delete;
 pub mod evidence;
 pub mod exclusive;
@@ -16,11 +17,12 @@ pub mod stage_order;
 pub mod window;
 
 use super::approvals::Evidence;
-use super::change::Transition;
+use super::change::{ModelPair, Transition};
 use super::report::{TransitionReport, Verdict};
 use super::snapshot::ModelView;
 use crate::history::StageEvent;
 use crate::manifest::{Gate, Policy};
+use crate::registry::files::ArtifactFile;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,7 +32,6 @@ use std::sync::Arc;
 pub struct Dependent {
     pub model: String,
     pub version: String,
-    pub stage: String,
     /// The required model and version.
     pub requires: (String, String),
     pub path: String,
@@ -45,9 +46,10 @@ pub struct Facts<'a> {
     /// The transition's model at the old side (merge-base) and at head.
     pub old_model: Option<&'a ModelView>,
     pub head_model: Option<&'a ModelView>,
-    /// Models loaded at head (the changed ones and their `requires` partners).
+    /// Models loaded at head: the changed ones, what their versions require, and the models
+    /// of the `dependents`.
     pub head_models: &'a BTreeMap<String, Arc<ModelView>>,
-    /// Versions at head that require some version of the transition's model.
+    /// Versions at head that require a version some environment stops running.
     pub dependents: &'a [Dependent],
     /// Stage events of this version on the base branch's first-parent history, newest first.
     pub history: &'a [StageEvent],
@@ -59,6 +61,13 @@ pub struct Facts<'a> {
     pub accepted_tenure: Option<&'a rollback::Held>,
     pub now: DateTime<Utc>,
     pub evidence: &'a Evidence,
+    /// Registry folder, repository-relative.
+    pub root: &'a str,
+    /// Every model whose folder the change touched: name -> (old side, head).
+    pub changed: &'a BTreeMap<String, ModelPair>,
+    /// In-registry artifact files at head (repository-relative path) of the versions in a
+    /// deployed stage after the change.
+    pub artifacts: &'a BTreeMap<String, ArtifactFile>,
 }
 
 /// A verdict for `rule`.
@@ -130,6 +139,7 @@ fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
     }
     v.push(exclusive::judge(t, f));
     v.push(requires::judge(t, f));
+    v.extend(artifact::judge(t, f));
     let to = t.to().unwrap_or_default();
     let Some(stage) = f.policy.stage(to) else {
         return report;

@@ -15,6 +15,7 @@ pub const RULES: &[&str] = &[
     "immutable",
     "exclusive",
     "requires",
+    "artifact",
     "metric",
     "evidence",
     "soak",

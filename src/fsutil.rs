@@ -1,18 +1,22 @@
-//! Crash-safe filesystem primitives for the controller: atomic file writes (temp, fsync,
-//! rename, fsync dir), atomic symlink switches, and streaming sha256 of files.
+//! Crash-safe filesystem primitives shared by the controller and the gates engine's caches:
+//! atomic file writes (temp, fsync, rename, fsync dir), atomic symlink switches, sha256 of files.
 
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A temp path beside `path`, unique to this process: `.<name>.tmp-<pid>`.
+/// A temp path beside `path`, unique to this process and call: `.<name>.tmp-<pid>-<n>`, so
+/// two writers in one process (threads, or two judges) never share a temp file.
 pub fn temp_beside(path: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// True for names made by [`temp_beside`] (left over by a crash; safe to delete).
@@ -34,7 +38,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// (several renames in one directory, made durable by one fsync at the end).
 pub fn atomic_write_with(path: &Path, bytes: &[u8], sync_dir: bool) -> io::Result<()> {
     let tmp = temp_beside(path);
-    {
+    let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -42,8 +46,13 @@ pub fn atomic_write_with(path: &Path, bytes: &[u8], sync_dir: bool) -> io::Resul
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // Leave nothing behind: the old file (if any) is intact, the temp file is useless.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     if sync_dir {
         if let Some(dir) = path.parent() {
             fsync_dir(dir)?;
@@ -154,6 +163,28 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temp_file() {
+        let d = tempfile::tempdir().unwrap();
+        // A folder in the way: the rename fails.
+        let p = d.path().join("index");
+        fs::create_dir(&p).unwrap();
+        assert!(atomic_write(&p, b"x").is_err());
+        let names: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn temp_names_are_unique_per_call() {
+        let p = Path::new("/x/requires-index");
+        let (a, b) = (temp_beside(p), temp_beside(p));
+        assert_ne!(a, b);
+        for t in [a, b] {
+            assert!(is_temp_name(&t.file_name().unwrap().to_string_lossy()));
+            assert_eq!(t.parent(), p.parent());
+        }
     }
 
     #[test]
