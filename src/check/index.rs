@@ -28,9 +28,16 @@ const MAX_TREES: usize = 200_000;
 pub struct RequiresIndex {
     trees: HashMap<Oid, Arc<Vec<Requirement>>>,
     disk_read: bool,
+    /// Model folders scanned since the disk form was last written.
+    unsaved: usize,
     /// Manifests read and parsed by scans so far (tests and benchmarks).
     pub parsed: usize,
 }
+
+/// Scanned model folders that make rewriting the disk form worth it: a daemon judging one
+/// commit after another scans one or two folders per commit, which a later process rescans
+/// cheaply, while the whole index is rewritten (and fsynced) each time it is saved.
+const SAVE_AFTER: usize = 256;
 
 impl RequiresIndex {
     /// The versions at `head` that require one of `wanted` (model, version).
@@ -62,7 +69,8 @@ impl RequiresIndex {
             .filter(|e| e.kind() == Some(ObjectType::Tree) && !self.trees.contains_key(&e.id()))
             .map(|e| e.id())
             .collect();
-        let scanned = !todo.is_empty();
+        self.unsaved += todo.len();
+        let scanned = self.unsaved >= SAVE_AFTER || (!todo.is_empty() && !disk.exists());
         for (tree, list, parsed) in scan_trees(repo, &todo)? {
             self.parsed += parsed;
             self.trees.insert(tree, Arc::new(list));
@@ -89,8 +97,11 @@ impl RequiresIndex {
                 .iter()
                 .filter_map(|e| Some((e.id(), self.trees.get(&e.id())?.clone())))
                 .collect();
-            if let Err(err) = disk::write(&disk, &current) {
-                tracing::debug!(path = %disk.display(), %err, "requires index not written");
+            match disk::write(&disk, &current) {
+                Ok(()) => self.unsaved = 0,
+                Err(err) => {
+                    tracing::debug!(path = %disk.display(), %err, "requires index not written")
+                }
             }
             if self.trees.len() > MAX_TREES {
                 self.trees = current.into_iter().collect();
