@@ -147,11 +147,12 @@ impl EventLog {
 
     /// Log to tracing, append to the file (one `write` per line), keep in the ring.
     pub fn push(&mut self, e: Event) {
+        // Absent fields are left out of the record (an `Option` field records only `Some`).
         let (env, model, version, commit) = (
-            e.environment.as_deref().unwrap_or_default(),
-            e.model.as_deref().unwrap_or_default(),
-            e.version.as_deref().unwrap_or_default(),
-            e.commit.as_deref().unwrap_or_default(),
+            e.environment.as_deref(),
+            e.model.as_deref(),
+            e.version.as_deref(),
+            e.commit.as_deref(),
         );
         match e.kind.severity() {
             Severity::Warning => tracing::warn!(
