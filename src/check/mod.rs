@@ -8,9 +8,11 @@ pub mod gates;
 pub mod index;
 pub mod render;
 pub mod report;
+pub mod rule;
 pub mod snapshot;
 
 pub use report::{CheckReport, TransitionReport, Verdict};
+pub use rule::Rule;
 
 use crate::history::{HistoryWalker, StageEvent};
 use crate::manifest::Policy;
@@ -170,7 +172,7 @@ impl Judge {
                     }
                     _ => "no baton.yaml at base".to_owned(),
                 };
-                let mut v = gates::verdict("schema", false, why);
+                let mut v = gates::verdict(Rule::Schema, false, why);
                 v.file = Some(policy_path);
                 report.change.push(v);
                 return Ok(report);
@@ -220,7 +222,7 @@ impl Judge {
         }
         for d in &change.layout {
             report.errors.push(d.clone());
-            let mut v = gates::verdict("schema", false, d.message.clone());
+            let mut v = gates::verdict(Rule::Schema, false, d.message.clone());
             v.file = Some(d.file.clone());
             report.change.push(v);
         }
@@ -436,7 +438,7 @@ impl Judge {
             for v in tr
                 .verdicts
                 .iter()
-                .filter(|v| v.rule == "schema" && !v.passed)
+                .filter(|v| v.rule == Rule::Schema && !v.passed)
             {
                 // A parse error keeps serde's column; other schema problems have a line.
                 let d = match t.new.as_ref().map(|n| &n.parsed) {
@@ -472,14 +474,14 @@ impl Judge {
             if let Some(h) = h {
                 for d in &h.diagnostics {
                     report.errors.push(d.clone());
-                    let mut v = gates::verdict("schema", false, d.message.clone());
+                    let mut v = gates::verdict(Rule::Schema, false, d.message.clone());
                     v.file = Some(d.file.clone());
                     vs.push(v);
                 }
                 if let Some(Err(e)) = &h.manifest {
                     let file = join(&root, &format!("models/{name}/model.yaml"));
                     report.errors.push(e.clone().into_diagnostic(&file));
-                    let mut v = gates::verdict("schema", false, e.message.clone());
+                    let mut v = gates::verdict(Rule::Schema, false, e.message.clone());
                     v.file = Some(file);
                     v.line = e.line;
                     vs.push(v);
@@ -487,7 +489,7 @@ impl Judge {
                 if h.manifest.is_none() && !h.versions.is_empty() {
                     let file = join(&root, &format!("models/{name}/model.yaml"));
                     let mut v = gates::verdict(
-                        "schema",
+                        Rule::Schema,
                         false,
                         "missing: every model folder needs a model.yaml",
                     );
@@ -581,9 +583,7 @@ impl Judge {
                     t.model == entered.model
                         && t.version == entered.version
                         && t.to.as_deref() == stage
-                        && t.verdicts
-                            .iter()
-                            .all(|v| v.passed || v.rule == "soak" || v.rule == "window")
+                        && t.verdicts.iter().all(|v| v.passed || v.rule.is_time())
                 });
             if passed {
                 accepted = true;
@@ -628,13 +628,13 @@ impl Judge {
         };
         let v = match problems.first() {
             None => {
-                let mut v = gates::verdict("schema", true, "baton.yaml at head is valid");
+                let mut v = gates::verdict(Rule::Schema, true, "baton.yaml at head is valid");
                 v.file = Some(policy_path.to_owned());
                 v
             }
             Some(d) => {
                 let mut v = gates::verdict(
-                    "schema",
+                    Rule::Schema,
                     false,
                     format!("baton.yaml at head is invalid: {}", d.message),
                 );

@@ -9,10 +9,8 @@ use std::collections::BTreeMap;
 /// One rule's judgement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
-    /// Rule name (docs/gates.md): `schema`, `stage-order`, `immutable`, `exclusive`,
-    /// `requires`, `artifact`, `metric`, `evidence`, `soak`, `window`, `approvals`,
-    /// `policy-change`, `rollback`, `delete`.
-    pub rule: String,
+    /// The rule judged (docs/gates.md); serialized by its name (`stage-order`).
+    pub rule: crate::check::Rule,
     pub passed: bool,
     /// Why, in one human sentence (both when passing and failing).
     pub reason: String,

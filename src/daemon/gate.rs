@@ -5,6 +5,7 @@
 use super::release::Release;
 use crate::check::gates::window;
 use crate::check::CheckReport;
+use crate::check::Rule;
 use crate::manifest::{Gate, Policy};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -99,9 +100,9 @@ pub fn classify(
             not_before = not_before.max(Some(nb));
         }
         for v in t.verdicts.iter().filter(|v| !v.passed) {
-            if v.rule == "soak" {
+            if v.rule == Rule::Soak {
                 // Time fixes it: the engine says when (`not_before`).
-            } else if v.rule == "window" {
+            } else if v.rule == Rule::Window {
                 if let Some(stage) = t.to.as_deref().and_then(|s| policy?.stage(s)) {
                     windows.extend(stage.gates.iter().filter_map(|g| match g {
                         Gate::Window(w) => Some(w),
@@ -218,9 +219,9 @@ mod tests {
     use super::*;
     use crate::check::{TransitionReport, Verdict};
 
-    fn verdict(rule: &str, passed: bool) -> Verdict {
+    fn verdict(rule: crate::check::Rule, passed: bool) -> Verdict {
         Verdict {
-            rule: rule.into(),
+            rule,
             passed,
             reason: format!("{rule} says so"),
             file: None,
@@ -260,10 +261,10 @@ mod tests {
         let r = report(vec![
             t(
                 "a",
-                vec![verdict("approvals", false), verdict("metric", true)],
+                vec![verdict(Rule::Approvals, false), verdict(Rule::Metric, true)],
             ),
-            t("b", vec![verdict("metric", true)]),
-            t("c", vec![verdict("window", false)]),
+            t("b", vec![verdict(Rule::Metric, true)]),
+            t("c", vec![verdict(Rule::Window, false)]),
         ]);
         let now = Utc::now();
         assert!(matches!(
@@ -287,7 +288,7 @@ mod tests {
     #[test]
     fn change_wide_failures_block_everyone() {
         let mut r = report(vec![]);
-        r.change.push(verdict("policy-change", false));
+        r.change.push(verdict(Rule::PolicyChange, false));
         assert!(matches!(
             classify(&r, "any", None, Utc::now(), true),
             ModelVerdict::Hold {

@@ -5,6 +5,7 @@ use super::{verdict, Facts};
 use crate::check::approvals::{tally, Tally, Target};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::manifest::policy::ApprovalsGate;
 
 /// Count approvals of `target` for transition `t` by the approvers `from` expands to.
@@ -38,7 +39,7 @@ pub fn describe(t: &Tally, min: u32, from: &[String]) -> String {
 pub fn judge(t: &Transition, f: &Facts, g: &ApprovalsGate) -> Verdict {
     let to = t.to().unwrap_or_default();
     let mut v = if g.min == 0 {
-        verdict("approvals", true, "no approvals required")
+        verdict(Rule::Approvals, true, "no approvals required")
     } else {
         let target = Target::Version {
             model: t.model.clone(),
@@ -50,7 +51,11 @@ pub fn judge(t: &Transition, f: &Facts, g: &ApprovalsGate) -> Verdict {
         if tally.counted.len() < g.min as usize && !f.evidence.notes.is_empty() {
             reason.push_str(&format!("; note: {}", f.evidence.notes.join("; ")));
         }
-        verdict("approvals", tally.counted.len() >= g.min as usize, reason)
+        verdict(
+            Rule::Approvals,
+            tally.counted.len() >= g.min as usize,
+            reason,
+        )
     };
     v.file = Some(t.file.clone());
     v
@@ -60,7 +65,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &ApprovalsGate) -> Verdict {
 /// approvals name the transition's destination (`<model>@<version> -> <to>`).
 pub fn judge_for(t: &Transition, f: &Facts, g: &ApprovalsGate, to: &str, from: &str) -> Verdict {
     let mut v = if g.min == 0 {
-        verdict("approvals", true, "no approvals required")
+        verdict(Rule::Approvals, true, "no approvals required")
     } else {
         let target = Target::Version {
             model: t.model.clone(),
@@ -69,7 +74,7 @@ pub fn judge_for(t: &Transition, f: &Facts, g: &ApprovalsGate, to: &str, from: &
         };
         let tally = count(t, f, &target, &g.from);
         verdict(
-            "approvals",
+            Rule::Approvals,
             tally.counted.len() >= g.min as usize,
             format!(
                 "undeploy: {} leaves `{from}` with no version of {}; {}",

@@ -4,6 +4,7 @@
 use super::{located, verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::registry::files::ArtifactFile;
 use crate::registry::invariants::{artifact_location, ArtifactLocation};
 
@@ -21,7 +22,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Option<Verdict> {
         Err(why) => {
             return Some(located(
                 verdict(
-                    "artifact",
+                    Rule::Artifact,
                     false,
                     format!("artifact.uri `{}`: {why}", m.artifact.uri),
                 ),
@@ -34,7 +35,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Option<Verdict> {
     let path = crate::repo::join(f.root, &rel);
     let fail = |reason: String, key: &str| {
         Some(located(
-            verdict("artifact", false, reason),
+            verdict(Rule::Artifact, false, reason),
             &t.file,
             &new.text,
             &["artifact", key],
@@ -67,7 +68,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Option<Verdict> {
             }
             let short: String = sha256.chars().take(12).collect();
             Some(verdict(
-                "artifact",
+                Rule::Artifact,
                 true,
                 format!("`{path}` is in the registry with sha256 {short}… and {size} bytes"),
             ))

@@ -3,11 +3,12 @@
 use super::{verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 
 pub fn judge(t: &Transition, f: &Facts) -> Verdict {
     let mut v = match t.from() {
         Some(from) if f.policy.stage(from).is_some_and(|s| s.terminal) => verdict(
-            "delete",
+            Rule::Delete,
             true,
             format!("deleted from terminal stage `{from}`"),
         ),
@@ -20,7 +21,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
                 .map(|s| s.name.as_str())
                 .collect();
             verdict(
-                "delete",
+                Rule::Delete,
                 false,
                 format!(
                     "a version may be deleted only from a terminal stage ({}); it is in `{from}`",
@@ -32,7 +33,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
                 ),
             )
         }
-        None => verdict("delete", true, "the manifest did not parse at base"),
+        None => verdict(Rule::Delete, true, "the manifest did not parse at base"),
     };
     v.file = Some(t.file.clone());
     v

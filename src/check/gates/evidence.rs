@@ -3,19 +3,26 @@
 use super::{located, verdict};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 
 pub fn judge(t: &Transition, name: &str) -> Verdict {
     let text = t.new.as_ref().map(|n| n.text.clone()).unwrap_or_default();
     let Some(m) = t.new.as_ref().and_then(|n| n.manifest()) else {
-        return verdict("evidence", false, "manifest did not parse");
+        return verdict(Rule::Evidence, false, "manifest did not parse");
     };
     let v = match m.evidence.get(name) {
-        None => verdict("evidence", false, format!("evidence `{name}` is missing")),
-        Some(e) if !e.passed => {
-            verdict("evidence", false, format!("evidence `{name}` did not pass"))
-        }
+        None => verdict(
+            Rule::Evidence,
+            false,
+            format!("evidence `{name}` is missing"),
+        ),
+        Some(e) if !e.passed => verdict(
+            Rule::Evidence,
+            false,
+            format!("evidence `{name}` did not pass"),
+        ),
         Some(e) => verdict(
-            "evidence",
+            Rule::Evidence,
             true,
             match &e.report {
                 Some(r) => format!("`{name}` passed (report {r})"),

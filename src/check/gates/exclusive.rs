@@ -4,13 +4,14 @@
 use super::{located, verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::manifest::VersionManifest;
 use crate::registry::invariants::{occupancy_problems, traffic_split};
 
 pub fn judge(t: &Transition, f: &Facts) -> Verdict {
     let text = t.new.as_ref().map(|n| n.text.clone()).unwrap_or_default();
     let Some(head) = f.head_model else {
-        return verdict("exclusive", true, "model has no versions at head");
+        return verdict(Rule::Exclusive, true, "model has no versions at head");
     };
     let mut stages: Vec<&str> = t.to().into_iter().collect();
     if let Some(from) = t.from() {
@@ -38,7 +39,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
     }
     match problems.into_iter().next() {
         None => verdict(
-            "exclusive",
+            Rule::Exclusive,
             true,
             if holds.is_empty() {
                 "leaves no stage over-full".to_owned()
@@ -52,7 +53,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
             } else {
                 &["stage"]
             };
-            located(verdict("exclusive", false, p), &t.file, &text, key)
+            located(verdict(Rule::Exclusive, false, p), &t.file, &text, key)
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::{located, verdict};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::manifest::VersionManifest;
 use std::collections::BTreeSet;
 
@@ -12,12 +13,15 @@ use std::collections::BTreeSet;
 /// means one build (docs/registry-format.md, immutability).
 pub fn judge_new_label(t: &Transition, labels_ever: &BTreeSet<String>) -> Verdict {
     if !labels_ever.contains(&t.version) {
-        return verdict("immutable", true, "a label never used before on the branch");
+        return verdict(
+            Rule::Immutable,
+            true,
+            "a label never used before on the branch",
+        );
     }
     let text = t.new.as_ref().map(|n| n.text.clone()).unwrap_or_default();
     located(
-        verdict(
-            "immutable",
+        verdict(Rule::Immutable,
             false,
             format!(
                 "label `{}` of {} was used before on the branch; a label always names one build, so register the new build under a new label",
@@ -85,7 +89,7 @@ pub fn judge(t: &Transition, rollback: bool) -> Verdict {
         t.old.as_ref().and_then(|o| o.manifest()),
         t.new.as_ref().and_then(|n| n.manifest()),
     ) else {
-        return verdict("immutable", true, "nothing to compare");
+        return verdict(Rule::Immutable, true, "nothing to compare");
     };
     let mut changed = changed_fields(old, new);
     let before = changed.len();
@@ -94,14 +98,14 @@ pub fn judge(t: &Transition, rollback: bool) -> Verdict {
     }
     if changed.is_empty() && before > changed.len() {
         return verdict(
-            "immutable",
+            Rule::Immutable,
             true,
             "rollback: only stage, traffic and metrics/evidence keys the reverted change added",
         );
     }
     if changed.is_empty() {
         return verdict(
-            "immutable",
+            Rule::Immutable,
             true,
             "only stage, traffic and new metrics/evidence keys changed",
         );
@@ -111,7 +115,7 @@ pub fn judge(t: &Transition, rollback: bool) -> Verdict {
     let text = t.new.as_ref().map(|n| n.text.clone()).unwrap_or_default();
     located(
         verdict(
-            "immutable",
+            Rule::Immutable,
             false,
             format!(
                 "immutable field{} changed: {} (register a new version instead)",

@@ -4,6 +4,7 @@
 use super::{located, verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::manifest::policy::MetricGate;
 
 /// A number rounded to 9 decimals, printed shortest (0.935 - 0.941 prints -0.006).
@@ -16,12 +17,12 @@ pub fn judge(t: &Transition, f: &Facts, g: &MetricGate) -> Verdict {
     let text = t.new.as_ref().map(|n| n.text.clone()).unwrap_or_default();
     let to = t.to().unwrap_or_default();
     let Some(m) = t.new.as_ref().and_then(|n| n.manifest()) else {
-        return verdict("metric", false, "manifest did not parse");
+        return verdict(Rule::Metric, false, "manifest did not parse");
     };
     let name = &g.name;
     let Some(&value) = m.metrics.get(name) else {
         return located(
-            verdict("metric", false, format!("metric `{name}` is missing")),
+            verdict(Rule::Metric, false, format!("metric `{name}` is missing")),
             &t.file,
             &text,
             &["metrics"],
@@ -96,7 +97,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &MetricGate) -> Verdict {
         }
     }
     located(
-        verdict("metric", ok, parts.join("; ")),
+        verdict(Rule::Metric, ok, parts.join("; ")),
         &t.file,
         &text,
         &["metrics", name],

@@ -19,6 +19,7 @@ pub mod window;
 use super::approvals::Evidence;
 use super::change::{ModelPair, Transition};
 use super::report::{TransitionReport, Verdict};
+use super::rule::Rule;
 use super::snapshot::ModelView;
 use crate::history::StageEvent;
 use crate::manifest::{Gate, Policy};
@@ -71,9 +72,9 @@ pub struct Facts<'a> {
 }
 
 /// A verdict for `rule`.
-pub fn verdict(rule: &str, passed: bool, reason: impl Into<String>) -> Verdict {
+pub fn verdict(rule: Rule, passed: bool, reason: impl Into<String>) -> Verdict {
     Verdict {
-        rule: rule.to_owned(),
+        rule,
         passed,
         reason: reason.into(),
         file: None,
@@ -228,7 +229,7 @@ fn finish(mut report: TransitionReport, waits: Vec<DateTime<Utc>>) -> Transition
         .verdicts
         .iter()
         .filter(|v| !v.passed)
-        .all(|v| v.rule == "window" || v.rule == "soak");
+        .all(|v| v.rule.is_time());
     if !waits.is_empty() && time_only {
         report.not_before = waits.into_iter().max();
     }

@@ -5,13 +5,14 @@ use super::approvals::describe;
 use super::verdict;
 use crate::check::approvals::{tally, Evidence, Target};
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::manifest::Policy;
 
 /// Judge a change to `paths` (repository-relative); `what` names them for the reason.
 pub fn judge(policy: &Policy, evidence: &Evidence, paths: &[String], what: &str) -> Verdict {
     let mut v = if policy.policy_owners.is_empty() {
         verdict(
-            "policy-change",
+            Rule::PolicyChange,
             false,
             format!(
                 "{what} changed, and the base policy names no `policy_owners` who could approve it"
@@ -26,7 +27,7 @@ pub fn judge(policy: &Policy, evidence: &Evidence, paths: &[String], what: &str)
         let t = tally(evidence, &Target::Policy, paths, &allowed);
         let ok = !t.counted.is_empty();
         verdict(
-            "policy-change",
+            Rule::PolicyChange,
             ok,
             format!("{what} changed: {}", describe(&t, 1, &policy.policy_owners)),
         )

@@ -5,6 +5,7 @@ use super::{located, verdict, Facts};
 use crate::check::change::{ModelPair, Transition};
 use crate::check::report::Verdict;
 use crate::check::snapshot::ModelView;
+use crate::check::Rule;
 use crate::manifest::{Policy, VersionManifest};
 use crate::registry::desired::model_runs;
 
@@ -184,11 +185,11 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
     }
     if problems.is_empty() {
         return match held.is_empty() {
-            true => verdict("requires", true, "no requirement gained or lost"),
-            false => verdict("requires", true, held.join("; ")),
+            true => verdict(Rule::Requires, true, "no requirement gained or lost"),
+            false => verdict(Rule::Requires, true, held.join("; ")),
         };
     }
-    let v = verdict("requires", false, problems.join("; "));
+    let v = verdict(Rule::Requires, false, problems.join("; "));
     match own_forward_problem {
         true => located(v, &t.file, &text, &["requires"]),
         false => v,

@@ -6,6 +6,7 @@ use super::{verdict, Facts};
 use crate::check::approvals::Target;
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::manifest::Gate;
 use chrono::{DateTime, Utc};
 use git2::Oid;
@@ -42,7 +43,7 @@ pub fn judge(t: &Transition, f: &Facts, held: &Held) -> Verdict {
     let min = f.policy.rollback.approvals;
     let mut v = if min == 0 {
         verdict(
-            "rollback",
+            Rule::Rollback,
             true,
             format!(
                 "returns to `{to}` ({}); rollbacks need no approvals",
@@ -70,7 +71,7 @@ pub fn judge(t: &Transition, f: &Facts, held: &Held) -> Verdict {
         let tally = count(t, f, &target, &from);
         let ok = tally.counted.len() >= min as usize;
         verdict(
-            "rollback",
+            Rule::Rollback,
             ok,
             format!(
                 "returns to `{to}` ({}); {}",

@@ -4,16 +4,17 @@
 use super::{located, verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::registry::invariants::{artifact_location, is_sha256};
 
 pub fn judge(t: &Transition, f: &Facts) -> Verdict {
     let Some(new) = &t.new else {
-        return verdict("schema", true, "deleted");
+        return verdict(Rule::Schema, true, "deleted");
     };
     let m = match &new.parsed {
         Ok(m) => m,
         Err(e) => {
-            let mut v = verdict("schema", false, e.message.clone());
+            let mut v = verdict(Rule::Schema, false, e.message.clone());
             v.file = Some(t.file.clone());
             v.line = e.line;
             return v;
@@ -96,7 +97,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
         }
     }
     match problems.into_iter().next() {
-        None => verdict("schema", true, "manifest is well-formed"),
-        Some((msg, key)) => located(verdict("schema", false, msg), &t.file, &new.text, key),
+        None => verdict(Rule::Schema, true, "manifest is well-formed"),
+        Some((msg, key)) => located(verdict(Rule::Schema, false, msg), &t.file, &new.text, key),
     }
 }

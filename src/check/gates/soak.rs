@@ -4,6 +4,7 @@
 use super::{verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::manifest::policy::SoakGate;
 use chrono::{DateTime, Duration, Utc};
 
@@ -53,7 +54,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
     let mut v = match stint(f, stage) {
         None => (
             verdict(
-                "soak",
+                Rule::Soak,
                 false,
                 format!("never sat in `{stage}` on the base branch; needs {}", needs),
             ),
@@ -66,7 +67,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
             if sat >= need {
                 (
                     verdict(
-                        "soak",
+                        Rule::Soak,
                         true,
                         format!(
                             "in `{stage}` since {since} ({}), needs {}",
@@ -79,7 +80,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
             } else if left.is_some() {
                 (
                     verdict(
-                        "soak",
+                        Rule::Soak,
                         false,
                         format!(
                             "sat in `{stage}` only {} (from {since}), needs {}",
@@ -93,7 +94,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
                 let at = entered + need;
                 (
                     verdict(
-                        "soak",
+                        Rule::Soak,
                         false,
                         format!(
                             "in `{stage}` since {since}, only {}; needs {} (passes at {})",

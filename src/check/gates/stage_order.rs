@@ -5,6 +5,7 @@ use super::rollback::Held;
 use super::{located, verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 
 pub fn judge(t: &Transition, f: &Facts, held: Option<&Held>) -> Verdict {
     let p = f.policy;
@@ -12,7 +13,7 @@ pub fn judge(t: &Transition, f: &Facts, held: Option<&Held>) -> Verdict {
     let text = t.new.as_ref().map(|n| n.text.clone()).unwrap_or_default();
     let v = |passed: bool, reason: String| {
         located(
-            verdict("stage-order", passed, reason),
+            verdict(Rule::StageOrder, passed, reason),
             &t.file,
             &text,
             &["stage"],

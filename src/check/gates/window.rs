@@ -3,6 +3,7 @@
 
 use super::verdict;
 use crate::check::report::Verdict;
+use crate::check::Rule;
 use crate::manifest::policy::WindowGate;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
@@ -123,7 +124,7 @@ pub fn judge(w: &WindowGate, state: &WindowState) -> Verdict {
     };
     if state.open {
         verdict(
-            "window",
+            Rule::Window,
             true,
             match state.closes_at {
                 Some(c) => format!("window {} is open until {}", describe(w), fmt(c)),
@@ -132,7 +133,7 @@ pub fn judge(w: &WindowGate, state: &WindowState) -> Verdict {
         )
     } else {
         verdict(
-            "window",
+            Rule::Window,
             false,
             match state.opens_at {
                 Some(o) => format!("window {} is closed; it opens {}", describe(w), fmt(o)),

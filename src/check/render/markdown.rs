@@ -1,8 +1,9 @@
 //! Markdown rendering for a pull-request comment: a table of transitions × gates, then the
 //! reasons of every failing gate.
 
-use super::{movement, name, summary, RULES};
+use super::{movement, name, summary};
 use crate::check::report::{CheckReport, Verdict};
+use crate::check::Rule;
 use std::fmt::Write;
 
 fn cell(vs: &[&Verdict]) -> &'static str {
@@ -27,7 +28,7 @@ pub fn render(r: &CheckReport) -> String {
         "❌ baton check failed"
     };
     let _ = writeln!(out, "### {head}\n\n{}\n", summary(r));
-    let used: Vec<&str> = RULES
+    let used: Vec<Rule> = Rule::ALL
         .iter()
         .copied()
         .filter(|rule| {
@@ -37,7 +38,8 @@ pub fn render(r: &CheckReport) -> String {
         })
         .collect();
     if !r.transitions.is_empty() {
-        let _ = writeln!(out, "| transition | {} |", used.join(" | "));
+        let names: Vec<&str> = used.iter().map(|r| r.as_str()).collect();
+        let _ = writeln!(out, "| transition | {} |", names.join(" | "));
         let _ = writeln!(out, "|---|{}", "---|".repeat(used.len()));
         for t in &r.transitions {
             let cells: Vec<&str> = used

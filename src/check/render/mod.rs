@@ -1,30 +1,13 @@
 //! Renderings of a [`CheckReport`](super::CheckReport): text for terminals, stable JSON,
 //! a Markdown PR comment and GitHub Actions annotations. Library code so the daemon reuses it.
 
+use crate::check::Rule;
 pub mod github;
 pub mod json;
 pub mod markdown;
 pub mod text;
 
 use super::report::{CheckReport, TransitionReport};
-
-/// Rules in report order (columns of the Markdown table).
-pub const RULES: &[&str] = &[
-    "schema",
-    "stage-order",
-    "immutable",
-    "exclusive",
-    "requires",
-    "artifact",
-    "metric",
-    "evidence",
-    "soak",
-    "window",
-    "approvals",
-    "rollback",
-    "delete",
-    "policy-change",
-];
 
 /// `fraud-detector@4`.
 pub fn name(t: &TransitionReport) -> String {
@@ -35,7 +18,7 @@ pub fn name(t: &TransitionReport) -> String {
 pub fn movement(t: &TransitionReport, arrow: &str) -> String {
     let from = t.from.as_deref().unwrap_or("(new)");
     let to = t.to.as_deref().unwrap_or(
-        if t.from.is_some() && t.verdicts.iter().any(|v| v.rule == "delete") {
+        if t.from.is_some() && t.verdicts.iter().any(|v| v.rule == Rule::Delete) {
             "(deleted)"
         } else {
             "(unparsable)"
@@ -66,7 +49,7 @@ pub fn summary(r: &CheckReport) -> String {
         .change
         .iter()
         .filter(|v| !v.passed)
-        .map(|v| v.rule.clone())
+        .map(|v| v.rule.to_string())
         .collect();
     for (m, vs) in &r.models {
         for v in vs.iter().filter(|v| !v.passed) {
