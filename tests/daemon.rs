@@ -2290,3 +2290,34 @@ fn staging_keeps_serving_the_version_promoted_to_production() {
     assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("3"));
     assert_eq!(f.deployed("production", "alpha").as_deref(), Some("2"));
 }
+
+#[test]
+fn serve_github_unreachable_holds_only_changes_that_need_approval() {
+    let f = Fixture::new();
+    let gh = [
+        "--github",
+        "acme/registry",
+        "--github-api-url",
+        "http://127.0.0.1:9",
+    ];
+    assert_eq!(code(&f.once(&gh)), 0);
+    // One commit needs no approval (staging has no gates), the next one does.
+    f.stage("alpha", "3", "staging");
+    f.stage("alpha", "2", "archived");
+    f.repo.commit_all("alpha 3 to staging");
+    f.stage("beta", "2", "production");
+    f.stage("beta", "1", "archived");
+    f.repo.commit_all("beta 2 to production");
+    let out = f.once(&gh);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.deployed("staging", "alpha").as_deref(), Some("3"));
+    assert_eq!(f.deployed("production", "beta").as_deref(), Some("1"));
+    let s = f.status();
+    let b = model_view(&s, "production", "beta");
+    assert!(
+        b["reasons"]
+            .to_string()
+            .contains("GitHub reviews unavailable"),
+        "{b}"
+    );
+}

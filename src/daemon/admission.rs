@@ -173,19 +173,10 @@ pub fn admit(
             rules: Some(rules),
             clock: Some(clock.clone()),
         };
-        let judge_or_block = |judge: &mut Judge,
-                              base: Oid|
-         -> Result<Result<CheckReport, String>, ControllerError> {
-            match judge.judge(cx.repo, base, c, &opts) {
-                Ok(r) => Ok(Ok(r)),
-                Err(crate::check::CheckError::Git(e)) => Err(e.into()),
-                Err(e) => Ok(Err(format!(
-                    "check: could not judge {}...{}: {e}",
-                    short(&base),
-                    short(&c)
-                ))),
-            }
-        };
+        let judge_or_block =
+            |judge: &mut Judge, base: Oid| -> Result<Result<Judged, String>, ControllerError> {
+                judge_step(judge, cx.repo, base, c, &opts)
+            };
 
         // The policy: judged from the policy in force whenever it differs there.
         let at_c = policy_files(cx.repo, c, cx.root, signers.as_deref())?;
@@ -194,7 +185,8 @@ pub fn admit(
         policy_pending.clear();
         if at_c != policy_files(cx.repo, rules, cx.root, signers.as_deref())? {
             let failing = match judge_or_block(judge, rules)? {
-                Ok(r) => r
+                Ok(j) => j
+                    .report
                     .change
                     .iter()
                     .filter(|v| !v.passed)
@@ -215,7 +207,7 @@ pub fn admit(
         let mut just_held = BTreeSet::new();
         if prev != c {
             match judge_or_block(judge, prev)? {
-                Ok(report) => {
+                Ok(Judged { report, forge }) => {
                     changed_here = models_in(&report);
                     let free: Vec<String> = changed_here
                         .iter()
@@ -229,6 +221,7 @@ pub fn admit(
                                 v = v.and_blocked(why.iter().map(|w| format!("policy: {w}")));
                             }
                         }
+                        let v = v.with_note(forge.clone());
                         match v {
                             ModelVerdict::Pass => entered.extend(entries(&report, m, cx.now)),
                             ModelVerdict::Hold {
@@ -283,17 +276,9 @@ pub fn admit(
         };
         for (base, models) in groups {
             let b = Oid::from_str(&base)?;
-            let judged = match judge.judge(cx.repo, b, c, &held_opts) {
-                Ok(r) => Ok(r),
-                Err(crate::check::CheckError::Git(e)) => return Err(e.into()),
-                Err(e) => Err(format!(
-                    "check: could not judge {}...{}: {e}",
-                    short(&b),
-                    short(&c)
-                )),
-            };
-            let report = match judged {
-                Ok(r) => r,
+            let judged = judge_step(judge, cx.repo, b, c, &held_opts)?;
+            let (report, forge) = match judged {
+                Ok(j) => (j.report, j.forge),
                 Err(why) => {
                     for m in models {
                         if let Some(h) = held.get_mut(&m) {
@@ -311,6 +296,7 @@ pub fn admit(
                         v = v.and_blocked(why.iter().map(|w| format!("policy: {w}")));
                     }
                 }
+                let v = v.with_note(forge.clone());
                 match v {
                     ModelVerdict::Pass => {
                         held.remove(&m);
@@ -344,6 +330,55 @@ pub fn admit(
         policy_pending,
         events: Vec::new(),
     })
+}
+
+/// A step's report, and why forge reviews were left out of it (the forge did not answer).
+struct Judged {
+    report: CheckReport,
+    forge: Option<String>,
+}
+
+/// Judge `base...c`. When the forge (GitHub) fails, judge again without its reviews: changes
+/// that need no approval still go ahead, the others stay held, saying why, and are judged
+/// again at the next pass. Git read errors fail the pass; other engine errors are a reason.
+fn judge_step(
+    judge: &mut Judge,
+    repo: &Repository,
+    base: Oid,
+    c: Oid,
+    opts: &CheckOptions,
+) -> Result<Result<Judged, String>, ControllerError> {
+    let failed = |e: crate::check::CheckError| {
+        format!(
+            "check: could not judge {}...{}: {e}",
+            short(&base),
+            short(&c)
+        )
+    };
+    match judge.judge(repo, base, c, opts) {
+        Ok(report) => Ok(Ok(Judged {
+            report,
+            forge: None,
+        })),
+        Err(crate::check::CheckError::Git(e)) => Err(e.into()),
+        Err(crate::check::CheckError::Github(e)) => {
+            let without = CheckOptions {
+                github: None,
+                ..opts.clone()
+            };
+            match judge.judge(repo, base, c, &without) {
+                Ok(report) => Ok(Ok(Judged {
+                    report,
+                    forge: Some(format!(
+                        "GitHub reviews unavailable ({e}); judged without them"
+                    )),
+                })),
+                Err(crate::check::CheckError::Git(e)) => Err(e.into()),
+                Err(e) => Ok(Err(failed(e))),
+            }
+        }
+        Err(e) => Ok(Err(failed(e))),
+    }
 }
 
 /// The model folder names under `models/` at `commit` (none when the folder is absent).

@@ -42,6 +42,28 @@ impl ModelVerdict {
         }
     }
 
+    /// A held verdict with `note` added to its reasons (a pass stays a pass).
+    pub fn with_note(self, note: Option<String>) -> Self {
+        match (self, note) {
+            (
+                ModelVerdict::Hold {
+                    kind,
+                    mut reasons,
+                    until,
+                },
+                Some(n),
+            ) => {
+                reasons.push(n);
+                ModelVerdict::Hold {
+                    kind,
+                    reasons,
+                    until,
+                }
+            }
+            (v, _) => v,
+        }
+    }
+
     /// This verdict with more blocking reasons (none: unchanged).
     pub fn and_blocked(self, more: impl IntoIterator<Item = String>) -> Self {
         let more: Vec<String> = more.into_iter().collect();
