@@ -11,7 +11,7 @@ use super::plan::{self, Step, SwitchKind};
 use super::release::{releases_of, Release};
 use super::state::{Failure, Hold, ModelState, PersistedState, StateDir, StateError};
 use super::target::{self, Observed, Target};
-use super::view::{self, EnvironmentView, HeldView, ModelView, StatusView, Sync};
+use super::view::{self, EnvironmentView, HeldView, ModelView, StatusView, SyncStatus};
 use crate::check;
 use crate::diag::Diagnostic;
 use crate::manifest::policy::TargetSpec;
@@ -999,19 +999,19 @@ impl Controller {
                     self.cfg.branch,
                     short(d)
                 ));
-                Sync::Diverged
+                SyncStatus::Diverged
             } else if in_place {
-                Sync::Synced
+                SyncStatus::Synced
             } else if let Some(h) = hold.filter(|h| h.kind == HoldKind::Blocked) {
                 reasons.extend(h.reasons.iter().cloned());
-                Sync::Blocked
+                SyncStatus::Blocked
             } else if let Some(h) = hold.filter(|h| h.kind == HoldKind::Waiting) {
                 reasons.extend(h.reasons.iter().cloned());
                 waiting_until = h.until;
-                Sync::Waiting
+                SyncStatus::Waiting
             } else if let Some(f) = ms.failure.as_ref().filter(|f| f.health) {
                 reasons.push(f.reason.clone());
-                Sync::Degraded
+                SyncStatus::Degraded
             } else {
                 if let Some(f) = &ms.failure {
                     reasons.push(f.reason.clone());
@@ -1019,7 +1019,7 @@ impl Controller {
                 if let Some(o) = obs {
                     reasons.extend(o.drift.iter().cloned());
                 }
-                Sync::OutOfSync
+                SyncStatus::OutOfSync
             };
             let health = if ms.failure.as_ref().is_some_and(|f| f.health) {
                 "degraded"

@@ -7,7 +7,7 @@ use super::plan::in_place;
 use super::release::{releases_of, Release};
 use super::state::{read_json, PersistedState, StateError};
 use super::target::{self, Observed};
-use super::view::{self, EnvironmentView, HeldView, ModelView, StatusView, Sync};
+use super::view::{self, EnvironmentView, HeldView, ModelView, StatusView, SyncStatus};
 use crate::registry::desired::desired_state;
 use crate::registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,12 +117,12 @@ pub fn merge(
             let prior = daemon.and_then(|e| e.models.iter().find(|x| &x.model == m));
             let rec = o.and_then(|o| o.record.as_ref());
             let (sync, reasons, waiting_until) = if synced {
-                (Sync::Synced, vec![], None)
+                (SyncStatus::Synced, vec![], None)
             } else {
-                match prior.filter(|p| p.sync != Sync::Synced) {
+                match prior.filter(|p| p.sync != SyncStatus::Synced) {
                     Some(p) => (p.sync, p.reasons.clone(), p.waiting_until),
                     None => (
-                        Sync::OutOfSync,
+                        SyncStatus::OutOfSync,
                         o.map(|o| o.drift.clone()).unwrap_or_default(),
                         None,
                     ),

@@ -6,7 +6,7 @@ use super::events::{Event, EventKind};
 use super::http::{self, ApiToken, Published, Shared};
 use super::runner::{self, Alive, Live, Settings};
 use super::state::{StateDir, StateError};
-use super::view::{StatusView, Sync};
+use super::view::{StatusView, SyncStatus};
 use super::watch::{self, Trigger, WatchError};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,7 +63,10 @@ impl OnceReport {
                 e.models.iter().all(|m| {
                     !matches!(
                         m.sync,
-                        Sync::Blocked | Sync::Degraded | Sync::OutOfSync | Sync::Diverged
+                        SyncStatus::Blocked
+                            | SyncStatus::Degraded
+                            | SyncStatus::OutOfSync
+                            | SyncStatus::Diverged
                     )
                 })
             })

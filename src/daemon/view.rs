@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// One (environment, model)'s state, as a word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Sync {
+pub enum SyncStatus {
     /// The target runs what the branch says.
     Synced,
     /// It does not yet: a switch is pending, in flight or being retried.
@@ -23,15 +23,15 @@ pub enum Sync {
     Diverged,
 }
 
-impl Sync {
+impl SyncStatus {
     pub fn as_str(self) -> &'static str {
         match self {
-            Sync::Synced => "synced",
-            Sync::OutOfSync => "out-of-sync",
-            Sync::Degraded => "degraded",
-            Sync::Blocked => "blocked",
-            Sync::Waiting => "waiting",
-            Sync::Diverged => "diverged",
+            SyncStatus::Synced => "synced",
+            SyncStatus::OutOfSync => "out-of-sync",
+            SyncStatus::Degraded => "degraded",
+            SyncStatus::Blocked => "blocked",
+            SyncStatus::Waiting => "waiting",
+            SyncStatus::Diverged => "diverged",
         }
     }
 }
@@ -64,7 +64,7 @@ pub struct ModelView {
     pub desired: Vec<VersionView>,
     /// What the target runs.
     pub deployed: Vec<VersionView>,
-    pub sync: Sync,
+    pub sync: SyncStatus,
     /// `healthy`, `degraded` or `unknown` (nothing deployed yet).
     pub health: String,
     /// Why it is not synced (gates, errors, health output), one sentence each.
@@ -120,6 +120,6 @@ impl StatusView {
     pub fn all_synced(&self) -> bool {
         self.environments
             .iter()
-            .all(|e| e.models.iter().all(|m| m.sync == Sync::Synced))
+            .all(|e| e.models.iter().all(|m| m.sync == SyncStatus::Synced))
     }
 }
