@@ -9,7 +9,6 @@
 //! from it at every pass. A commit the daemon did not judge never becomes the policy in force.
 
 use super::controller::ControllerError;
-use super::events::Event;
 use super::gate::{self, HoldKind, ModelVerdict};
 use super::state::{Entered, Hold, PersistedState};
 use crate::check::clock::AcceptedClock;
@@ -88,7 +87,6 @@ pub struct Outcome {
     pub entered: Vec<Entered>,
     /// Why a pending change of the policy is not in force (empty when none is pending).
     pub policy_pending: Vec<String>,
-    pub events: Vec<Event>,
 }
 
 /// The blobs of `baton.yaml` and the signers file at `commit` (the policy's identity).
@@ -328,7 +326,6 @@ pub fn admit(
         held,
         entered,
         policy_pending,
-        events: Vec::new(),
     })
 }
 
