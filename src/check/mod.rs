@@ -428,6 +428,7 @@ impl Judge {
                 history: &hist,
                 labels_ever: labels.get(&t.model).unwrap_or(&no_labels),
                 accepted_tenure: tenures.get(&(t.model.clone(), t.version.clone())),
+                daemon_clock: opts.clock.is_some(),
                 now: opts.now,
                 evidence: &evidence,
                 root: &root,

@@ -60,6 +60,9 @@ pub struct Facts<'a> {
     /// entering change passed that stage's gates (judged by the engine beforehand); `Some`
     /// makes the transition a rollback (docs/gates.md, `rollback`).
     pub accepted_tenure: Option<&'a rollback::Held>,
+    /// Whether stage-entry times come from the daemon's acceptance record (`baton serve`)
+    /// rather than from commit dates (`baton check`).
+    pub daemon_clock: bool,
     pub now: DateTime<Utc>,
     pub evidence: &'a Evidence,
     /// Registry folder, repository-relative.

@@ -108,6 +108,12 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
             }
         }
     };
+    if !f.daemon_clock {
+        // Commit dates are set by whoever pushes; the daemon judges soak by its own record.
+        v.0.reason.push_str(
+            " (from commit dates; baton serve measures from when it accepted the change)",
+        );
+    }
     v.0.file = Some(t.file.clone());
     v
 }
