@@ -12,19 +12,10 @@ fn push_to_main(w: &World, msg: &str, date: &str) -> String {
     w.commit(msg, date)
 }
 
-fn transition<'a>(j: &'a serde_json::Value, mv: &str) -> &'a serde_json::Value {
-    j["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| {
-            format!(
-                "{}@{}",
-                t["model"].as_str().unwrap(),
-                t["version"].as_str().unwrap()
-            ) == mv
-        })
-        .unwrap_or_else(|| panic!("no transition {mv} in {j:#}"))
+/// churn-predictor 2 replaces 1 in production (as a promotion pull request would).
+fn promote_cp2(w: &World) {
+    w.edit(CP2, "stage: staging", "stage: production");
+    w.edit(CP1, "stage: production", "stage: archived");
 }
 
 #[test]
@@ -33,16 +24,14 @@ fn a_tenure_that_was_never_accepted_does_not_make_a_rollback() {
     // the second, identical promotion must face every gate, not pass as a "rollback".
     let w = World::new();
     w.repo.git(&["checkout", "-q", "main"]);
-    w.edit(CP2, "stage: staging", "stage: production");
-    w.edit(CP1, "stage: production", "stage: archived");
+    promote_cp2(&w);
     push_to_main(&w, "promote churn-predictor 2 (unreviewed)", T1);
     w.repo.git_env(
         &[("GIT_AUTHOR_DATE", T1), ("GIT_COMMITTER_DATE", T1)],
         &["revert", "--no-edit", "HEAD"],
     );
     w.repo.git(&["checkout", "-q", "-b", "again"]);
-    w.edit(CP2, "stage: staging", "stage: production");
-    w.edit(CP1, "stage: production", "stage: archived");
+    promote_cp2(&w);
     w.commit("promote churn-predictor 2 again", NOW);
     let (c, j) = w.check(&[]);
     assert_eq!(c, 1, "{j:#}");
@@ -68,8 +57,7 @@ fn an_accepted_tenure_makes_a_rollback_even_after_a_fast_forward_merge() {
     // Approved promotion merged by fast-forward (approvals after the promotion commit), then
     // the next version replaces it; returning to it is a rollback.
     let w = World::new();
-    w.edit(CP2, "stage: staging", "stage: production");
-    w.edit(CP1, "stage: production", "stage: archived");
+    promote_cp2(&w);
     w.commit("promote churn-predictor 2", T1);
     w.approve(&w.alice, "churn-predictor@2 -> production");
     w.approve(&w.bob, "churn-predictor@2 -> production");
@@ -89,8 +77,7 @@ fn an_accepted_tenure_makes_a_rollback_even_after_a_fast_forward_merge() {
     w.repo.git(&["checkout", "-q", "main"]);
     w.repo.git(&["merge", "-q", "--ff-only", "back"]);
     w.repo.git(&["checkout", "-q", "-b", "forward"]);
-    w.edit(CP2, "stage: staging", "stage: production");
-    w.edit(CP1, "stage: production", "stage: archived");
+    promote_cp2(&w);
     w.commit("forward again", NOW);
     let (c, j) = w.check(&[]);
     assert_eq!(c, 0, "{j:#}");
@@ -208,8 +195,7 @@ fn archiving_every_production_version_is_an_undeploy_needing_approval_and_the_wi
 #[test]
 fn a_rollback_skips_evidence_and_the_window() {
     let w = World::new();
-    w.edit(CP2, "stage: staging", "stage: production");
-    w.edit(CP1, "stage: production", "stage: archived");
+    promote_cp2(&w);
     w.commit("promote churn-predictor 2", T1);
     w.approve(&w.alice, "churn-predictor@2 -> production");
     w.approve(&w.bob, "churn-predictor@2 -> production");

@@ -91,8 +91,8 @@ pub struct Judge {
     digests: HashMap<Oid, String>,
     /// Skip the registry-wide scan for versions that require a version leaving its stage.
     skip_reverse_requires: bool,
-    /// Whether each judged tenure (entering commit, model, version) was accepted.
-    tenures: HashMap<(Oid, String, String), bool>,
+    /// Whether each judged tenure (entering commit, manifest path) was accepted.
+    tenures: HashMap<(Oid, String), bool>,
 }
 
 /// Configure libgit2 for judging (see [`crate::gitopts::init`]).
@@ -529,11 +529,8 @@ impl Judge {
         opts: &CheckOptions,
         depth: u32,
     ) -> Result<bool, CheckError> {
-        let key = (
-            entered.commit,
-            entered.model.clone(),
-            entered.version.clone(),
-        );
+        // The manifest's path names the registry folder, the model and the version.
+        let key = (entered.commit, entered.path.clone());
         if let Some(hit) = self.tenures.get(&key) {
             return Ok(*hit);
         }

@@ -180,9 +180,9 @@ pub const FD5: &str = "models/fraud-detector/versions/5.yaml";
 pub const FE7: &str = "models/feature-encoder/versions/7.yaml";
 pub const FE8: &str = "models/feature-encoder/versions/8.yaml";
 
-/// The verdicts of `rule` for transition `mv` (`model@version`).
-pub fn verdicts<'a>(j: &'a Value, mv: &str, rule: &str) -> Vec<&'a Value> {
-    let t = j["transitions"]
+/// The transition `mv` (`model@version`) of a JSON report.
+pub fn transition<'a>(j: &'a Value, mv: &str) -> &'a Value {
+    j["transitions"]
         .as_array()
         .unwrap()
         .iter()
@@ -193,7 +193,12 @@ pub fn verdicts<'a>(j: &'a Value, mv: &str, rule: &str) -> Vec<&'a Value> {
                 t["version"].as_str().unwrap()
             ) == mv
         })
-        .unwrap_or_else(|| panic!("no transition {mv} in {j:#}"));
+        .unwrap_or_else(|| panic!("no transition {mv} in {j:#}"))
+}
+
+/// The verdicts of `rule` for transition `mv` (`model@version`).
+pub fn verdicts<'a>(j: &'a Value, mv: &str, rule: &str) -> Vec<&'a Value> {
+    let t = transition(j, mv);
     t["verdicts"]
         .as_array()
         .unwrap()
