@@ -171,10 +171,6 @@ pub fn admit(
             rules: Some(rules),
             clock: Some(clock.clone()),
         };
-        let judge_or_block =
-            |judge: &mut Judge, base: Oid| -> Result<Result<Judged, String>, ControllerError> {
-                judge_step(judge, cx.repo, base, c, &opts)
-            };
 
         // The policy: judged from the policy in force whenever it differs there.
         let at_c = policy_files(cx.repo, c, cx.root, signers.as_deref())?;
@@ -182,7 +178,7 @@ pub fn admit(
         let mut policy_block: Option<Vec<String>> = None;
         policy_pending.clear();
         if at_c != policy_files(cx.repo, rules, cx.root, signers.as_deref())? {
-            let failing = match judge_or_block(judge, rules)? {
+            let failing = match judge_step(judge, cx.repo, rules, c, &opts)? {
                 Ok(j) => j
                     .report
                     .change
@@ -204,7 +200,7 @@ pub fn admit(
         let mut changed_here = BTreeSet::new();
         let mut just_held = BTreeSet::new();
         if prev != c {
-            match judge_or_block(judge, prev)? {
+            match judge_step(judge, cx.repo, prev, c, &opts)? {
                 Ok(Judged { report, forge }) => {
                     changed_here = models_in(&report);
                     let free: Vec<String> = changed_here
