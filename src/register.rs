@@ -276,6 +276,8 @@ mod tests {
                 uri: "file:///tmp/a b/model #1.onnx".into(),
                 sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
                 size: Some(4),
+                format: None,
+                files: None,
             },
             metrics: [
                 ("auc".to_string(), 0.941),

@@ -178,6 +178,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             uri,
             sha256,
             size: Some(size),
+            format: None,
+            files: None,
         },
         metrics: metrics.into(),
         evidence: Default::default(),

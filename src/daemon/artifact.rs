@@ -5,6 +5,7 @@
 //! verification of the digest is the target's job (it hashes while storing).
 
 use super::release::{Release, ReleaseVersion};
+use crate::manifest::version::ArtifactFile;
 use crate::registry::invariants::{artifact_location, ArtifactLocation};
 use git2::{Oid, Repository};
 use std::cell::RefCell;
@@ -307,7 +308,25 @@ fn fd_of(f: &File) -> i32 {
 
 /// Opens the bytes of one version's artifact.
 pub trait ArtifactSource {
+    /// The bytes of a single-file artifact, bounded by its `size` and the maximum.
     fn open(&self, release: &Release, v: &ReleaseVersion) -> Result<Box<dyn Read>, ArtifactError>;
+    /// The bytes of one file of a directory artifact (`v.uri` names the folder), bounded by
+    /// the file's `size` and the maximum.
+    fn open_file(
+        &self,
+        release: &Release,
+        v: &ReleaseVersion,
+        file: &ArtifactFile,
+    ) -> Result<Box<dyn Read>, ArtifactError>;
+}
+
+/// The URI of `file` inside the directory artifact at `dir` (`dir` ends in `/` or gets one).
+pub fn file_uri(dir: &str, file: &ArtifactFile) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{}", file.path)
+    } else {
+        format!("{dir}/{}", file.path)
+    }
 }
 
 /// The real source: git objects of the watched repository, local files, and HTTP(S).
@@ -328,15 +347,46 @@ pub type TreeCache = RefCell<HashMap<Oid, Listing>>;
 
 impl ArtifactSource for Fetcher<'_> {
     fn open(&self, release: &Release, v: &ReleaseVersion) -> Result<Box<dyn Read>, ArtifactError> {
-        let err = |m: String| ArtifactError::fetch(release, v, m);
-        let limit = self.limits.limit_for(v);
+        self.open_uri(release, v, &v.uri, self.limits.limit_for(v))
+    }
+
+    fn open_file(
+        &self,
+        release: &Release,
+        v: &ReleaseVersion,
+        file: &ArtifactFile,
+    ) -> Result<Box<dyn Read>, ArtifactError> {
+        let limit = if file.size <= self.limits.max_size {
+            SizeLimit::Manifest(file.size)
+        } else {
+            SizeLimit::Max(self.limits.max_size)
+        };
+        self.open_uri(release, v, &file_uri(&v.uri, file), limit)
+    }
+}
+
+impl Fetcher<'_> {
+    /// Open `uri` (the version's artifact, or one file of it) bounded by `limit`.
+    fn open_uri(
+        &self,
+        release: &Release,
+        v: &ReleaseVersion,
+        uri: &str,
+        limit: SizeLimit,
+    ) -> Result<Box<dyn Read>, ArtifactError> {
+        let err = |m: String| ArtifactError::Fetch {
+            model: release.model.clone(),
+            version: v.version.clone(),
+            uri: uri.to_owned(),
+            message: m,
+        };
         let too_large = || ArtifactError::TooLarge {
             model: release.model.clone(),
             version: v.version.clone(),
-            uri: v.uri.clone(),
+            uri: uri.to_owned(),
             limit,
         };
-        let reader: Box<dyn Read> = match artifact_location(&v.uri).map_err(err)? {
+        let reader: Box<dyn Read> = match artifact_location(uri).map_err(err)? {
             ArtifactLocation::Registry(rel) => {
                 let path = crate::repo::join(&release.root, &rel);
                 let bytes = self
@@ -347,18 +397,18 @@ impl ArtifactSource for Fetcher<'_> {
                     })?;
                 Box::new(Cursor::new(bytes))
             }
-            ArtifactLocation::External if v.uri.starts_with("file://") => {
-                let f = self.limits.open_file(&v.uri).map_err(err)?;
+            ArtifactLocation::External if uri.starts_with("file://") => {
+                let f = self.limits.open_file(uri).map_err(err)?;
                 Box::new(f)
             }
             ArtifactLocation::External
-                if v.uri.starts_with("https://") || v.uri.starts_with("http://") =>
+                if uri.starts_with("https://") || uri.starts_with("http://") =>
             {
                 let agent = ureq::AgentBuilder::new()
                     .timeout_connect(self.timeout)
                     .timeout(self.timeout)
                     .build();
-                let resp = agent.get(&v.uri).call().map_err(|e| err(e.to_string()))?;
+                let resp = agent.get(uri).call().map_err(|e| err(e.to_string()))?;
                 let announced = resp
                     .header("content-length")
                     .and_then(|l| l.trim().parse::<u64>().ok());

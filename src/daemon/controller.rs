@@ -10,7 +10,7 @@ use super::metrics::{Metrics, ModelInfo};
 use super::plan::{self, Step, SwitchKind};
 use super::release::{releases_of, Release};
 use super::state::{Failure, Hold, ModelState, PersistedState, StateDir, StateError};
-use super::target::{self, Observed, Target};
+use super::target::{self, Observed, PassSummary, Target, TargetError};
 use super::view::{self, EnvironmentView, HeldView, ModelView, StatusView, SyncStatus};
 use crate::check;
 use crate::diag::Diagnostic;
@@ -96,6 +96,35 @@ pub struct Controller {
     saved: Option<u64>,
     /// The last admission: new commits judged and how long it took (benchmarks).
     last_admission: Option<(usize, Duration)>,
+}
+
+/// A step of a wave that took effect on the target (before its commit and health check).
+enum Applied {
+    Switched {
+        model: String,
+        release: Release,
+        kind: SwitchKind,
+        drift: Vec<String>,
+        switched: target::Switched,
+    },
+    Undeployed {
+        model: String,
+    },
+}
+
+impl Applied {
+    fn model(&self) -> &str {
+        match self {
+            Applied::Switched { model, .. } | Applied::Undeployed { model } => model,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Applied::Switched { model, release, .. } => format!("{model}@{}", release.label()),
+            Applied::Undeployed { model } => format!("{model} (undeployed)"),
+        }
+    }
 }
 
 /// environment -> model -> release the environment should run (after holds).
@@ -241,16 +270,12 @@ impl Controller {
             self.head_desired(&accepted)?
         };
         for (env, spec) in policy.environments.iter() {
-            // Defence in depth (validation refuses it too): never deploy outside deploy/.
-            if let Err(why) = crate::registry::invariants::safe_relative(&spec.target.path) {
+            // The target's config is validated again here (validation refuses a bad one too):
+            // nothing is deployed outside deploy/ or to a malformed destination.
+            if let Err(e) = self.ensure_target(env, &spec.target) {
                 outcome.failed = true;
-                self.events.push(
-                    Event::new(
-                        EventKind::Failed,
-                        format!("{env}: target path `{}` refused: {why}", spec.target.path),
-                    )
-                    .env(env),
-                );
+                self.events
+                    .push(Event::new(EventKind::Failed, format!("{env}: {e}")).env(env));
                 continue;
             }
             let none = BTreeMap::new();
@@ -659,13 +684,22 @@ impl Controller {
         Ok(d)
     }
 
-    fn target(&mut self, env: &str, spec: &TargetSpec) -> &mut Box<dyn Target> {
-        let stale = self.targets.get(env).is_none_or(|(s, _)| s != spec);
-        if stale {
-            let t = target::build(env, spec, &self.dir.root);
+    /// Build (or rebuild, when its spec changed) the target of `env`.
+    fn ensure_target(&mut self, env: &str, spec: &TargetSpec) -> Result<(), TargetError> {
+        if self.targets.get(env).is_none_or(|(s, _)| s != spec) {
+            let cx = target::BuildContext {
+                state_dir: &self.dir.root,
+                read_only: false,
+            };
+            let t = target::from_spec(env, spec, &cx)?;
             self.targets.insert(env.to_owned(), (spec.clone(), t));
         }
-        &mut self.targets.get_mut(env).unwrap().1
+        Ok(())
+    }
+
+    /// The target of `env`, built by [`Self::ensure_target`] earlier in the pass.
+    fn target(&mut self, env: &str) -> &mut Box<dyn Target> {
+        &mut self.targets.get_mut(env).expect("target built").1
     }
 
     /// Observe, plan and apply one environment; returns what the target runs afterwards.
@@ -677,7 +711,7 @@ impl Controller {
         now: DateTime<Utc>,
         outcome: &mut PassOutcome,
     ) -> BTreeMap<String, Observed> {
-        let observed = match self.target(env, &spec.target).observe() {
+        let observed = match self.target(env).observe() {
             Ok(o) => o,
             Err(e) => {
                 outcome.failed = true;
@@ -737,182 +771,262 @@ impl Controller {
         if steps.is_empty() {
             return observed;
         }
-        for step in steps {
+        for wave in plan::waves(steps) {
             if self.stop.load(Ordering::SeqCst) {
                 outcome.interrupted = true;
                 break;
             }
-            self.apply_step(env, spec, step, now, outcome);
+            if !self.apply_wave(env, spec, wave, now, outcome) {
+                break;
+            }
         }
-        match self.target(env, &spec.target).observe() {
+        match self.target(env).observe() {
             Ok(o) => o,
             Err(_) => observed,
         }
     }
 
-    fn apply_step(
+    /// Apply one wave of steps (none requires another of the same wave): switch each, commit
+    /// them together, then judge each deploy's health and switch the unhealthy ones back.
+    /// False when the commit failed (later waves would build on what did not happen).
+    fn apply_wave(
         &mut self,
         env: &str,
         spec: &crate::manifest::Environment,
-        step: Step,
+        wave: Vec<Step>,
         now: DateTime<Utc>,
         outcome: &mut PassOutcome,
-    ) {
+    ) -> bool {
         let interval = self.cfg.interval;
-        match step {
-            Step::Undeploy { model } => {
-                let r = self.target(env, &spec.target).undeploy(&model);
-                let ms = self.model_state(env, &model);
-                match r {
-                    Ok(()) => {
-                        ms.last_good = None;
-                        ms.failure = None;
-                        self.events.push(
-                            Event::new(
-                                EventKind::Undeployed,
-                                format!("{env}: {model} left stage {}", spec.stage),
-                            )
-                            .env(env)
-                            .model(&model),
-                        );
-                    }
+        let mut applied: Vec<Applied> = Vec::new();
+        for step in wave {
+            match step {
+                Step::Undeploy { model } => match self.target(env).undeploy(&model) {
+                    Ok(()) => applied.push(Applied::Undeployed { model }),
                     Err(e) => {
                         let reason = e.to_string();
                         self.fail(env, &model, "undeploy".into(), reason, false, interval, now);
                         outcome.failed = true;
                     }
-                }
-            }
-            Step::Switch {
-                model,
-                release,
-                kind,
-                drift,
-            } => {
-                self.target(env, &spec.target);
-                let fetcher = Fetcher {
-                    repo: &self.repo,
-                    timeout: self.cfg.fetch_timeout,
-                    trees: &self.trees,
-                    limits: &self.cfg.artifacts,
-                };
-                let t = &mut self.targets.get_mut(env).expect("target built").1;
-                let result = t
-                    .stage(&release, &fetcher)
-                    .and_then(|()| t.switch(&release, Utc::now()))
-                    .map_err(|e| e.to_string());
-                let fp = release.fingerprint();
-                let switched = match result {
-                    Ok(s) => s,
-                    Err(reason) => {
-                        self.fail(env, &model, fp, reason, false, interval, now);
-                        outcome.failed = true;
-                        return;
-                    }
-                };
-                if kind == SwitchKind::Deploy {
-                    if let Some(h) = &spec.health {
-                        let p = release.primary();
-                        let he = health::HealthEnv {
-                            env,
-                            model: &model,
-                            version: &p.version,
-                            artifact: &switched.artifact,
-                            sha256: &p.sha256,
-                        };
-                        let timeout = h
-                            .timeout
-                            .as_ref()
-                            .map(|t| t.0)
-                            .unwrap_or(health::DEFAULT_TIMEOUT);
-                        if let Err(reason) = health::run(&h.command, &he, &self.dir.root, timeout)
-                            .map_err(|e| e.to_string())
-                        {
-                            self.events.push(
-                                Event::new(
-                                    EventKind::HealthFailed,
-                                    format!(
-                                        "{env}: {model}@{} is unhealthy: {reason}",
-                                        release.label()
-                                    ),
-                                )
-                                .env(env)
-                                .model(&model)
-                                .version(&p.version)
-                                .commit(&release.commit),
-                            );
-                            let t = self.target(env, &spec.target);
-                            let back = match &switched.previous {
-                                Some(prev) => t
-                                    .switch(&prev.release, Utc::now())
-                                    .map(|_| prev.release.label()),
-                                None => t.undeploy(&model).map(|_| "nothing".to_owned()),
-                            };
-                            match back {
-                                Ok(label) => self.events.push(
-                                    Event::new(
-                                        EventKind::RolledBack,
-                                        format!("{env}: {model} back on {label}"),
-                                    )
-                                    .env(env)
-                                    .model(&model),
-                                ),
-                                Err(e) => self.events.push(
-                                    Event::new(
-                                        EventKind::Failed,
-                                        format!("{env}: {model}: switching back failed: {e}"),
-                                    )
-                                    .env(env)
-                                    .model(&model),
-                                ),
-                            }
-                            self.fail(env, &model, fp, reason, true, interval, now);
+                },
+                Step::Switch {
+                    model,
+                    release,
+                    kind,
+                    drift,
+                } => {
+                    let fetcher = Fetcher {
+                        repo: &self.repo,
+                        timeout: self.cfg.fetch_timeout,
+                        trees: &self.trees,
+                        limits: &self.cfg.artifacts,
+                    };
+                    let t = &mut self.targets.get_mut(env).expect("target built").1;
+                    let result = t
+                        .stage(&release, &fetcher)
+                        .and_then(|()| t.switch(&release, Utc::now()));
+                    match result {
+                        Ok(switched) => applied.push(Applied::Switched {
+                            model,
+                            release,
+                            kind,
+                            drift,
+                            switched,
+                        }),
+                        Err(e) => {
+                            let fp = release.fingerprint();
+                            self.fail(env, &model, fp, e.to_string(), false, interval, now);
                             outcome.failed = true;
-                            return;
-                        }
-                    }
-                }
-                let ms = self.model_state(env, &model);
-                ms.last_good = Some(release.clone());
-                ms.failure = None;
-                let p = release.primary();
-                let (word, msg) = match kind {
-                    SwitchKind::Deploy => (
-                        EventKind::Deployed,
-                        format!(
-                            "{env}: {model} now runs {} (commit {})",
-                            release.label(),
-                            short(&release.commit)
-                        ),
-                    ),
-                    SwitchKind::Repair => (
-                        EventKind::Repaired,
-                        format!(
-                            "{env}: {model} {} restored: {}",
-                            release.label(),
-                            drift.join("; ")
-                        ),
-                    ),
-                };
-                self.events.push(
-                    Event::new(word, msg)
-                        .env(env)
-                        .model(&model)
-                        .version(&p.version)
-                        .commit(&release.commit),
-                );
-                if kind == SwitchKind::Deploy {
-                    self.metrics.deployments_total += 1;
-                    if let Some((h, t)) = &self.seen {
-                        if *h == release.commit {
-                            self.metrics
-                                .commit_to_deployed_seconds
-                                .observe(t.elapsed().as_secs_f64());
                         }
                     }
                 }
             }
         }
+        if applied.is_empty() {
+            return true;
+        }
+        let summary = self.summary(env, applied.iter().map(Applied::describe));
+        if let Err(e) = self.target(env).commit(&summary) {
+            let reason = e.to_string();
+            for a in applied {
+                let fp = match &a {
+                    Applied::Switched { release, .. } => release.fingerprint(),
+                    Applied::Undeployed { .. } => "undeploy".into(),
+                };
+                self.fail(env, a.model(), fp, reason.clone(), false, interval, now);
+            }
+            outcome.failed = true;
+            return false;
+        }
+        let probe = spec.health.as_ref().and_then(health::Probe::from_spec);
+        let mut backs: Vec<(String, String)> = Vec::new();
+        for a in applied {
+            match a {
+                Applied::Undeployed { model } => {
+                    let ms = self.model_state(env, &model);
+                    ms.last_good = None;
+                    ms.failure = None;
+                    self.events.push(
+                        Event::new(
+                            EventKind::Undeployed,
+                            format!("{env}: {model} left stage {}", spec.stage),
+                        )
+                        .env(env)
+                        .model(&model),
+                    );
+                }
+                Applied::Switched {
+                    model,
+                    release,
+                    kind,
+                    drift,
+                    switched,
+                } => {
+                    let unhealthy = match (&probe, kind) {
+                        (Some(probe), SwitchKind::Deploy) => {
+                            let p = release.primary();
+                            let he = health::HealthEnv {
+                                env,
+                                model: &model,
+                                version: &p.version,
+                                artifact: &switched.artifact,
+                                sha256: &p.sha256,
+                            };
+                            probe.check(&he, &self.dir.root).err()
+                        }
+                        _ => None,
+                    };
+                    if let Some(reason) = unhealthy {
+                        let reason = reason.to_string();
+                        self.health_failed(env, &model, &release, &switched, &reason, &mut backs);
+                        let fp = release.fingerprint();
+                        self.fail(env, &model, fp, reason, true, interval, now);
+                        outcome.failed = true;
+                    } else {
+                        self.switched(env, &model, release, kind, &drift);
+                    }
+                }
+            }
+        }
+        if !backs.is_empty() {
+            let summary = self.summary(env, backs.iter().map(|(m, l)| format!("{m}@{l}")));
+            let result = self.target(env).commit(&summary);
+            for (model, label) in backs {
+                let e = match &result {
+                    Ok(()) => Event::new(
+                        EventKind::RolledBack,
+                        format!("{env}: {model} back on {label}"),
+                    ),
+                    Err(e) => Event::new(
+                        EventKind::Failed,
+                        format!("{env}: {model}: switching back failed: {e}"),
+                    ),
+                };
+                self.events.push(e.env(env).model(&model));
+            }
+        }
+        true
+    }
+
+    /// What a commit of `changes` in `env` says.
+    fn summary(&self, env: &str, changes: impl Iterator<Item = String>) -> PassSummary {
+        PassSummary {
+            env: env.to_owned(),
+            registry_commit: self.state.head.clone().unwrap_or_default(),
+            changes: changes.collect(),
+        }
+    }
+
+    /// A deploy failed its health check: record it and switch the model back (collected in
+    /// `backs` as (model, label) for one commit).
+    fn health_failed(
+        &mut self,
+        env: &str,
+        model: &str,
+        release: &Release,
+        switched: &target::Switched,
+        reason: &str,
+        backs: &mut Vec<(String, String)>,
+    ) {
+        let p = release.primary();
+        self.events.push(
+            Event::new(
+                EventKind::HealthFailed,
+                format!("{env}: {model}@{} is unhealthy: {reason}", release.label()),
+            )
+            .env(env)
+            .model(model)
+            .version(&p.version)
+            .commit(&release.commit),
+        );
+        let t = self.target(env);
+        let back = match &switched.previous {
+            Some(prev) => t
+                .switch(&prev.release, Utc::now())
+                .map(|_| prev.release.label()),
+            None => t.undeploy(model).map(|_| "nothing".to_owned()),
+        };
+        match back {
+            Ok(label) => backs.push((model.to_owned(), label)),
+            Err(e) => self.events.push(
+                Event::new(
+                    EventKind::Failed,
+                    format!("{env}: {model}: switching back failed: {e}"),
+                )
+                .env(env)
+                .model(model),
+            ),
+        }
+    }
+
+    /// A switch took effect and passed its health check.
+    fn switched(
+        &mut self,
+        env: &str,
+        model: &str,
+        release: Release,
+        kind: SwitchKind,
+        drift: &[String],
+    ) {
+        let (word, msg) = match kind {
+            SwitchKind::Deploy => (
+                EventKind::Deployed,
+                format!(
+                    "{env}: {model} now runs {} (commit {})",
+                    release.label(),
+                    short(&release.commit)
+                ),
+            ),
+            SwitchKind::Repair => (
+                EventKind::Repaired,
+                format!(
+                    "{env}: {model} {} restored: {}",
+                    release.label(),
+                    drift.join("; ")
+                ),
+            ),
+        };
+        let p = release.primary();
+        self.events.push(
+            Event::new(word, msg)
+                .env(env)
+                .model(model)
+                .version(&p.version)
+                .commit(&release.commit),
+        );
+        if kind == SwitchKind::Deploy {
+            self.metrics.deployments_total += 1;
+            if let Some((h, t)) = &self.seen {
+                if *h == release.commit {
+                    self.metrics
+                        .commit_to_deployed_seconds
+                        .observe(t.elapsed().as_secs_f64());
+                }
+            }
+        }
+        let ms = self.model_state(env, model);
+        ms.last_good = Some(release);
+        ms.failure = None;
     }
 
     fn model_state(&mut self, env: &str, model: &str) -> &mut ModelState {

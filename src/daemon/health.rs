@@ -28,7 +28,8 @@ pub struct HealthEnv<'a> {
     pub env: &'a str,
     pub model: &'a str,
     pub version: &'a str,
-    pub artifact: &'a Path,
+    /// A local path where the target put the bytes, else the artifact's URI.
+    pub artifact: &'a str,
     pub sha256: &'a str,
 }
 
@@ -46,6 +47,84 @@ pub enum HealthError {
     TimedOut { after: Duration, tail: String },
     #[error("health command: {0}")]
     Wait(#[source] std::io::Error),
+    #[error("readiness URL {url} did not answer 2xx within {}: {last}", humantime::format_duration(*.after))]
+    NotReady {
+        url: String,
+        after: Duration,
+        last: String,
+    },
+}
+
+/// The environment's health check, built once from its `health:` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// `health.command`: exit 0 = healthy.
+    Command { command: String, timeout: Duration },
+    /// `health.http`: polled until it answers 2xx or the timeout passes.
+    Http { url: String, timeout: Duration },
+}
+
+/// How often a readiness URL is asked again.
+const HTTP_POLL: Duration = Duration::from_millis(500);
+
+impl Probe {
+    /// The probe of a `health:` block (validation makes sure exactly one kind is set).
+    pub fn from_spec(h: &crate::manifest::policy::HealthCheck) -> Option<Probe> {
+        let timeout = h.timeout.map(|t| t.0).unwrap_or(DEFAULT_TIMEOUT);
+        match (&h.command, &h.http) {
+            (Some(command), _) => Some(Probe::Command {
+                command: command.clone(),
+                timeout,
+            }),
+            (None, Some(url)) => Some(Probe::Http {
+                url: url.clone(),
+                timeout,
+            }),
+            (None, None) => None,
+        }
+    }
+
+    /// Judge the switched version; `Err` says why it is unhealthy.
+    pub fn check(&self, e: &HealthEnv, cwd: &Path) -> Result<(), HealthError> {
+        match self {
+            Probe::Command { command, timeout } => run(command, e, cwd, *timeout),
+            Probe::Http { url, timeout } => http_ready(&readiness_url(url, e), *timeout),
+        }
+    }
+}
+
+/// `url` with `{model}`, `{version}` and `{environment}` filled in.
+pub fn readiness_url(url: &str, e: &HealthEnv) -> String {
+    url.replace("{model}", e.model)
+        .replace("{version}", e.version)
+        .replace("{environment}", e.env)
+}
+
+/// Poll `url` until it answers 2xx (ready) or `timeout` passes.
+fn http_ready(url: &str, timeout: Duration) -> Result<(), HealthError> {
+    let start = std::time::Instant::now();
+    let mut last;
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        let agent = ureq::AgentBuilder::new()
+            .timeout(left.clamp(Duration::from_millis(100), Duration::from_secs(10)))
+            .redirects(0)
+            .build();
+        match agent.get(url).call() {
+            Ok(r) if (200..300).contains(&r.status()) => return Ok(()),
+            Ok(r) => last = format!("HTTP {}", r.status()),
+            Err(ureq::Error::Status(code, _)) => last = format!("HTTP {code}"),
+            Err(e) => last = e.to_string(),
+        }
+        if start.elapsed() + HTTP_POLL >= timeout {
+            return Err(HealthError::NotReady {
+                url: url.to_owned(),
+                after: timeout,
+                last,
+            });
+        }
+        std::thread::sleep(HTTP_POLL);
+    }
 }
 
 fn suffix(tail: &str) -> String {
@@ -233,7 +312,7 @@ mod tests {
             env: "prod",
             model: "m",
             version: "2",
-            artifact: p,
+            artifact: p.to_str().unwrap(),
             sha256: "ab",
         }
     }

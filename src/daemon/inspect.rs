@@ -75,15 +75,24 @@ pub fn inspect(reg: &Registry, state_dir: &Path) -> Result<StatusView, StateErro
             .get(name)
             .map(|d| releases_of(d, &commit, &reg.root))
             .unwrap_or_default();
-        let mut t = target::build(name, &spec.target, state_dir);
-        let observed = t.observe().unwrap_or_default();
+        let cx = target::BuildContext {
+            state_dir,
+            read_only: true,
+        };
+        let (describe, observed) = match target::from_spec(name, &spec.target, &cx) {
+            Ok(mut t) => (t.describe(), t.observe().unwrap_or_default()),
+            Err(e) => (
+                format!("{} ({e})", spec.target.kind.as_str()),
+                BTreeMap::new(),
+            ),
+        };
         let prior = daemon
             .as_ref()
             .and_then(|d| d.environments.iter().find(|e| &e.name == name));
         envs.push(merge(
             name,
             &spec.stage,
-            &t.describe(),
+            &describe,
             &wanted,
             &observed,
             prior,

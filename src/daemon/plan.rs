@@ -102,6 +102,35 @@ pub fn plan(
     out
 }
 
+/// Cut `steps` (in dependency order) into waves: a step starts a new wave when it requires a
+/// model switched in the current one, so a wave's switches can take effect together (one
+/// commit for `kserve`) and a version's `requires` are in place and healthy before it.
+pub fn waves(steps: Vec<Step>) -> Vec<Vec<Step>> {
+    let mut out: Vec<Vec<Step>> = Vec::new();
+    let mut cur: Vec<Step> = Vec::new();
+    let mut in_cur: BTreeSet<String> = BTreeSet::new();
+    for s in steps {
+        let needs_cur = match &s {
+            Step::Switch { release, .. } => release
+                .versions
+                .iter()
+                .flat_map(|v| v.requires.keys())
+                .any(|d| in_cur.contains(d)),
+            Step::Undeploy { .. } => false,
+        };
+        if needs_cur {
+            out.push(std::mem::take(&mut cur));
+            in_cur.clear();
+        }
+        in_cur.insert(s.model().to_owned());
+        cur.push(s);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// Kahn's algorithm over `requires` among the models being switched; ties by name, cycles
 /// (rejected by validation anyway) fall back to name order.
 fn dependency_order(
@@ -207,6 +236,26 @@ mod tests {
             .map(|s| s.model().to_owned())
             .collect();
         assert_eq!(order, ["encoder", "fraud", "zzz"]);
+    }
+
+    #[test]
+    fn a_wave_never_holds_a_model_and_what_it_requires() {
+        let mut fraud = test_release("fraud", &[("4", 'f', 100)]);
+        fraud.versions[0]
+            .requires
+            .insert("encoder".into(), "8".into());
+        let enc = test_release("encoder", &[("8", 'e', 100)]);
+        let other = test_release("other", &[("1", 'o', 100)]);
+        let intent = BTreeMap::from([
+            ("fraud".to_owned(), fraud),
+            ("encoder".to_owned(), enc),
+            ("other".to_owned(), other),
+        ]);
+        let waves: Vec<Vec<String>> = waves(plan(&intent, &BTreeMap::new()))
+            .iter()
+            .map(|w| w.iter().map(|s| s.model().to_owned()).collect())
+            .collect();
+        assert_eq!(waves, [vec!["encoder", "other"], vec!["fraud"]]);
     }
 
     #[test]

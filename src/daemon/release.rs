@@ -15,6 +15,12 @@ pub struct ReleaseVersion {
     pub uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The model format (`artifact.format`), for servers that pick a runtime by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// A directory artifact's files (`uri` names the folder); empty for a single file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::manifest::version::ArtifactFile>,
     /// Percent of traffic.
     pub traffic: u32,
     /// The version that takes the rest of the traffic (the only one outside canary stages);
@@ -117,6 +123,8 @@ pub fn releases_of(
                     sha256: v.manifest.artifact.sha256.clone(),
                     uri: v.manifest.artifact.uri.clone(),
                     size: v.manifest.artifact.size,
+                    format: v.manifest.artifact.format.clone(),
+                    files: v.manifest.artifact.files.clone().unwrap_or_default(),
                     traffic: v.traffic,
                     primary: i == primary,
                     requires: v.manifest.requires.clone(),
@@ -180,6 +188,8 @@ pub(crate) fn test_release(model: &str, versions: &[(&str, char, u32)]) -> Relea
                 sha256: std::iter::repeat_n(*c, 64).collect(),
                 uri: format!("artifacts/{model}/{v}"),
                 size: None,
+                format: None,
+                files: Vec::new(),
                 traffic: *t,
                 primary: i == 0,
                 requires: BTreeMap::new(),

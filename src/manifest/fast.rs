@@ -359,12 +359,14 @@ fn artifact(n: Node<'_>) -> Option<Artifact> {
     let Node::Map(entries) = n else {
         return None;
     };
-    let (mut uri, mut sha256, mut size) = (None, None, None);
+    let (mut uri, mut sha256, mut size, mut format) = (None, None, None, None);
     for (k, v) in entries {
         match k {
             "uri" => uri = Some(string(v)?),
             "sha256" => sha256 = Some(string(v)?),
             "size" => size = Some(unsigned::<u64>(v)?),
+            "format" => format = Some(string(v)?),
+            // Directory artifacts (`files:`) are parsed by serde_yaml.
             _ => return None,
         }
     }
@@ -372,6 +374,8 @@ fn artifact(n: Node<'_>) -> Option<Artifact> {
         uri: uri?,
         sha256: sha256?,
         size,
+        format,
+        files: None,
     })
 }
 

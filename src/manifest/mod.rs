@@ -8,6 +8,7 @@ pub mod parse;
 pub mod policy;
 pub mod serde_util;
 pub mod small_map;
+pub mod target;
 pub mod version;
 
 pub use model::ModelManifest;

@@ -195,26 +195,18 @@ pub struct Environment {
     pub health: Option<HealthCheck>,
 }
 
-/// Where an environment deploys. v1 ships `kind: local`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetSpec {
-    pub kind: TargetKind,
-    /// For `local`: folder under `<state-dir>/deploy/`.
-    pub path: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    Local,
-}
+pub use super::target::{TargetKind, TargetSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     /// Shell command run after a switch; non-zero exit = unhealthy.
-    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// An HTTP readiness URL (`{model}`, `{version}`, `{environment}` substituted); a 2xx
+    /// answer = healthy (the Open Inference Protocol's `/v2/models/{model}/ready`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
 }

@@ -36,10 +36,44 @@ pub struct VersionManifest {
 pub struct Artifact {
     /// Relative path (to the registry folder), `file://`, `s3://`, `gs://` or `https://`.
     pub uri: String,
-    /// Lower-case hex sha256 of the artifact bytes.
+    /// Lower-case hex sha256 of the artifact bytes; of a directory artifact, the digest of
+    /// its listing ([`listing_digest`]).
     pub sha256: String,
+    /// Bytes (of a directory artifact: of all its files); required for remote URIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The model format a server loads (KServe's `modelFormat`): `onnx`, `sklearn`, `mlflow`...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// A directory artifact's files (`uri` then names the folder and ends in `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<ArtifactFile>>,
+}
+
+/// One file of a directory artifact, verified on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactFile {
+    /// Relative to the artifact's folder, `/`-separated, no leading `./`, no `..`.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The digest that names a directory artifact: sha256 of one line `<sha256>  <path>\n` per
+/// file, sorted by path bytewise (docs/registry-format.md).
+pub fn listing_digest(files: &[ArtifactFile]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&ArtifactFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    let mut h = Sha256::new();
+    for f in sorted {
+        h.update(f.sha256.as_bytes());
+        h.update(b"  ");
+        h.update(f.path.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +85,11 @@ pub struct Evidence {
 }
 
 impl Artifact {
+    /// True for a directory artifact (one with a `files:` list).
+    pub fn is_directory(&self) -> bool {
+        self.files.is_some()
+    }
+
     /// True when `uri` is a path relative to the registry folder (no scheme).
     pub fn is_relative(&self) -> bool {
         !self.uri.contains("://")

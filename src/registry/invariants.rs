@@ -215,24 +215,37 @@ fn check_policy(
             )),
             _ => {}
         }
-        match safe_relative(&env.target.path) {
-            Err(why) => out.push(d(
-                format!(
-                    "environment `{name}`: target path `{}`: {why}",
-                    env.target.path
-                ),
-                &key,
-            )),
-            Ok(norm) => {
-                if let Some(other) = paths.insert(norm.clone(), name) {
+        if let Some(h) = &env.health {
+            if h.command.is_some() == h.http.is_some() {
+                out.push(d(
+                    format!(
+                        "environment `{name}`: `health` needs exactly one of `command` and `http`"
+                    ),
+                    &["environments", name.as_str(), "health"],
+                ));
+            }
+        }
+        match env.target.config() {
+            Err(problems) => {
+                for p in problems {
+                    out.push(d(
+                        format!("environment `{name}`: target: {}", p.message),
+                        &["environments", name.as_str(), "target", p.field],
+                    ));
+                }
+            }
+            Ok(crate::manifest::target::TargetConfig::Local(c)) => {
+                if let Some(other) = paths.insert(c.path.clone(), name) {
                     out.push(d(
                         format!(
-                            "environments `{other}` and `{name}` share the target path `{norm}`"
+                            "environments `{other}` and `{name}` share the target path `{}`",
+                            c.path
                         ),
                         &key,
                     ));
                 }
             }
+            Ok(_) => {}
         }
     }
     // Nested target folders would let a model folder of one environment collide with the

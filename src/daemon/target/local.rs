@@ -383,7 +383,11 @@ impl Target for LocalTarget {
         self.gc(&release.model, &keep)?;
         Ok(Switched {
             previous,
-            artifact: dir.join("artifacts").join(&primary.sha256),
+            artifact: dir
+                .join("artifacts")
+                .join(&primary.sha256)
+                .to_string_lossy()
+                .into_owned(),
         })
     }
 
@@ -423,6 +427,18 @@ mod tests {
         ) -> Result<Box<dyn Read>, ArtifactError> {
             Ok(Box::new(std::io::Cursor::new(
                 self.0.get(&v.version).cloned().unwrap_or_default(),
+            )))
+        }
+
+        fn open_file(
+            &self,
+            _r: &Release,
+            v: &crate::daemon::release::ReleaseVersion,
+            f: &crate::manifest::version::ArtifactFile,
+        ) -> Result<Box<dyn Read>, ArtifactError> {
+            let key = format!("{}/{}", v.version, f.path);
+            Ok(Box::new(std::io::Cursor::new(
+                self.0.get(&key).cloned().unwrap_or_default(),
             )))
         }
     }

@@ -1,11 +1,11 @@
-//! Deployment targets, pluggable by the environment's `target.kind`: a [`Target`] reports
-//! what it runs ([`Observed`]), stages verified artifacts, and switches releases.
+//! Deployment targets as components (docs/targets.md): a validated [`TargetConfig`] is
+//! [`build`]t into a [`Target`] that observes what runs, stages, switches and commits.
 
 pub mod local;
 
 use super::artifact::{ArtifactError, ArtifactSource};
 use super::release::{DeploymentRecord, Release};
-use crate::manifest::policy::{TargetKind, TargetSpec};
+use crate::manifest::target::{TargetConfig, TargetSpec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,8 +26,28 @@ pub struct Observed {
 #[derive(Debug, Clone)]
 pub struct Switched {
     pub previous: Option<DeploymentRecord>,
-    /// Path of the primary version's artifact, for `BATON_ARTIFACT`.
-    pub artifact: PathBuf,
+    /// The primary version's artifact for `BATON_ARTIFACT`: a local path where the target
+    /// put the bytes, else the artifact's URI.
+    pub artifact: String,
+}
+
+/// What one [`Target::commit`] makes take effect, for commit messages and logs.
+#[derive(Debug, Clone, Default)]
+pub struct PassSummary {
+    pub env: String,
+    /// The registry commit the releases were read from (the newest among them).
+    pub registry_commit: String,
+    /// `model@label` of each switch, `model (undeployed)` of each undeploy, in order.
+    pub changes: Vec<String>,
+}
+
+/// Where a target's files live on the daemon's host.
+#[derive(Debug, Clone)]
+pub struct BuildContext<'a> {
+    /// The daemon's state dir (`deploy/` for `local`, clones and records for the others).
+    pub state_dir: &'a Path,
+    /// True for `baton status`: observe only, never write to a remote.
+    pub read_only: bool,
 }
 
 #[derive(Debug, Error)]
@@ -40,6 +60,13 @@ pub enum TargetError {
     },
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
+    #[error("target refused: {0}")]
+    Config(String),
+    #[error("this build of baton has no `{0}` target")]
+    Unsupported(&'static str),
+    /// Anything else a target kind reports (a refused request, a failed push...).
+    #[error("{0}")]
+    Other(String),
 }
 
 impl TargetError {
@@ -63,14 +90,43 @@ pub trait Target: Send {
     fn switch(&mut self, release: &Release, now: DateTime<Utc>) -> Result<Switched, TargetError>;
     /// Remove a model from the target.
     fn undeploy(&mut self, model: &str) -> Result<(), TargetError>;
+    /// Make the switches and undeploys since the last call take effect together (`kserve`:
+    /// one commit and push per pass). On an error none of them took effect, and the target
+    /// forgets them. Targets that apply each switch at once have nothing to do.
+    fn commit(&mut self, _summary: &PassSummary) -> Result<(), TargetError> {
+        Ok(())
+    }
 }
 
-/// Build the target of one environment; `state_dir` roots local targets.
-pub fn build(env: &str, spec: &TargetSpec, state_dir: &Path) -> Box<dyn Target> {
-    match spec.kind {
-        TargetKind::Local => Box::new(local::LocalTarget::new(
+/// Build the target of environment `env` from its validated config.
+pub fn build(
+    env: &str,
+    config: &TargetConfig,
+    cx: &BuildContext<'_>,
+) -> Result<Box<dyn Target>, TargetError> {
+    match config {
+        TargetConfig::Local(c) => Ok(Box::new(local::LocalTarget::new(
             env,
-            &state_dir.join("deploy").join(&spec.path),
-        )),
+            &cx.state_dir.join("deploy").join(&c.path),
+        ))),
+        other => Err(TargetError::Unsupported(other.kind().as_str())),
     }
+}
+
+/// Validate `spec` and build it: the one way the daemon and `status` get a target.
+pub fn from_spec(
+    env: &str,
+    spec: &TargetSpec,
+    cx: &BuildContext<'_>,
+) -> Result<Box<dyn Target>, TargetError> {
+    let config = spec.config().map_err(|problems| {
+        TargetError::Config(
+            problems
+                .into_iter()
+                .map(|p| p.message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    build(env, &config, cx)
 }
