@@ -105,7 +105,7 @@ enum Applied {
         release: Release,
         kind: SwitchKind,
         drift: Vec<String>,
-        switched: target::Switched,
+        switched: Box<target::Switched>,
     },
     Undeployed {
         model: String,
@@ -831,7 +831,7 @@ impl Controller {
                             release,
                             kind,
                             drift,
-                            switched,
+                            switched: Box::new(switched),
                         }),
                         Err(e) => {
                             let fp = release.fingerprint();
