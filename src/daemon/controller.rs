@@ -299,7 +299,7 @@ impl Controller {
             self.dir.save(&self.state)?;
             self.saved = Some(fp);
         }
-        self.metrics.reconciles_total += 1;
+        self.metrics.reconciles_total.inc();
         self.metrics
             .reconcile_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -715,7 +715,7 @@ impl Controller {
             Ok(o) => o,
             Err(e) => {
                 outcome.failed = true;
-                self.metrics.failures_total += 1;
+                self.metrics.failures_total.inc();
                 self.events.push(
                     Event::new(
                         EventKind::Failed,
@@ -1015,7 +1015,7 @@ impl Controller {
                 .commit(&release.commit),
         );
         if kind == SwitchKind::Deploy {
-            self.metrics.deployments_total += 1;
+            self.metrics.deployments_total.inc();
             if let Some((h, t)) = &self.seen {
                 if *h == release.commit {
                     self.metrics
@@ -1049,7 +1049,7 @@ impl Controller {
         interval: Duration,
         now: DateTime<Utc>,
     ) {
-        self.metrics.failures_total += 1;
+        self.metrics.failures_total.inc();
         let ms = self.model_state(env, model);
         let attempts = ms
             .failure
@@ -1171,7 +1171,7 @@ impl Controller {
     /// Refresh metrics and the status view; true when the status changed (`updated` then
     /// says when).
     fn publish(&mut self, envs: Vec<EnvironmentView>, now: DateTime<Utc>) -> bool {
-        self.metrics.models = Arc::new(
+        self.metrics.set_models(
             envs.iter()
                 .flat_map(|e| {
                     e.models.iter().map(move |m| ModelInfo {
@@ -1189,12 +1189,13 @@ impl Controller {
                 })
                 .collect(),
         );
-        self.metrics.blocked_models = self
-            .state
-            .held
-            .values()
-            .filter(|h| h.kind == HoldKind::Blocked)
-            .count();
+        self.metrics.blocked_models.set(
+            self.state
+                .held
+                .values()
+                .filter(|h| h.kind == HoldKind::Blocked)
+                .count() as i64,
+        );
         let mut status = StatusView {
             branch: self.cfg.branch.clone(),
             registry: self.state.registry.clone(),
@@ -1230,7 +1231,7 @@ impl Controller {
     /// Mark ready (after the first full pass) and persist the status.
     pub fn set_ready(&mut self) {
         Arc::make_mut(&mut self.status).ready = true;
-        self.metrics.ready = true;
+        self.metrics.ready.set(1);
         let _ = self.dir.save_status(&*self.status);
     }
 
