@@ -796,7 +796,7 @@ fn failing_health_check_keeps_the_old_version() {
     assert_eq!(
         events
             .lines()
-            .filter(|l| l.contains("\"kind\":\"health-failed\""))
+            .filter(|l| l.contains("\"kind\":\"degraded\""))
             .count(),
         1
     );
@@ -2320,4 +2320,163 @@ fn serve_github_unreachable_holds_only_changes_that_need_approval() {
             .contains("GitHub reviews unavailable"),
         "{b}"
     );
+}
+
+// ---------------------------------------------------------------- notifications
+
+#[test]
+fn notifications_reach_slack_teams_a_signed_webhook_and_github_statuses() {
+    use common::receiver::{Answer, Receiver};
+    let slack = Receiver::start(vec![], Answer::Status(200));
+    let teams = Receiver::start(vec![], Answer::Status(200));
+    // The webhook consumer fails alpha 2's first delivery: it is retried with the same id.
+    let mut failed_once = false;
+    let hook = Receiver::start_with(move |r| {
+        if !failed_once && r.body.contains("alpha now runs 2") {
+            failed_once = true;
+            Answer::Status(503)
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let github = Receiver::start(vec![], Answer::Status(201));
+    // A sink that never answers delays nothing else.
+    let hang = Receiver::start(vec![], Answer::Hang);
+    let policy = format!(
+        "{POLICY}notifications:
+  - on: [blocked]
+    sink: {{slack: {{url_env: SLACK_URL}}}}
+  - on: [deployed]
+    environments: [production]
+    sink: {{msteams: {{url_env: TEAMS_URL}}}}
+  - on: [deployed]
+    environments: [production]
+    sink: {{webhook: {{url: \"{}/baton\", secret_env: HOOK_SECRET}}}}
+  - on: [deployed, blocked]
+    sink: {{github: {{repo: acme/registry, token_env: GH_STATUS_TOKEN}}}}
+  - on: [\"*\"]
+    sink: {{webhook: {{url: \"{}/never\"}}}}
+",
+        hook.url, hang.url
+    );
+    let f = Fixture::with_policy(&policy);
+    let v = f.repo.baton(&["validate"]);
+    assert_eq!(code(&v), 0, "{}{}", stdout(&v), stderr(&v));
+    let d = Daemon::start(
+        f.repo.path(),
+        &f.state,
+        &["--public-url", "https://baton.acme.internal"],
+        &[
+            ("SLACK_URL", &format!("{}/slack", slack.url)),
+            ("TEAMS_URL", &format!("{}/teams", teams.url)),
+            ("HOOK_SECRET", "s3cret"),
+            ("GH_STATUS_TOKEN", "ghs_test"),
+            ("GITHUB_API_URL", &github.url),
+        ],
+    );
+    d.eventually("initial deploy", || {
+        f.deployed("production", "alpha").as_deref() == Some("1")
+    });
+
+    // An approved promotion: `deployed` reaches Teams, the webhook and GitHub.
+    f.repo.git(&["checkout", "-q", "-b", "promote-alpha"]);
+    f.stage("alpha", "2", "production");
+    f.stage("alpha", "1", "archived");
+    f.repo.commit_all("promote alpha 2 to production");
+    f.approve("alpha@2 -> production");
+    f.repo.git(&["checkout", "-q", "main"]);
+    f.repo.git(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "promote-alpha",
+        "-m",
+        "Merge promote-alpha",
+    ]);
+    let merge = f.repo.head();
+    d.eventually("alpha 2 in production", || {
+        f.deployed("production", "alpha").as_deref() == Some("2")
+    });
+    let deployed_alpha2 = |r: &common::receiver::Request| r.body.contains("alpha now runs 2");
+    d.eventually("the webhook got alpha 2, after one retry", || {
+        hook.requests()
+            .iter()
+            .filter(|r| deployed_alpha2(r))
+            .count()
+            == 2
+    });
+    let tries: Vec<_> = hook
+        .requests()
+        .into_iter()
+        .filter(|r| deployed_alpha2(r))
+        .collect();
+    assert_eq!(
+        tries[0].headers["x-baton-delivery"], tries[1].headers["x-baton-delivery"],
+        "a retry keeps its delivery id"
+    );
+    let body = &tries[1];
+    let expected = baton::daemon::webhook::sign(b"s3cret", body.body.as_bytes());
+    assert_eq!(body.headers["x-baton-signature-256"], expected);
+    let j = body.json();
+    assert_eq!(j["kind"], "deployed");
+    assert_eq!(j["environment"], "production");
+    assert_eq!(j["commit"], merge.as_str());
+    assert_eq!(j["link"], "https://baton.acme.internal/models/alpha");
+    d.eventually("Teams got an Adaptive Card", || {
+        teams.requests().iter().any(|r| {
+            deployed_alpha2(r)
+                && r.json()["attachments"][0]["contentType"]
+                    == "application/vnd.microsoft.card.adaptive"
+        })
+    });
+    let status_path = format!("/repos/acme/registry/statuses/{merge}");
+    d.eventually("a success status on the landed commit", || {
+        github.requests().iter().any(|r| {
+            r.path == status_path
+                && r.json()["state"] == "success"
+                && r.json()["context"] == "baton/production"
+                && r.headers["authorization"] == "Bearer ghs_test"
+        })
+    });
+
+    // An unreviewed push: Slack hears `blocked` once, with the offending commit and a hint.
+    f.stage("beta", "2", "production");
+    f.stage("beta", "1", "archived");
+    let pushed = f
+        .repo
+        .commit_all("push beta 2 to production without review");
+    d.eventually("beta blocked on slack", || {
+        slack.requests().iter().any(|r| r.body.contains("beta"))
+    });
+    // Many passes over the same blocked state.
+    std::thread::sleep(Duration::from_millis(1500));
+    let msgs: Vec<_> = slack
+        .requests()
+        .into_iter()
+        .filter(|r| r.body.contains("blocked"))
+        .collect();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let text = msgs[0].json()["text"].as_str().unwrap().to_owned();
+    assert!(text.contains(&pushed[..12]), "{text}");
+    assert!(
+        text.contains("push beta 2 to production without review"),
+        "{text}"
+    );
+    assert!(
+        text.contains("baton approve beta 2 --stage production"),
+        "{text}"
+    );
+    d.eventually("failure statuses on the offending commit", || {
+        let path = format!("/repos/acme/registry/statuses/{pushed}");
+        github
+            .requests()
+            .iter()
+            .any(|r| r.path == path && r.json()["state"] == "failure")
+    });
+    let (_, m) = d.get("/metrics");
+    assert!(
+        m.contains("baton_notifications_total{sink=\"slack\",result=\"delivered\"} 1"),
+        "{m}"
+    );
+    assert!(!hang.requests().is_empty(), "the hung sink was tried");
 }

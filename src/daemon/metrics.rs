@@ -29,6 +29,14 @@ pub struct ModelInfo {
     pub health: String,
 }
 
+/// The labels of one `baton_notifications_total` series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub sink: String,
+    /// `delivered`, `failed` (after retries) or `dropped` (queue full).
+    pub result: String,
+}
+
 /// Everything `/metrics` shows. Clones share the same series (the published status holds
 /// one, the controller another).
 #[derive(Clone)]
@@ -41,6 +49,7 @@ pub struct Metrics {
     pub blocked_models: Gauge,
     pub ready: Gauge,
     models: Family<ModelInfo, Gauge>,
+    notifications: Family<NotificationLabels, Counter>,
     /// The `baton_model_info` label sets now set, so stale ones are removed.
     current: Arc<Mutex<HashSet<ModelInfo>>>,
     registry: Arc<Registry>,
@@ -65,6 +74,7 @@ impl Default for Metrics {
             blocked_models: Gauge::default(),
             ready: Gauge::default(),
             models: Family::default(),
+            notifications: Family::default(),
             current: Arc::default(),
             registry: Arc::new(Registry::default()),
         };
@@ -110,6 +120,11 @@ impl Default for Metrics {
             "Deployed version, sync and health of each model per environment",
             m.models.clone(),
         );
+        r.register(
+            "baton_notifications",
+            "Notifications by sink and result (delivered, failed after retries, dropped)",
+            m.notifications.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             ..m
@@ -151,6 +166,16 @@ impl Metrics {
             self.models.get_or_create(m).set(1);
         }
         *current = new;
+    }
+
+    /// Count one notification outcome.
+    pub fn notification(&self, sink: &str, result: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                sink: sink.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// The OpenMetrics text of every series ([`CONTENT_TYPE`]).

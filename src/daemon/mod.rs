@@ -17,6 +17,7 @@ pub mod health;
 pub mod http;
 pub mod inspect;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod release;
 pub mod run;

@@ -26,11 +26,41 @@ pub fn validate(reg: &Registry, files: &dyn RegistryFiles) -> Vec<Diagnostic> {
             .and_then(|b| files.text(b))
             .unwrap_or_default();
         check_policy(reg, policy, &ptext, files, &mut out);
+        check_notifications(reg, policy, &ptext, &mut out);
         check_models(reg, policy, files, &mut out);
     }
     out.sort();
     out.dedup();
     out
+}
+
+/// `notifications:` routes: known event kinds, known environments, one valid sink each.
+fn check_notifications(reg: &Registry, p: &Policy, text: &str, out: &mut Vec<Diagnostic>) {
+    let file = reg.policy_path();
+    for (i, r) in p.notifications.iter().enumerate() {
+        let d = |msg: String| {
+            Diagnostic::new(&file, format!("notifications[{i}]: {msg}"))
+                .at_key(text, &["notifications"])
+        };
+        if r.on.is_empty() {
+            out.push(d("`on` lists no event kinds".into()));
+        }
+        for k in &r.on {
+            if k != "*" && crate::daemon::events::EventKind::parse(k).is_none() {
+                out.push(d(format!(
+                    "unknown event kind `{k}` (see docs/daemon.md, events; `*` for all)"
+                )));
+            }
+        }
+        for e in &r.environments {
+            if !p.environments.contains_key(e) {
+                out.push(d(format!("unknown environment `{e}`")));
+            }
+        }
+        if let Err(why) = r.sink() {
+            out.push(d(why));
+        }
+    }
 }
 
 fn refs_problem(policy: &Policy, r: &str, allow_owners: bool) -> Option<String> {
