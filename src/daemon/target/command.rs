@@ -1,0 +1,169 @@
+//! The `command` target (docs/targets.md#command): each switch runs `apply` (`sh -c`, its own
+//! process group, a timeout) with the release in its environment and on stdin; exit 0 = applied.
+
+use super::payload;
+use super::records::Records;
+use super::{BuildContext, Observed, Switched, Target, TargetError};
+use crate::daemon::artifact::ArtifactSource;
+use crate::daemon::health::HealthEnv;
+use crate::daemon::process::{self, Job};
+use crate::daemon::release::{DeploymentRecord, Release};
+use crate::manifest::target::CommandConfig;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct CommandTarget {
+    env: String,
+    apply: String,
+    timeout: Duration,
+    /// Where `apply` runs: the daemon's state dir (as the health command).
+    cwd: PathBuf,
+    records: Records,
+}
+
+/// What one run of `apply` is told, besides the release JSON on stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEnv {
+    pub action: payload::Action,
+    pub version: String,
+    pub artifact: String,
+    pub artifact_uri: String,
+    pub sha256: String,
+    pub traffic: String,
+    pub commit: String,
+}
+
+impl RunEnv {
+    /// A deploy of `release`; `artifact` is where its primary's bytes are (else its URI).
+    pub fn deploy(release: &Release, artifact: &str) -> Self {
+        let p = release.primary();
+        RunEnv {
+            action: payload::Action::Deploy,
+            version: p.version.clone(),
+            artifact: artifact.to_owned(),
+            artifact_uri: p.uri.clone(),
+            sha256: p.sha256.clone(),
+            traffic: payload::traffic(release),
+            commit: release.commit.clone(),
+        }
+    }
+
+    /// An undeploy: what ran (from the record) with no traffic.
+    pub fn undeploy(prev: Option<&DeploymentRecord>) -> Self {
+        let p = prev.map(|r| r.release.primary());
+        let s = |f: &dyn Fn(&crate::daemon::release::ReleaseVersion) -> String| {
+            p.map(f).unwrap_or_default()
+        };
+        RunEnv {
+            action: payload::Action::Undeploy,
+            version: s(&|v| v.version.clone()),
+            artifact: s(&|v| v.uri.clone()),
+            artifact_uri: s(&|v| v.uri.clone()),
+            sha256: s(&|v| v.sha256.clone()),
+            traffic: "{}".into(),
+            commit: prev.map(|r| r.commit.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+impl CommandTarget {
+    pub fn new(env: &str, c: &CommandConfig, cx: &BuildContext<'_>) -> Result<Self, TargetError> {
+        if !crate::names::is_model_name(env) {
+            return Err(TargetError::Config(format!(
+                "environment `{env}` is not a DNS label"
+            )));
+        }
+        Ok(CommandTarget {
+            env: env.to_owned(),
+            apply: c.apply.clone(),
+            timeout: c.timeout,
+            cwd: cx.state_dir.to_path_buf(),
+            records: Records::new(&cx.state_dir.join("targets").join(env)),
+        })
+    }
+
+    /// Run `apply` for `model` with `e` and `stdin`.
+    fn run(&self, model: &str, e: &RunEnv, stdin: &serde_json::Value) -> Result<(), TargetError> {
+        let he = HealthEnv {
+            env: &self.env,
+            model,
+            version: &e.version,
+            artifact: &e.artifact,
+            sha256: &e.sha256,
+        };
+        let mut vars: Vec<(&str, &str)> = he.vars().to_vec();
+        vars.extend([
+            ("BATON_ACTION", e.action.as_str()),
+            ("BATON_TRAFFIC", e.traffic.as_str()),
+            ("BATON_ARTIFACT_URI", e.artifact_uri.as_str()),
+            ("BATON_COMMIT", e.commit.as_str()),
+        ]);
+        let mut bytes = serde_json::to_vec_pretty(stdin).unwrap_or_default();
+        bytes.push(b'\n');
+        let out = process::run(&Job {
+            label: "apply command",
+            command: &self.apply,
+            env: &vars,
+            stdin: Some(&bytes),
+            cwd: &self.cwd,
+            timeout: self.timeout,
+        })
+        .map_err(|err| TargetError::Other(format!("{model}: {err}")))?;
+        if !out.tail().is_empty() {
+            tracing::info!(
+                environment = %self.env,
+                model,
+                "apply command ({}): {}",
+                e.action.as_str(),
+                out.tail()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Target for CommandTarget {
+    fn describe(&self) -> String {
+        format!("command {}", self.apply)
+    }
+
+    fn observe(&mut self) -> Result<BTreeMap<String, Observed>, TargetError> {
+        self.records.observe()
+    }
+
+    fn stage(
+        &mut self,
+        _release: &Release,
+        _source: &dyn ArtifactSource,
+    ) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    fn switch(&mut self, release: &Release, now: DateTime<Utc>) -> Result<Switched, TargetError> {
+        let previous = self.records.read(&release.model).ok().flatten();
+        let artifact = release.primary().uri.clone();
+        let body = payload::deploy(
+            &self.env,
+            release,
+            previous.as_deref(),
+            &BTreeMap::new(),
+            None,
+        );
+        self.run(&release.model, &RunEnv::deploy(release, &artifact), &body)?;
+        self.records
+            .write(&DeploymentRecord::new(&self.env, release, now))?;
+        Ok(Switched {
+            previous: previous.map(|p| (*p).clone()),
+            artifact,
+        })
+    }
+
+    fn undeploy(&mut self, model: &str) -> Result<(), TargetError> {
+        let previous = self.records.read(model).ok().flatten();
+        let body = payload::undeploy(&self.env, model, previous.as_deref(), None);
+        self.run(model, &RunEnv::undeploy(previous.as_deref()), &body)?;
+        self.records.remove(model)
+    }
+}
