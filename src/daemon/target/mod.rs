@@ -2,6 +2,7 @@
 //! [`build`]t into a [`Target`] that observes what runs, stages, switches and commits.
 
 pub mod local;
+pub mod store;
 
 use super::artifact::{ArtifactError, ArtifactSource};
 use super::release::{DeploymentRecord, Release};
