@@ -5,6 +5,7 @@ pub mod command;
 pub mod local;
 pub mod payload;
 pub mod records;
+pub mod store;
 pub mod webhook;
 
 use super::artifact::{ArtifactError, ArtifactSource};
