@@ -115,7 +115,8 @@ impl Receiver {
 }
 
 fn serve(conn: TcpStream, reqs: &Mutex<Vec<Request>>, beh: &Mutex<Behaviour>) {
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut r = BufReader::new(conn.try_clone().unwrap());
     let mut line = String::new();
     if r.read_line(&mut line).unwrap_or(0) == 0 {
@@ -406,7 +407,11 @@ fn webhook_posts_signed_releases_retries_a_503_with_the_same_delivery_and_undepl
     }
     let id = posts[0].header("x-baton-delivery").to_owned();
     assert_eq!(id.len(), 36, "{id}");
-    assert_eq!(posts[1].header("x-baton-delivery"), id, "a retry is the same delivery");
+    assert_eq!(
+        posts[1].header("x-baton-delivery"),
+        id,
+        "a retry is the same delivery"
+    );
 
     let body = posts[1].json();
     assert_eq!(body["action"], "deploy");
@@ -469,7 +474,10 @@ fn webhook_401_fails_the_switch_at_once_and_the_daemon_keeps_running() {
     let alpha = d.alpha();
     assert_eq!(alpha["sync"], "out-of-sync", "{alpha}");
     let reason = alpha["reasons"][0].as_str().unwrap();
-    assert!(reason.contains("refused the deploy: HTTP 401: answer 401 (not retried)"), "{reason}");
+    assert!(
+        reason.contains("refused the deploy: HTTP 401: answer 401 (not retried)"),
+        "{reason}"
+    );
     assert_eq!(alpha["deployed"], json!([]));
     assert!(f.record().is_none(), "nothing recorded");
     // Never retried within a switch: every POST is its own delivery (later passes retry).
@@ -486,7 +494,8 @@ fn webhook_without_its_secret_refuses_to_build_and_says_why() {
     let f = Fixture::new(&webhook_target(&r, false));
     let mut d = f.start(&[]);
     d.eventually("the refusal in the log", || {
-        d.log().contains("DEPLOYER_SECRET (target.secret_env) is not set")
+        d.log()
+            .contains("DEPLOYER_SECRET (target.secret_env) is not set")
     });
     assert!(r.requests().is_empty(), "nothing sent unsigned");
     d.assert_running();
@@ -519,13 +528,14 @@ fn webhook_observe_url_reports_drift_and_baton_posts_the_release_again() {
     d.eventually("a second POST", || r.posts().len() >= 2);
     let again = r.posts()[1].json();
     assert_eq!(again["action"], "deploy");
-    assert_eq!(again["versions"][0]["artifact"]["sha256"], sha(b"alpha one"));
-    d.eventually("synced again", || d.alpha()["sync"] == "synced");
-    assert!(
-        d.log().contains("the receiver runs 1 of alpha"),
-        "the drift is named: {}",
-        d.log()
+    assert_eq!(
+        again["versions"][0]["artifact"]["sha256"],
+        sha(b"alpha one")
     );
+    d.eventually("the drift named in the log", || {
+        d.log().contains("the receiver runs 1 of alpha")
+    });
+    d.eventually("synced again", || d.alpha()["sync"] == "synced");
 
     // The receiver forgets the model: drift too.
     r.behaviour.lock().unwrap().running.clear();
@@ -552,7 +562,7 @@ fn command_target_runs_apply_with_the_release_in_env_and_stdin() {
     script(
         &f.state.join("deploy.sh"),
         &format!(
-            "set -e\nd={}\nn=$(ls \"$d\" | wc -l)\nenv > \"$d/$n.env\"\npwd >> \"$d/$n.env\"\ncat > \"$d/$n.json.tmp\"\nmv \"$d/$n.json.tmp\" \"$d/$n.json\"",
+            "set -e\nd={}\nn=$(ls \"$d\" | grep -c '[.]env$' || true)\nenv > \"$d/$n.env\"\npwd >> \"$d/$n.env\"\ncat > \"$d/$n.json.tmp\"\nmv \"$d/$n.json.tmp\" \"$d/$n.json\"",
             out.path().display()
         ),
     );
@@ -591,8 +601,22 @@ fn command_target_runs_apply_with_the_release_in_env_and_stdin() {
     assert_eq!(stdin["previous"], Value::Null);
     assert_eq!(stdin["versions"][0]["version"], "1");
     assert_eq!(stdin["versions"][0]["metrics"], json!({"auc": 0.91}));
-    assert_eq!(stdin["versions"][0]["artifact"]["sha256"], sha(b"alpha one"));
+    assert_eq!(
+        stdin["versions"][0]["artifact"]["sha256"],
+        sha(b"alpha one")
+    );
     assert!(stdin.get("delivery").is_none());
+    // The daemon staged the verified build for it (docs/targets.md#command).
+    let staged = f
+        .state
+        .join("targets/production/releases")
+        .join(sha(b"alpha one"))
+        .join("1.bin");
+    assert_eq!(e["BATON_ARTIFACT"], staged.to_str().unwrap());
+    assert_eq!(
+        stdin["versions"][0]["artifact"]["path"],
+        e["BATON_ARTIFACT"]
+    );
     let rec = f.record().unwrap();
     assert_eq!(rec["version"], "1");
     assert_eq!(rec["sha256"], sha(b"alpha one"));
@@ -657,7 +681,7 @@ fn command_past_its_timeout_is_killed_with_everything_it_started() {
     let out = tempfile::tempdir().unwrap();
     let o = out.path().display();
     let f = Fixture::new(&format!(
-        "{{kind: command, apply: 'sleep 1000 & echo $! > {o}/bg.pid; echo $$ > {o}/sh.pid; sleep 1000', timeout: 1s}}"
+        "{{kind: command, apply: 'sleep 1000 & echo $! >> {o}/pids; echo $$ >> {o}/pids; sleep 1000', timeout: 1s}}"
     ));
     let started = Instant::now();
     let mut d = f.start(&[]);
@@ -668,9 +692,15 @@ fn command_past_its_timeout_is_killed_with_everything_it_started() {
         })
     });
     assert!(started.elapsed() < Duration::from_secs(25));
-    for f in ["sh.pid", "bg.pid"] {
-        let pid = std::fs::read_to_string(out.path().join(f)).unwrap();
-        d.eventually(&format!("{f} {} gone", pid.trim()), || dead(&pid));
+    // Every run so far (later passes try again): the shell and its background child.
+    let pids = std::fs::read_to_string(out.path().join("pids")).unwrap();
+    let pids: Vec<&str> = pids.lines().collect();
+    assert!(pids.len() >= 2, "{pids:?}");
+    for pid in &pids[..2] {
+        assert!(dead(pid), "{pid} outlived the timeout");
+    }
+    for pid in &pids {
+        d.eventually(&format!("{pid} gone"), || dead(pid));
     }
     assert!(f.record().is_none());
     d.assert_running();

@@ -3,6 +3,7 @@
 
 use super::payload;
 use super::records::Records;
+use super::store::ReleaseStore;
 use super::{BuildContext, Observed, Switched, Target, TargetError};
 use crate::daemon::artifact::ArtifactSource;
 use crate::daemon::health::HealthEnv;
@@ -14,6 +15,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Staged builds kept besides the ones a record names.
+pub const KEEP_BUILDS: usize = 3;
+
 pub struct CommandTarget {
     env: String,
     apply: String,
@@ -21,6 +25,8 @@ pub struct CommandTarget {
     /// Where `apply` runs: the daemon's state dir (as the health command).
     cwd: PathBuf,
     records: Records,
+    /// `<state-dir>/targets/<env>/releases/<sha256>/`: the verified builds `apply` is given.
+    store: ReleaseStore,
 }
 
 /// What one run of `apply` is told, besides the release JSON on stdin.
@@ -50,8 +56,8 @@ impl RunEnv {
         }
     }
 
-    /// An undeploy: what ran (from the record) with no traffic.
-    pub fn undeploy(prev: Option<&DeploymentRecord>) -> Self {
+    /// An undeploy: what ran (from the record, its bytes at `artifact`) with no traffic.
+    pub fn undeploy(prev: Option<&DeploymentRecord>, artifact: &str) -> Self {
         let p = prev.map(|r| r.release.primary());
         let s = |f: &dyn Fn(&crate::daemon::release::ReleaseVersion) -> String| {
             p.map(f).unwrap_or_default()
@@ -59,7 +65,7 @@ impl RunEnv {
         RunEnv {
             action: payload::Action::Undeploy,
             version: s(&|v| v.version.clone()),
-            artifact: s(&|v| v.uri.clone()),
+            artifact: artifact.to_owned(),
             artifact_uri: s(&|v| v.uri.clone()),
             sha256: s(&|v| v.sha256.clone()),
             traffic: "{}".into(),
@@ -75,13 +81,40 @@ impl CommandTarget {
                 "environment `{env}` is not a DNS label"
             )));
         }
+        let root = cx.state_dir.join("targets").join(env);
         Ok(CommandTarget {
             env: env.to_owned(),
             apply: c.apply.clone(),
             timeout: c.timeout,
             cwd: cx.state_dir.to_path_buf(),
-            records: Records::new(&cx.state_dir.join("targets").join(env)),
+            records: Records::new(&root),
+            store: ReleaseStore::new(&root),
         })
+    }
+
+    /// Drop staged builds no record names, but the newest [`KEEP_BUILDS`] of them. Only
+    /// logged when it fails: the switch before it took effect, and must not be failed.
+    fn gc(&mut self) {
+        let mut keep: Vec<String> = Vec::new();
+        let models = match self.records.models() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(environment = %self.env, "not collecting staged builds: {e}");
+                return;
+            }
+        };
+        for m in models {
+            match self.records.read(&m) {
+                Ok(Some(r)) => keep.extend(r.release.versions.iter().map(|v| v.sha256.clone())),
+                Ok(None) => {}
+                // A record that cannot be read may name anything: keep everything.
+                Err(_) => return,
+            }
+        }
+        let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+        if let Err(e) = self.store.gc(&keep, KEEP_BUILDS) {
+            tracing::warn!(environment = %self.env, "collecting staged builds: {e}");
+        }
     }
 
     /// Run `apply` for `model` with `e` and `stdin`.
@@ -133,27 +166,30 @@ impl Target for CommandTarget {
         self.records.observe()
     }
 
-    fn stage(
-        &mut self,
-        _release: &Release,
-        _source: &dyn ArtifactSource,
-    ) -> Result<(), TargetError> {
-        Ok(())
+    /// Fetch and verify every version's artifact into the store (`BATON_ARTIFACT`).
+    fn stage(&mut self, release: &Release, source: &dyn ArtifactSource) -> Result<(), TargetError> {
+        self.store.stage(release, source)
     }
 
     fn switch(&mut self, release: &Release, now: DateTime<Utc>) -> Result<Switched, TargetError> {
         let previous = self.records.read(&release.model).ok().flatten();
-        let artifact = release.primary().uri.clone();
-        let body = payload::deploy(
-            &self.env,
-            release,
-            previous.as_deref(),
-            &BTreeMap::new(),
-            None,
-        );
+        let paths: BTreeMap<String, String> = release
+            .versions
+            .iter()
+            .map(|v| {
+                let p = self.store.path_of(v).to_string_lossy().into_owned();
+                (v.version.clone(), p)
+            })
+            .collect();
+        let artifact = paths
+            .get(&release.primary().version)
+            .cloned()
+            .unwrap_or_default();
+        let body = payload::deploy(&self.env, release, previous.as_deref(), &paths, None);
         self.run(&release.model, &RunEnv::deploy(release, &artifact), &body)?;
         self.records
             .write(&DeploymentRecord::new(&self.env, release, now))?;
+        self.gc();
         Ok(Switched {
             previous: previous.map(|p| (*p).clone()),
             artifact,
@@ -163,7 +199,19 @@ impl Target for CommandTarget {
     fn undeploy(&mut self, model: &str) -> Result<(), TargetError> {
         let previous = self.records.read(model).ok().flatten();
         let body = payload::undeploy(&self.env, model, previous.as_deref(), None);
-        self.run(model, &RunEnv::undeploy(previous.as_deref()), &body)?;
-        self.records.remove(model)
+        // What is being removed: its staged build while it is still there, else its URI.
+        let artifact = previous.as_deref().map(|r| {
+            let p = self.store.path_of(r.release.primary());
+            if p.exists() {
+                p.to_string_lossy().into_owned()
+            } else {
+                r.release.primary().uri.clone()
+            }
+        });
+        let e = RunEnv::undeploy(previous.as_deref(), artifact.as_deref().unwrap_or_default());
+        self.run(model, &e, &body)?;
+        self.records.remove(model)?;
+        self.gc();
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! What a target with no remote state to read back applied: one deployment record per model,
 //! `<state-dir>/targets/<env>/<model>.json`, written atomically only once a switch took effect.
 
+use super::store::{ensure_real_dir, remove_tree};
 use super::{Observed, TargetError};
 use crate::daemon::release::DeploymentRecord;
 use crate::fsutil::{atomic_write, fsync_dir, is_temp_name};
@@ -129,7 +130,7 @@ impl Records {
         bytes.push(b'\n');
         // A link or folder in the record's place is removed first, never written through.
         if fs::symlink_metadata(&path).is_ok_and(|m| !m.file_type().is_file()) {
-            remove_entry(&path)?;
+            remove_tree(&path).map_err(TargetError::io(&path))?;
         }
         atomic_write(&path, &bytes).map_err(TargetError::io(&path))?;
         self.cache.remove(&record.model);
@@ -140,7 +141,7 @@ impl Records {
     pub fn remove(&mut self, model: &str) -> Result<(), TargetError> {
         let path = self.path(model);
         match fs::symlink_metadata(&path) {
-            Ok(_) => remove_entry(&path)?,
+            Ok(_) => remove_tree(&path).map_err(TargetError::io(&path))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(TargetError::io(&path)(e)),
         }
@@ -148,28 +149,6 @@ impl Records {
         self.cache.remove(model);
         Ok(())
     }
-}
-
-/// Remove a file, a link (the link itself) or a folder.
-fn remove_entry(p: &Path) -> Result<(), TargetError> {
-    let md = fs::symlink_metadata(p).map_err(TargetError::io(p))?;
-    if md.file_type().is_dir() {
-        fs::remove_dir_all(p).map_err(TargetError::io(p))
-    } else {
-        fs::remove_file(p).map_err(TargetError::io(p))
-    }
-}
-
-/// Make `p` a real folder: a symbolic link (or a file) in its place is removed (the link
-/// itself, never what it points to) and a folder made.
-pub(crate) fn ensure_real_dir(p: &Path) -> Result<(), TargetError> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.file_type().is_dir() => return Ok(()),
-        Ok(_) => fs::remove_file(p).map_err(TargetError::io(p))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(TargetError::io(p)(e)),
-    }
-    fs::create_dir_all(p).map_err(TargetError::io(p))
 }
 
 #[cfg(test)]
