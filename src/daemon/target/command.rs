@@ -92,10 +92,14 @@ impl CommandTarget {
         })
     }
 
-    /// Drop staged builds no record names, but the newest [`KEEP_BUILDS`] of them. Only
-    /// logged when it fails: the switch before it took effect, and must not be failed.
-    fn gc(&mut self) {
-        let mut keep: Vec<String> = Vec::new();
+    /// Drop staged builds neither a record nor `also` names, but the newest [`KEEP_BUILDS`]
+    /// of them. Only logged when it fails: the switch before it took effect, and must not be
+    /// failed.
+    fn gc(&mut self, also: Option<&Release>) {
+        let mut keep: Vec<String> = also
+            .iter()
+            .flat_map(|r| r.versions.iter().map(|v| v.sha256.clone()))
+            .collect();
         let models = match self.records.models() {
             Ok(m) => m,
             Err(e) => {
@@ -173,6 +177,18 @@ impl Target for CommandTarget {
 
     fn switch(&mut self, release: &Release, now: DateTime<Utc>) -> Result<Switched, TargetError> {
         let previous = self.records.read(&release.model).ok().flatten();
+        // Staged just before, or kept since (the release a failed health check switches
+        // back to): never run `apply` with a path that does not hold the build.
+        for v in &release.versions {
+            if !self.store.verified(&v.sha256) {
+                return Err(TargetError::Other(format!(
+                    "{}@{}: the build {} is not staged",
+                    release.model,
+                    v.version,
+                    &v.sha256[..v.sha256.len().min(12)]
+                )));
+            }
+        }
         let paths: BTreeMap<String, String> = release
             .versions
             .iter()
@@ -189,7 +205,8 @@ impl Target for CommandTarget {
         self.run(&release.model, &RunEnv::deploy(release, &artifact), &body)?;
         self.records
             .write(&DeploymentRecord::new(&self.env, release, now))?;
-        self.gc();
+        // The previous release stays staged: a failed health check switches back to it.
+        self.gc(previous.as_ref().map(|p| &p.release));
         Ok(Switched {
             previous: previous.map(|p| (*p).clone()),
             artifact,
@@ -211,7 +228,90 @@ impl Target for CommandTarget {
         let e = RunEnv::undeploy(previous.as_deref(), artifact.as_deref().unwrap_or_default());
         self.run(model, &e, &body)?;
         self.records.remove(model)?;
-        self.gc();
+        self.gc(None);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::artifact::ArtifactError;
+    use crate::daemon::release::{test_release, ReleaseVersion};
+    use crate::manifest::version::ArtifactFile;
+    use std::io::Read;
+
+    /// Serves `<version label>` as the bytes of each version.
+    struct Labels;
+    impl ArtifactSource for Labels {
+        fn open(&self, _r: &Release, v: &ReleaseVersion) -> Result<Box<dyn Read>, ArtifactError> {
+            Ok(Box::new(std::io::Cursor::new(
+                v.version.clone().into_bytes(),
+            )))
+        }
+        fn open_file(
+            &self,
+            _r: &Release,
+            _v: &ReleaseVersion,
+            _f: &ArtifactFile,
+        ) -> Result<Box<dyn Read>, ArtifactError> {
+            unreachable!("single-file artifacts only")
+        }
+    }
+
+    fn release(v: &str) -> Release {
+        let mut r = test_release("m", &[(v, 'x', 100)]);
+        r.versions[0].sha256 = crate::fsutil::sha256_reader(v.as_bytes()).unwrap().0;
+        r
+    }
+
+    #[test]
+    fn a_failed_apply_keeps_the_record_and_a_switch_back_finds_its_build() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("log");
+        let c = CommandConfig {
+            apply: format!(
+                "[ \"$BATON_VERSION\" != bad ] || exit 9; echo \"$BATON_ACTION $BATON_VERSION $(cat \"$BATON_ARTIFACT\")\" >> {}",
+                log.display()
+            ),
+            timeout: Duration::from_secs(30),
+        };
+        let cx = BuildContext {
+            state_dir: d.path(),
+            read_only: false,
+        };
+        let mut t = CommandTarget::new("prod", &c, &cx).unwrap();
+        let recorded = |t: &mut CommandTarget| {
+            t.observe().unwrap().get("m").map(|o| {
+                assert!(o.drift.is_empty());
+                o.record.as_ref().unwrap().version.clone()
+            })
+        };
+        let (one, two, bad) = (release("1"), release("2"), release("bad"));
+        t.stage(&one, &Labels).unwrap();
+        assert!(t.switch(&one, Utc::now()).unwrap().previous.is_none());
+        assert_eq!(recorded(&mut t).as_deref(), Some("1"));
+
+        t.stage(&bad, &Labels).unwrap();
+        let err = t.switch(&bad, Utc::now()).unwrap_err();
+        assert_eq!(err.to_string(), "m: apply command exited with 9");
+        assert_eq!(recorded(&mut t).as_deref(), Some("1"), "the record stays");
+
+        // Never run with a build that is not there.
+        let err = t.switch(&two, Utc::now()).unwrap_err();
+        assert!(err.to_string().contains("is not staged"), "{err}");
+
+        t.stage(&two, &Labels).unwrap();
+        let s = t.switch(&two, Utc::now()).unwrap();
+        assert_eq!(s.previous.unwrap().version, "1");
+        assert_eq!(std::fs::read(&s.artifact).unwrap(), b"2");
+        // A health failure switches back without staging: the previous build was kept.
+        t.switch(&one, Utc::now()).unwrap();
+        t.undeploy("m").unwrap();
+        assert_eq!(recorded(&mut t), None);
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "deploy 1 1\ndeploy 2 2\ndeploy 1 1\nundeploy 1 1\n"
+        );
     }
 }

@@ -199,6 +199,16 @@ impl WebhookTarget {
         let secret = std::env::var_os(&c.secret_env)
             .filter(|s| !s.is_empty())
             .map(|s| s.into_encoded_bytes());
+        Self::with_secret(env, c, cx, secret)
+    }
+
+    /// [`WebhookTarget::new`] with the secret given (`None`: the variable is not set).
+    pub fn with_secret(
+        env: &str,
+        c: &WebhookConfig,
+        cx: &BuildContext<'_>,
+        secret: Option<Vec<u8>>,
+    ) -> Result<Self, TargetError> {
         if secret.is_none() && !cx.read_only {
             return Err(TargetError::Config(format!(
                 "environment variable {} (target.secret_env) is not set: every webhook request is signed with it",
@@ -433,7 +443,10 @@ impl Target for WebhookTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::release::test_release;
     use crate::daemon::webhook::verify;
+    use std::path::Path;
+    use std::sync::Arc;
 
     #[test]
     fn retry_classification() {
@@ -513,6 +526,90 @@ mod tests {
         );
         assert_eq!(redact("http://127.0.0.1:9/x"), "http://127.0.0.1:9/x");
         assert_eq!(redact("https://h"), "https://h");
+    }
+
+    /// A loopback server answering each connection with the next of `answers` (raw HTTP
+    /// status line and headers); returns its URL and how many requests it got.
+    fn server(answers: Vec<&'static str>) -> (String, Arc<AtomicU64>) {
+        use std::io::{BufRead, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let n = Arc::new(AtomicU64::new(0));
+        let count = n.clone();
+        std::thread::spawn(move || {
+            for (conn, answer) in l.incoming().zip(answers) {
+                let mut conn = conn.unwrap();
+                let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = write!(
+                    conn,
+                    "{answer}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope"
+                );
+            }
+        });
+        (url, n)
+    }
+
+    fn target(url: &str, d: &Path) -> WebhookTarget {
+        let c = WebhookConfig {
+            url: url.into(),
+            secret_env: "BATON_TEST_WEBHOOK_SECRET".into(),
+            observe_url: None,
+            timeout: Duration::from_secs(5),
+        };
+        let cx = BuildContext {
+            state_dir: d,
+            read_only: false,
+        };
+        WebhookTarget::with_secret("prod", &c, &cx, Some(b"k".to_vec())).unwrap()
+    }
+
+    #[test]
+    fn redirects_and_long_retry_afters_end_the_switch_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let r = test_release("m", &[("1", 'a', 100)]);
+        let (url, n) = server(vec![
+            "HTTP/1.1 307 Moved\r\nLocation: http://elsewhere.example/x?t=1",
+        ]);
+        let mut t = target(&url, d.path());
+        let err = t.switch(&r, Utc::now()).unwrap_err().to_string();
+        assert!(
+            err.contains("HTTP 307 (a redirect to http://elsewhere.example/x, not followed)"),
+            "{err}"
+        );
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+
+        let (url, n) = server(vec!["HTTP/1.1 503 Busy\r\nRetry-After: 3600"]);
+        let mut t = target(&url, d.path());
+        let err = t.switch(&r, Utc::now()).unwrap_err().to_string();
+        assert!(err.contains("asked to retry after 3600 s"), "{err}");
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+        assert!(t.observe().unwrap().is_empty(), "nothing recorded");
+
+        // 429 with a short Retry-After, then 2xx: applied and recorded.
+        let (url, n) = server(vec![
+            "HTTP/1.1 429 Slow down\r\nRetry-After: 0",
+            "HTTP/1.1 202 Accepted",
+        ]);
+        let mut t = target(&url, d.path());
+        t.switch(&r, Utc::now()).unwrap();
+        assert_eq!(n.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            t.observe().unwrap()["m"].current.as_deref(),
+            Some("a".repeat(64).as_str())
+        );
     }
 
     #[test]
