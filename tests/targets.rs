@@ -38,6 +38,8 @@ struct Request {
     /// Lower-case names.
     headers: BTreeMap<String, String>,
     body: Vec<u8>,
+    /// When it arrived.
+    at: Instant,
 }
 
 impl Request {
@@ -146,6 +148,7 @@ fn serve(conn: TcpStream, reqs: &Mutex<Vec<Request>>, beh: &Mutex<Behaviour>) {
         path,
         headers,
         body,
+        at: Instant::now(),
     };
     let (status, answer) = {
         let mut b = beh.lock().unwrap();
@@ -237,6 +240,26 @@ impl Fixture {
     fn record(&self) -> Option<Value> {
         let b = std::fs::read(self.state.join("targets/production/alpha.json")).ok()?;
         serde_json::from_slice(&b).ok()
+    }
+
+    /// alpha in production as `baton status --state-dir` (read-only, no secret) shows it.
+    fn status_alpha(&self) -> Value {
+        let out = self.repo.baton(&[
+            "--format",
+            "json",
+            "status",
+            "--state-dir",
+            self.state.to_str().unwrap(),
+        ]);
+        assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+        let s: Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+        s["environments"][0]["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["model"] == "alpha")
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     fn recorded_version(&self) -> Option<String> {
@@ -412,6 +435,12 @@ fn webhook_posts_signed_releases_retries_a_503_with_the_same_delivery_and_undepl
         id,
         "a retry is the same delivery"
     );
+    let gap = posts[1].at - posts[0].at;
+    assert!(
+        gap >= Duration::from_millis(450),
+        "backoff before the retry: {gap:?}"
+    );
+    eprintln!("retry after a 503 came {gap:?} later");
 
     let body = posts[1].json();
     assert_eq!(body["action"], "deploy");
@@ -429,6 +458,9 @@ fn webhook_posts_signed_releases_retries_a_503_with_the_same_delivery_and_undepl
         json!({"uri": "artifacts/alpha/1.bin", "sha256": sha(b"alpha one"), "size": null, "format": null})
     );
     assert_eq!(f.recorded_version().as_deref(), Some("1"));
+    let st = f.status_alpha();
+    assert_eq!(st["deployed"][0]["version"], "1", "{st}");
+    assert_eq!(st["sync"], "synced", "{st}");
 
     // A promotion: the body names what ran before; a new switch is a new delivery.
     f.move_to(&[("1", "archived"), ("2", "production")]);
@@ -620,6 +652,7 @@ fn command_target_runs_apply_with_the_release_in_env_and_stdin() {
     let rec = f.record().unwrap();
     assert_eq!(rec["version"], "1");
     assert_eq!(rec["sha256"], sha(b"alpha one"));
+    assert_eq!(f.status_alpha()["deployed"][0]["version"], "1");
 
     // Promote, then undeploy: the script is told which.
     f.move_to(&[("1", "archived"), ("2", "production")]);
@@ -691,7 +724,9 @@ fn command_past_its_timeout_is_killed_with_everything_it_started() {
                 .any(|x| x.as_str().unwrap_or("").contains("timed out after 1s"))
         })
     });
-    assert!(started.elapsed() < Duration::from_secs(25));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(25), "{took:?}");
+    eprintln!("daemon start to the 1 s timeout in status: {took:?}");
     // Every run so far (later passes try again): the shell and its background child.
     let pids = std::fs::read_to_string(out.path().join("pids")).unwrap();
     let pids: Vec<&str> = pids.lines().collect();
