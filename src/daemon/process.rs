@@ -210,6 +210,9 @@ pub fn run(job: &Job<'_>) -> Result<Output, ProcessError> {
     cmd.arg("-c")
         .arg(job.command)
         .current_dir(job.cwd)
+        // The daemon's own secrets are not a script's business (docs/targets.md, command).
+        .env_remove("BATON_API_TOKEN")
+        .env_remove("BATON_WEBHOOK_SECRET")
         .envs(job.env.iter().copied())
         .stdin(if job.stdin.is_some() {
             Stdio::piped()
