@@ -6,6 +6,7 @@ pub mod change;
 pub mod clock;
 pub mod gates;
 pub mod index;
+pub mod publish;
 pub mod render;
 pub mod report;
 pub mod rule;
