@@ -146,7 +146,10 @@ pub fn verify_problems(
             ("max_increase_vs_primary", m.max_increase_vs_primary),
         ] {
             if x.is_some_and(|x| !x.is_finite()) {
-                out.push(format!("metric `{}`: `{field}` must be a finite number", m.name));
+                out.push(format!(
+                    "metric `{}`: `{field}` must be a finite number",
+                    m.name
+                ));
             }
         }
         if m.max_increase_vs_primary.is_some_and(|x| x < 0.0) {
