@@ -10,6 +10,7 @@ pub mod command;
 
 pub mod plan;
 pub mod prometheus;
+pub mod rollback;
 
 use crate::daemon::release::Release;
 use crate::manifest::verify::{Provider, QueryVars, VerifySpec};
@@ -199,4 +200,40 @@ pub fn measure(spec: &VerifySpec, s: &Subject<'_>, cwd: &Path, at: DateTime<Utc>
         readings.push(analysis::reading(m, value, primary));
     }
     Measurement::new(at, readings)
+}
+
+/// Measurements shown in status (the newest).
+pub const VIEW_MEASUREMENTS: usize = 20;
+
+/// A verification as status shows it (`verification` of a model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationView {
+    pub version: String,
+    pub role: Role,
+    pub phase: Phase,
+    pub started: DateTime<Utc>,
+    /// The newest measurements, oldest first.
+    pub measurements: Vec<Measurement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_note: Option<String>,
+}
+
+impl VerificationView {
+    pub fn of(v: &Verification) -> Self {
+        let from = v.measurements.len().saturating_sub(VIEW_MEASUREMENTS);
+        VerificationView {
+            version: v.version.clone(),
+            role: v.role,
+            phase: v.phase,
+            started: v.started,
+            measurements: v.measurements[from..].to_vec(),
+            reason: v.reason.clone(),
+            revert: v.revert.clone(),
+            rollback_note: v.rollback_note.clone(),
+        }
+    }
 }
