@@ -458,3 +458,111 @@ fn an_unreachable_prometheus_counts_errors_and_never_rolls_back() {
     assert_eq!(d.deployed(), ["1", "2"], "errors never contain");
     assert!(f.reverts_of(&promote).is_empty(), "errors never roll back");
 }
+
+/// `baton check --base BASE --format json` at the repository's HEAD: (exit code, report).
+fn check(repo: &TestRepo, base: &str) -> (i32, Value) {
+    let out = repo.baton(&["--format", "json", "check", "--base", base]);
+    let j = serde_json::from_str(&common::stdout(&out))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", common::stderr(&out)));
+    (common::code(&out), j)
+}
+
+/// The verdicts of `rule` for alpha `version` in a check report.
+fn verdicts(j: &Value, version: &str, rule: &str) -> Vec<Value> {
+    j["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["model"] == "alpha" && t["version"] == version)
+        .flat_map(|t| t["verdicts"].as_array().unwrap().clone())
+        .filter(|v| v["rule"] == rule)
+        .collect()
+}
+
+#[test]
+fn a_build_that_failed_verification_cannot_be_promoted_into_the_stage_again() {
+    // Git only (no Prometheus): the canary's promotion, then the revert the daemon writes
+    // (the library's rollback::write, as the controller calls it), then a re-promotion.
+    let f = Fixture::new(&policy("http://127.0.0.1:9", 3, 4));
+    let promote = f.canary();
+    let cfg = baton::daemon::verify::rollback::RollbackConfig::default();
+    let done = baton::daemon::verify::rollback::write(&baton::daemon::verify::rollback::Request {
+        repo: f.repo.path(),
+        branch: "main",
+        root: "",
+        model: "alpha",
+        version: "2",
+        stage: "production",
+        reason: "verification of alpha 2 in production failed: error-rate 0.5 > max 0.1",
+        report: "production at 2026-12-01T10:00:00Z: error-rate 0.5 is above max 0.1",
+        mode: baton::manifest::verify::RollbackMode::Push,
+        config: &cfg,
+    })
+    .unwrap();
+    assert_eq!(f.repo.git(&["rev-parse", "main"]), done.commit);
+    f.repo.git(&["reset", "-q", "--hard", "main"]);
+    // The revert passes as a rollback out of production: the gate does not apply to it.
+    let (c, j) = check(&f.repo, &promote);
+    assert_eq!(c, 0, "{j:#}");
+    assert!(verdicts(&j, "2", "verification").is_empty(), "{j:#}");
+
+    // Re-promoting the same build (its manifest keeps the failed evidence: immutable).
+    f.repo.edit(
+        "models/alpha/versions/2.yaml",
+        "stage: staging",
+        "stage: production\ntraffic: 10",
+    );
+    f.repo.commit_all("promote alpha 2 to production again");
+    let (c, j) = check(&f.repo, &done.commit);
+    assert_eq!(c, 1, "{j:#}");
+    let vs = verdicts(&j, "2", "verification");
+    assert_eq!(vs.len(), 1, "{j:#}");
+    assert_eq!(vs[0]["passed"], false);
+    let reason = vs[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("failed live verification in `production`")
+            && reason.contains("error-rate 0.5 is above max 0.1"),
+        "{reason}"
+    );
+    assert_eq!(vs[0]["file"], "models/alpha/versions/2.yaml");
+    assert!(vs[0]["line"].as_u64().is_some(), "{:#}", vs[0]);
+    // The other gates pass: only `verification` keeps it out.
+    let failing: Vec<&Value> = j["transitions"][0]["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["passed"] == false)
+        .collect();
+    assert_eq!(failing.len(), 1, "{failing:#?}");
+
+    // Reverting the revert drops the evidence (a rollback may): still refused.
+    f.repo.git(&["reset", "-q", "--hard", &done.commit]);
+    f.repo.git(&["revert", "--no-edit", &done.commit]);
+    let (c, j) = check(&f.repo, &done.commit);
+    assert_eq!(c, 1, "{j:#}");
+    let vs = verdicts(&j, "2", "verification");
+    assert_eq!(vs[0]["passed"], false, "{j:#}");
+    assert!(
+        vs[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("at the merge base"),
+        "{:#}",
+        vs[0]
+    );
+
+    // A new build of the model still enters production, and the rule says why it passes.
+    f.repo.git(&["reset", "-q", "--hard", &done.commit]);
+    f.version("3", "staging", None);
+    let base = f.repo.commit_all("register alpha 3 in staging");
+    f.repo.edit(
+        "models/alpha/versions/3.yaml",
+        "stage: staging",
+        "stage: production\ntraffic: 10",
+    );
+    f.repo.commit_all("promote alpha 3 to production (10%)");
+    let (c, j) = check(&f.repo, &base);
+    assert_eq!(c, 0, "{j:#}");
+    let vs = verdicts(&j, "3", "verification");
+    assert_eq!(vs[0]["passed"], true, "{j:#}");
+}
