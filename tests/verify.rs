@@ -208,7 +208,7 @@ impl Fixture {
     }
 
     fn start(&self) -> Daemon {
-        Daemon::start(self.repo.path(), &self.state)
+        Daemon::start(self.repo.path(), &self.state, &[])
     }
 
     /// Commits on main carrying `Baton-Rollback-Of: <sha>`.
@@ -241,7 +241,7 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
-    fn start(repo: &Path, state: &Path) -> Daemon {
+    fn start(repo: &Path, state: &Path, env: &[(&str, &str)]) -> Daemon {
         let logdir = tempfile::tempdir().unwrap();
         let log = logdir.path().join("daemon.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
@@ -259,6 +259,8 @@ impl Daemon {
                 "127.0.0.1:0",
             ])
             .env_remove("BATON_API_TOKEN")
+            .env_remove("BATON_ALERTMANAGER_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -565,4 +567,122 @@ fn a_build_that_failed_verification_cannot_be_promoted_into_the_stage_again() {
     assert_eq!(c, 0, "{j:#}");
     let vs = verdicts(&j, "3", "verification");
     assert_eq!(vs[0]["passed"], true, "{j:#}");
+}
+
+/// An Alertmanager webhook payload (version 4) with one alert.
+fn alertmanager_payload(status: &str, labels: &str) -> String {
+    format!(
+        r#"{{"version":"4","groupKey":"{{}}:{{alertname=\"AlphaErrors\"}}","truncatedAlerts":0,"status":"{status}","receiver":"baton","groupLabels":{{"alertname":"AlphaErrors"}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"http://alertmanager:9093","alerts":[{{"status":"{status}","labels":{{"alertname":"AlphaErrors",{labels}}},"annotations":{{"summary":"5xx ratio above 10% for 1m"}},"startsAt":"{}","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prometheus:9090/graph","fingerprint":"c0ffee"}}]}}"#,
+        chrono::Utc::now().to_rfc3339()
+    )
+}
+
+/// POST `body` to the daemon's Alertmanager hook: (status code, body).
+fn post_alert(d: &Daemon, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut req = ureq::post(&format!("http://{}/hooks/alertmanager", d.addr))
+        .set("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req.send_string(body) {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("POST /hooks/alertmanager: {e}"),
+    }
+}
+
+#[test]
+fn a_firing_alertmanager_alert_rolls_back_the_running_version() {
+    // No Prometheus needed: the provider is unreachable (errors only, never a failure) and
+    // the alert is the failure. alpha 2 replaces alpha 1 as the primary.
+    let f = Fixture::new(&policy(
+        &format!("http://127.0.0.1:{}", free_port()),
+        30,
+        30,
+    ));
+    let d = Daemon::start(
+        f.repo.path(),
+        &f.state,
+        &[("BATON_ALERTMANAGER_TOKEN", "am-s3cret")],
+    );
+    d.eventually("alpha 1 deployed", 30, || d.deployed() == ["1"]);
+    f.version("1", "archived", None);
+    f.version("2", "production", None);
+    let promote = f.repo.commit_all("promote alpha 2 to production");
+    d.eventually("alpha 2 deployed and verifying", 30, || {
+        d.deployed() == ["2"] && d.alpha()["verification"]["phase"] == "running"
+    });
+    assert_eq!(d.alpha()["verification"]["role"], "primary");
+
+    let firing = alertmanager_payload(
+        "firing",
+        r#""baton_model":"alpha","baton_environment":"production","severity":"page""#,
+    );
+    assert_eq!(post_alert(&d, None, &firing).0, 401, "the token is needed");
+    assert_eq!(post_alert(&d, Some("wrong"), &firing).0, 401);
+    let (c, body) = post_alert(&d, Some("am-s3cret"), "{\"version\":\"3\"}");
+    assert_eq!(c, 400, "{body}");
+    let resolved = alertmanager_payload("resolved", r#""baton_model":"alpha""#);
+    let (c, body) = post_alert(&d, Some("am-s3cret"), &resolved);
+    assert_eq!(
+        (c, body.starts_with("ignored 1 alert")),
+        (200, true),
+        "{body}"
+    );
+    let other = alertmanager_payload("firing", r#""baton_model":"beta""#);
+    assert_eq!(post_alert(&d, Some("am-s3cret"), &other).0, 202);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        d.deployed(),
+        ["2"],
+        "resolved alerts and other models change nothing"
+    );
+    assert!(f.reverts_of(&promote).is_empty());
+
+    let (c, body) = post_alert(&d, Some("am-s3cret"), &firing);
+    assert_eq!(c, 202, "{body}");
+    let sent = Instant::now();
+    d.eventually("alpha 1 runs again", 10, || d.deployed() == ["1"]);
+    let contained_after = sent.elapsed();
+    d.eventually("the revert on main", 10, || {
+        f.reverts_of(&promote).len() == 1
+    });
+    let reverted_after = sent.elapsed();
+    eprintln!("alert -> contained {contained_after:?}, -> revert on main {reverted_after:?}");
+    let revert = f.reverts_of(&promote)[0].clone();
+    let msg = f.repo.git(&["log", "-1", "--format=%B", &revert]);
+    assert!(
+        msg.starts_with("Revert \"promote alpha 2 to production\""),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("Baton-Reason: verification of alpha 2 in production failed: alert AlphaErrors firing since "),
+        "{msg}"
+    );
+    let at = |v: &str| {
+        f.repo
+            .git(&["show", &format!("{revert}:models/alpha/versions/{v}.yaml")])
+    };
+    assert!(at("1").contains("stage: production"), "{}", at("1"));
+    let two = at("2");
+    assert!(two.contains("stage: staging"), "{two}");
+    assert!(
+        two.contains("verification-production: {passed: false, report: \"production at ")
+            && two.contains("5xx ratio above 10% for 1m"),
+        "{two}"
+    );
+    // The daemon deploys its own revert; Alertmanager repeating itself changes nothing.
+    d.eventually("synced on the revert", 10, || {
+        d.alpha()["sync"] == "synced" && d.status()["head"] == revert.as_str()
+    });
+    assert_eq!(post_alert(&d, Some("am-s3cret"), &firing).0, 202);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(f.reverts_of(&promote).len(), 1, "exactly one revert");
+    assert_eq!(d.deployed(), ["1"]);
+    let v = d.alpha()["verification"].clone();
+    assert_eq!(
+        (v["version"].as_str(), v["phase"].as_str()),
+        (Some("2"), Some("rolled-back")),
+        "{v}"
+    );
 }

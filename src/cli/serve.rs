@@ -165,6 +165,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         api_token: std::env::var("BATON_API_TOKEN")
             .ok()
             .filter(|s| !s.is_empty()),
+        alertmanager_token: std::env::var("BATON_ALERTMANAGER_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty()),
         insecure_listen: args.insecure_listen,
     };
     if !cfg.once {

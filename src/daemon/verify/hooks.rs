@@ -6,8 +6,10 @@
 
 use super::{Controller, Event, EventKind, Release, SwitchKind};
 use crate::daemon::artifact::Fetcher;
+use crate::daemon::verify::alerts::Alert;
 use crate::daemon::verify::{
-    self, analysis, plan as vplan, rollback, Phase, Role, Subject, Verification, VerificationView,
+    self, analysis, plan as vplan, rollback, AlertNote, Phase, Role, Subject, Verification,
+    VerificationView,
 };
 use crate::daemon::view::{EnvironmentView, SyncStatus};
 use crate::manifest::verify::{OnFailure, VerifySpec};
@@ -78,6 +80,7 @@ impl Controller {
                 reason: None,
                 revert: None,
                 rollback_note: None,
+                alert: None,
             });
         }
     }
@@ -220,14 +223,31 @@ impl Controller {
                     self.events.push(e);
                 }
                 analysis::Verdict::Failed => {
+                    // Contained (and rolled back) by the loop below, in this pass.
                     v.phase = Phase::Failed;
                     v.failed_at = Some(now);
                     v.reason = Some(summary);
-                    changed |= self.verify_contain(i, now);
                 }
             }
         }
-        // Containment retried (a failed switch) and rollbacks still to write.
+        // Firing alerts (`POST /hooks/alertmanager`) fail the verification they name.
+        for v in self
+            .state
+            .verifications
+            .iter_mut()
+            .filter(|v| v.environment == env)
+        {
+            let Some(a) = v.alert.take() else { continue };
+            if v.phase.keeps_out() {
+                continue;
+            }
+            tracing::warn!(environment = env, model = %v.model, version = %v.version, "{}", a.said);
+            v.phase = Phase::Failed;
+            v.failed_at = Some(a.received);
+            v.reason = Some(a.said);
+        }
+        // Containment (new failures, and retries of a failed switch), then the rollback in
+        // git in the same pass.
         for i in 0..self.state.verifications.len() {
             let v = &self.state.verifications[i];
             if v.environment != env {
@@ -235,7 +255,9 @@ impl Controller {
             }
             if v.phase == Phase::Failed {
                 changed |= self.verify_contain(i, now);
-            } else if v.phase == Phase::Contained
+            }
+            let v = &self.state.verifications[i];
+            if v.phase == Phase::Contained
                 && v.revert.is_none()
                 && spec.on_failure == OnFailure::Rollback
                 && !v
@@ -369,14 +391,21 @@ impl Controller {
             v.environment,
             v.reason.as_deref().unwrap_or("")
         );
-        let report = match analysis::last_failure(&v.measurements) {
+        let failed_at = v.failed_at.unwrap_or(now).to_rfc3339();
+        let report = match analysis::last_failure(&v.measurements)
+            .filter(|m| v.reason.as_deref() == Some(m.summary().as_str()))
+        {
             Some(m) => format!(
                 "{} at {}: {}",
                 v.environment,
                 m.at.to_rfc3339(),
                 m.summary()
             ),
-            None => format!("{}: {}", v.environment, v.reason.as_deref().unwrap_or("")),
+            None => format!(
+                "{} at {failed_at}: {}",
+                v.environment,
+                v.reason.as_deref().unwrap_or("")
+            ),
         };
         let root = self.state.registry.clone();
         let req = rollback::Request {
@@ -450,6 +479,62 @@ impl Controller {
                     )
                     .env(&v.environment)
                     .model(&v.model),
+                );
+            }
+        }
+    }
+
+    /// Alerts from `POST /hooks/alertmanager` (drained by the runner before a pass): each
+    /// fails the newest verification of its model, in the environments it names, whose
+    /// version still runs there; the pass contains and rolls back under the usual
+    /// guardrails. An alert that started firing more than 20 minutes before it arrived, or
+    /// names nothing baton verified and runs, is ignored (and logged).
+    pub fn verify_alerts(&mut self, alerts: Vec<(Alert, DateTime<Utc>)>) {
+        let max_age = chrono::Duration::from_std(verify::ROLLBACK_MAX_AGE).unwrap_or_default();
+        for (a, received) in alerts {
+            let said = a.describe();
+            if a.starts_at.is_some_and(|t| received - t > max_age) {
+                tracing::warn!(model = %a.model, "{said}: started more than 20 minutes ago; ignored");
+                continue;
+            }
+            let mut envs: Vec<String> = self
+                .state
+                .verifications
+                .iter()
+                .filter(|v| v.model == a.model)
+                .filter(|v| a.environment.as_ref().is_none_or(|e| *e == v.environment))
+                .map(|v| v.environment.clone())
+                .collect();
+            envs.sort();
+            envs.dedup();
+            let mut hit = false;
+            for env in envs {
+                let running = self.running_release(&env, &a.model).cloned();
+                let newest = self.state.verifications.iter().rposition(|v| {
+                    v.is(&env, &a.model)
+                        && a.version.as_ref().is_none_or(|x| *x == v.version)
+                        && running
+                            .as_ref()
+                            .is_some_and(|r| vplan::runs(r, &v.version, &v.sha256))
+                });
+                let Some(i) = newest else { continue };
+                let v = &mut self.state.verifications[i];
+                hit = true;
+                if v.phase.keeps_out() {
+                    continue; // Alertmanager repeats itself: already handled.
+                }
+                v.alert = Some(AlertNote {
+                    said: said.clone(),
+                    received,
+                });
+            }
+            if !hit {
+                tracing::warn!(
+                    model = %a.model,
+                    environment = ?a.environment,
+                    version = ?a.version,
+                    "{said}: no version of {} that baton verified runs there; ignored",
+                    a.model
                 );
             }
         }

@@ -5,9 +5,9 @@
 //! version). Edges: [`prometheus`], [`command`], [`rollback`] (git). The controller calls in
 //! through [`crate::daemon::controller`]'s small hooks (`verify_*` methods in [`hooks`]).
 
+pub mod alerts;
 pub mod analysis;
 pub mod command;
-
 pub mod plan;
 pub mod prometheus;
 pub mod rollback;
@@ -114,6 +114,17 @@ pub struct Verification {
     /// Why no revert is (yet) written: guardrails, git errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_note: Option<String>,
+    /// A firing Alertmanager alert about this version, not yet acted on (the next pass fails
+    /// the verification with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<AlertNote>,
+}
+
+/// A firing alert queued on a verification: what it said and when it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertNote {
+    pub said: String,
+    pub received: DateTime<Utc>,
 }
 
 impl Verification {
