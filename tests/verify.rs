@@ -686,3 +686,110 @@ fn a_firing_alertmanager_alert_rolls_back_the_running_version() {
         "{v}"
     );
 }
+
+#[test]
+fn a_first_version_that_fails_is_contained_and_notified_not_reverted() {
+    let exporter = Exporter::start(
+        "errors_ratio{model=\"alpha\",version=\"1\"} 0.01\nerrors_ratio{model=\"beta\",version=\"1\"} 0.5\n",
+    );
+    let Some(prom) = prometheus(&exporter) else {
+        return;
+    };
+    let f = Fixture::new(&policy(&format!("http://127.0.0.1:{}", prom.port), 30, 4));
+    // beta: a second model, its first version in staging (in the trusted baseline).
+    let content = "beta 1";
+    f.repo.write("artifacts/beta/1.bin", content);
+    f.repo.write(
+        "models/beta/model.yaml",
+        "name: beta\ndescription: test\nowners: [alice@acme.com]\n",
+    );
+    let manifest = |stage: &str| {
+        format!(
+            "model: beta\nversion: \"1\"\nstage: {stage}\nartifact:\n  uri: artifacts/beta/1.bin\n  sha256: {}\ncreated: 2026-11-01T10:00:00Z\n",
+            sha(content.as_bytes())
+        )
+    };
+    f.repo
+        .write("models/beta/versions/1.yaml", &manifest("staging"));
+    f.repo.commit_all("register beta 1");
+    let d = f.start();
+    d.eventually("alpha 1 deployed", 30, || d.deployed() == ["1"]);
+    f.repo
+        .write("models/beta/versions/1.yaml", &manifest("production"));
+    let promote = f.repo.commit_all("promote beta 1 to production");
+    let beta = || {
+        d.status()["environments"][0]["models"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["model"] == "beta").cloned())
+            .unwrap_or_default()
+    };
+    d.eventually("beta verified", 30, || {
+        beta()["verification"]["version"] == "1"
+    });
+    d.eventually("beta contained", 10, || {
+        beta()["verification"]["phase"] == "contained"
+    });
+    let b = beta();
+    assert_eq!(b["verification"]["role"], "primary", "{b}");
+    assert!(
+        b["deployed"].as_array().is_none_or(|a| a.is_empty()),
+        "undeployed: nothing to go back to: {b}"
+    );
+    assert!(
+        b["verification"]["rollback_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("no previous version")),
+        "{b}"
+    );
+    let deployment = |m: &str| {
+        f.state
+            .join("deploy/production")
+            .join(m)
+            .join("deployment.json")
+    };
+    assert!(
+        deployment("alpha").exists(),
+        "the local target's record of alpha"
+    );
+    assert!(
+        !deployment("beta").exists(),
+        "the target no longer serves beta"
+    );
+    let events: Vec<Value> = ureq::get(&format!(
+        "http://{}/api/v1/events?model=beta&kind=verification-failed",
+        d.addr
+    ))
+    .call()
+    .unwrap()
+    .into_json()
+    .unwrap();
+    let says = |what: &str| {
+        events
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains(what)))
+    };
+    assert!(
+        says("contained: beta now runs nothing (undeployed)"),
+        "{events:#?}"
+    );
+    assert!(
+        says("not rolled back: no previous version; contained and notified only"),
+        "{events:#?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        f.reverts_of(&promote).is_empty(),
+        "no revert: nothing to go back to"
+    );
+    assert_eq!(f.repo.git(&["rev-parse", "main"]), promote, "git untouched");
+    assert_eq!(d.deployed(), ["1"], "alpha is not concerned");
+    assert_eq!(
+        d.status()["environments"][0]["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["model"] == "beta")
+            .count(),
+        1
+    );
+}
