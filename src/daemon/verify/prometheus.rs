@@ -32,12 +32,29 @@ impl Prometheus {
             // Prometheus answers 400/422 with a JSON error body worth quoting.
             Err(ureq::Error::Status(_, r)) => r.into_string(),
             Err(ureq::Error::Transport(t)) => {
-                return Err(ProviderError::Unreachable(format!("{}: {t}", self.base)))
+                return Err(ProviderError::Unreachable(format!(
+                    "{}: {}",
+                    self.base,
+                    transport_text(&t)
+                )))
             }
         }
         .map_err(|e| ProviderError::Unreachable(format!("{}: {e}", self.base)))?;
         parse_answer(&body)
     }
+}
+
+/// Why a request did not get through, without the URL (the query would repeat in every
+/// measurement): `Connection Failed: Connect error: Connection refused (os error 111)`.
+fn transport_text(t: &ureq::Transport) -> String {
+    let mut s = t.kind().to_string();
+    if let Some(m) = t.message() {
+        s.push_str(&format!(": {m}"));
+    }
+    if let Some(src) = std::error::Error::source(t) {
+        s.push_str(&format!(": {src}"));
+    }
+    s
 }
 
 /// One number out of an API answer (pure).
@@ -92,6 +109,22 @@ pub fn number(text: &str) -> Result<f64, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_address_is_named_once_without_the_query() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(); // bound, then dropped: nothing listens there
+        let p = Prometheus::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(1));
+        let e = p.query("sum(rate(x[5m]))").unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("no provider reachable: http://127.0.0.1:{port}: ")),
+            "{e}"
+        );
+        assert!(!e.contains("/api/v1/query") && !e.contains("rate"), "{e}");
+    }
 
     #[test]
     fn reads_a_vector_and_a_scalar() {
