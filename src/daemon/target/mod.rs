@@ -1,6 +1,7 @@
 //! Deployment targets as components (docs/targets.md): a validated [`TargetConfig`] is
 //! [`build`]t into a [`Target`] that observes what runs, stages, switches and commits.
 
+pub mod kserve;
 pub mod local;
 
 use super::artifact::{ArtifactError, ArtifactSource};
@@ -109,6 +110,12 @@ pub fn build(
             env,
             &cx.state_dir.join("deploy").join(&c.path),
         ))),
+        TargetConfig::Kserve(c) => Ok(Box::new(kserve::KserveTarget::new(
+            env,
+            c,
+            cx.state_dir,
+            cx.read_only,
+        )?)),
         other => Err(TargetError::Unsupported(other.kind().as_str())),
     }
 }
