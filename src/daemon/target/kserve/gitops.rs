@@ -68,8 +68,9 @@ impl Remote {
         if Path::new(repo).is_absolute() {
             return Ok(Remote::Local(PathBuf::from(repo)));
         }
-        let rel = crate::registry::invariants::safe_relative(repo)
-            .map_err(|why| format!("repo `{repo}`: {why} (a relative repo is a folder of the state dir)"))?;
+        let rel = crate::registry::invariants::safe_relative(repo).map_err(|why| {
+            format!("repo `{repo}`: {why} (a relative repo is a folder of the state dir)")
+        })?;
         Ok(Remote::UnderState(state_dir.join(rel)))
     }
 
@@ -105,10 +106,13 @@ impl Git {
 
     fn command(&self, args: &[&OsStr]) -> Command {
         let mut c = Command::new("git");
-        c.arg("-C")
-            .arg(&self.dir)
-            .args(["-c", "core.hooksPath=/dev/null"])
-            .args(["-c", "commit.gpgSign=false"])
+        c.arg("-C").arg(&self.dir);
+        // No hooks of the clone run (a push keeps the remote's: `-c` would reach a local
+        // remote's receive-pack).
+        if args.first() != Some(&OsStr::new("push")) {
+            c.args(["-c", "core.hooksPath=/dev/null"]);
+        }
+        c.args(["-c", "commit.gpgSign=false"])
             .args(["-c", "gc.autoDetach=false"])
             .arg("--literal-pathspecs")
             .args(args)
@@ -199,7 +203,8 @@ pub enum Pushed {
 pub fn push_result(stdout: &str) -> Option<Pushed> {
     for line in stdout.lines() {
         let mut f = line.split('\t');
-        let (Some(flag), Some(_refs), summary) = (f.next(), f.next(), f.next().unwrap_or("")) else {
+        let (Some(flag), Some(_refs), summary) = (f.next(), f.next(), f.next().unwrap_or(""))
+        else {
             continue;
         };
         match flag {
@@ -301,7 +306,9 @@ impl Checkout {
         }
         if !self.exists() {
             fs_dirs(&self.dir)?;
-            self.git.run(&["init", "-q", "-b", &self.branch])?;
+            // No template: no hooks copied into the clone.
+            self.git
+                .run(&["init", "-q", "--template=", "-b", &self.branch])?;
             self.git.run(&[
                 OsStr::new("remote"),
                 OsStr::new("add"),
@@ -335,9 +342,16 @@ impl Checkout {
     /// Fetch the branch. A branch the remote does not have (yet) is not an error: the
     /// tracking ref is dropped and the first push creates the branch.
     pub fn fetch(&mut self) -> Result<(), GitError> {
-        let (ok, _, stderr) =
-            self.git
-                .output(&["fetch", "-q", "--no-tags", "--no-write-fetch-head", "origin"], None)?;
+        let (ok, _, stderr) = self.git.output(
+            &[
+                "fetch",
+                "-q",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "origin",
+            ],
+            None,
+        )?;
         if ok {
             if let Some(r) = &self.repo {
                 r.odb()?.refresh()?;
@@ -500,17 +514,20 @@ impl Checkout {
                 stderr,
             });
         }
-        self.git
-            .run_input(&["commit", "-q", "--no-verify", "-F", "-"], Some(message.as_bytes()))?;
+        self.git.run_input(
+            &["commit", "-q", "--no-verify", "-F", "-"],
+            Some(message.as_bytes()),
+        )?;
         Ok(true)
     }
 
     /// Push the local branch to the remote branch (never forced).
     pub fn push(&mut self) -> Result<Pushed, GitError> {
         let dst = format!("HEAD:refs/heads/{}", self.branch);
-        let (ok, stdout, stderr) = self
-            .git
-            .output(&["push", "--porcelain", "--no-verify", "origin", &dst], None)?;
+        let (ok, stdout, stderr) = self.git.output(
+            &["push", "--porcelain", "--no-verify", "origin", &dst],
+            None,
+        )?;
         match push_result(&stdout) {
             Some(Pushed::Done) if ok => {
                 // The push updated the tracking ref: worktree, index and tip agree.
@@ -520,7 +537,11 @@ impl Checkout {
             Some(Pushed::Behind) => Ok(Pushed::Behind),
             _ => Err(GitError::Failed {
                 args: format!("push origin {dst}"),
-                status: if ok { "no result".into() } else { "non-zero exit".into() },
+                status: if ok {
+                    "no result".into()
+                } else {
+                    "non-zero exit".into()
+                },
                 stderr: format!("{} {}", stdout.trim(), stderr).trim().to_owned(),
             }),
         }

@@ -59,7 +59,7 @@ impl KserveTarget {
             env: env.to_owned(),
             cfg: cfg.clone(),
             read_only,
-            shown: redact(&cfg.repo),
+            shown: redact(&remote.location().to_string_lossy()),
             checkout: Checkout::new(&dir, remote, &cfg.branch, &cfg.path),
             cache: HashMap::new(),
             last: None,
@@ -194,7 +194,11 @@ impl KserveTarget {
         let subject = if listed.len() <= 60 {
             format!("baton({}): {listed} from {short}", self.env)
         } else {
-            format!("baton({}): {} changes from {short}", self.env, changes.len())
+            format!(
+                "baton({}): {} changes from {short}",
+                self.env,
+                changes.len()
+            )
         };
         let mut m = format!(
             "{subject}\n\nEnvironment {} at registry commit {commit}:\n",
@@ -309,7 +313,11 @@ impl Target for KserveTarget {
 
     /// Nothing to fetch (KServe's storage initializer loads the artifact): check that every
     /// version can run on KServe.
-    fn stage(&mut self, release: &Release, _source: &dyn ArtifactSource) -> Result<(), TargetError> {
+    fn stage(
+        &mut self,
+        release: &Release,
+        _source: &dyn ArtifactSource,
+    ) -> Result<(), TargetError> {
         let problems = render::problems(release, self.cfg.mode);
         if problems.is_empty() {
             return Ok(());
@@ -335,7 +343,9 @@ impl Target for KserveTarget {
         let bytes = render::render(&self.cfg, &self.env, release, time)
             .map_err(|e| TargetError::Other(e.to_string()))?;
         let name = format!("{}.yaml", release.model);
-        self.checkout.write(&name, bytes.as_bytes()).map_err(|e| self.err(e))?;
+        self.checkout
+            .write(&name, bytes.as_bytes())
+            .map_err(|e| self.err(e))?;
         let record = Arc::new(DeploymentRecord::new(&self.env, release, time));
         self.files
             .insert(release.model.clone(), Some(record.clone()));
@@ -368,10 +378,7 @@ impl Target for KserveTarget {
             // Nothing half-applied: the clone goes back to the remote's tip, and the next
             // observe starts from what the remote has.
             self.last = None;
-            let back = self
-                .checkout
-                .tip()
-                .and_then(|tip| self.checkout.reset(tip));
+            let back = self.checkout.tip().and_then(|tip| self.checkout.reset(tip));
             if let Err(b) = back {
                 tracing::warn!(env = %self.env, "resetting the GitOps clone failed: {b}");
             }
@@ -391,7 +398,10 @@ mod tests {
             redact("https://user:tok@github.com/acme/x.git"),
             "https://***@github.com/acme/x.git"
         );
-        assert_eq!(redact("git@github.com:acme/x.git"), "git@github.com:acme/x.git");
+        assert_eq!(
+            redact("git@github.com:acme/x.git"),
+            "git@github.com:acme/x.git"
+        );
         assert_eq!(redact("/srv/x.git"), "/srv/x.git");
     }
 }

@@ -336,7 +336,9 @@ fn show_time(time: DateTime<Utc>) -> String {
 
 /// `time` cut to whole seconds, the precision the annotation keeps.
 pub fn whole_seconds(time: DateTime<Utc>) -> DateTime<Utc> {
-    Utc.timestamp_opt(time.timestamp(), 0).single().unwrap_or(time)
+    Utc.timestamp_opt(time.timestamp(), 0)
+        .single()
+        .unwrap_or(time)
 }
 
 fn note(release: &Release, time: DateTime<Utc>) -> String {
@@ -374,11 +376,7 @@ fn model_spec<'a>(cfg: &'a KserveConfig, v: &'a ReleaseVersion) -> Model<'a> {
 
 /// The version taking the rest of the traffic, and the others in release order.
 fn split(release: &Release) -> (&ReleaseVersion, Vec<(usize, &ReleaseVersion)>) {
-    let p = release
-        .versions
-        .iter()
-        .position(|v| v.primary)
-        .unwrap_or(0);
+    let p = release.versions.iter().position(|v| v.primary).unwrap_or(0);
     let others = release
         .versions
         .iter()
@@ -415,11 +413,7 @@ pub fn render(
         KserveMode::Standard => {
             annotations.insert(MODE_ANNOTATION, "Standard".to_owned());
             let names = predictor_names(release)?;
-            let p = release
-                .versions
-                .iter()
-                .position(|v| v.primary)
-                .unwrap_or(0);
+            let p = release.versions.iter().position(|v| v.primary).unwrap_or(0);
             Spec {
                 predictor: Predictor {
                     name: Some(names[p].clone()),
@@ -520,11 +514,7 @@ struct DocMeta {
 /// The deployment record `bytes` (the file `<model>.yaml`) carries, read from its release
 /// annotation. The record's environment is `env`: a file rendered for another environment
 /// does not re-render equal, so it shows up as drift.
-pub fn read_record(
-    env: &str,
-    model: &str,
-    bytes: &[u8],
-) -> Result<DeploymentRecord, String> {
+pub fn read_record(env: &str, model: &str, bytes: &[u8]) -> Result<DeploymentRecord, String> {
     let doc: Doc = serde_yaml::from_slice(bytes).map_err(|e| {
         let at = e
             .location()
@@ -537,13 +527,16 @@ pub fn read_record(
         .annotations
         .get(RELEASE_ANNOTATION)
         .ok_or_else(|| format!("{model}.yaml has no `{RELEASE_ANNOTATION}` annotation"))?;
-    let n: ReleaseNote = serde_json::from_str(text)
-        .map_err(|e| format!("{model}.yaml: annotation `{RELEASE_ANNOTATION}` is unreadable: {e}"))?;
+    let n: ReleaseNote = serde_json::from_str(text).map_err(|e| {
+        format!("{model}.yaml: annotation `{RELEASE_ANNOTATION}` is unreadable: {e}")
+    })?;
     let time = DateTime::parse_from_rfc3339(&n.deployed_at)
         .map_err(|e| format!("{model}.yaml: `deployed-at` is not a time: {e}"))?
         .with_timezone(&Utc);
     if n.versions.is_empty() {
-        return Err(format!("{model}.yaml: the release annotation lists no versions"));
+        return Err(format!(
+            "{model}.yaml: the release annotation lists no versions"
+        ));
     }
     let mut versions: Vec<ReleaseVersion> = n
         .versions
@@ -596,7 +589,9 @@ pub fn observe_document(cfg: &KserveConfig, env: &str, model: &str, bytes: &[u8]
             "{model}.yaml differs from what baton renders for its release ({})",
             first_difference(&expected, bytes)
         )),
-        Err(e) => drift.push(format!("{model}.yaml records a release that cannot be rendered: {e}")),
+        Err(e) => drift.push(format!(
+            "{model}.yaml records a release that cannot be rendered: {e}"
+        )),
     }
     Observed {
         current: Some(record.sha256.clone()),
@@ -722,13 +717,19 @@ mod tests {
         assert!(y.contains("canaryTrafficPercent: 10"), "{y}");
         assert!(y.contains("storageUri: s3://models/m/2"), "{y}");
         assert!(!y.contains("storageUri: s3://models/m/1\n"), "{y}");
-        assert!(!y.contains("\n    name: v"), "knative predictors are unnamed: {y}");
+        assert!(
+            !y.contains("\n    name: v"),
+            "knative predictors are unnamed: {y}"
+        );
         let three = remote(test_release(
             "m",
             &[("1", 'a', 80), ("2", 'b', 10), ("3", 'c', 10)],
         ));
         let err = render(&cfg(KserveMode::Knative), "prod", &three, t0()).unwrap_err();
-        assert!(matches!(err, RenderError::KnativeSplit { count: 3, .. }), "{err}");
+        assert!(
+            matches!(err, RenderError::KnativeSplit { count: 3, .. }),
+            "{err}"
+        );
         // Standard mode takes the same split.
         let y = render(&cfg(KserveMode::Standard), "prod", &three, t0()).unwrap();
         assert_eq!(y.matches("trafficPercent:").count(), 2, "{y}");
@@ -791,17 +792,29 @@ mod tests {
         assert_eq!(obs.drift.len(), 1);
         assert!(obs.drift[0].contains("`minReplicas: 5`"), "{:?}", obs.drift);
         // Rendered for another environment, or another config: drift too.
-        assert!(!observe_document(&c, "staging", "m", y.as_bytes()).drift.is_empty());
+        assert!(!observe_document(&c, "staging", "m", y.as_bytes())
+            .drift
+            .is_empty());
         let other = KserveConfig {
             runtime: None,
             ..c.clone()
         };
-        assert!(!observe_document(&other, "prod", "m", y.as_bytes()).drift.is_empty());
+        assert!(!observe_document(&other, "prod", "m", y.as_bytes())
+            .drift
+            .is_empty());
         // Unreadable or foreign files: no record, drift says why.
         let o = observe_document(&c, "prod", "m", b"kind: [");
-        assert!(o.record.is_none() && o.drift[0].contains("line"), "{:?}", o.drift);
+        assert!(
+            o.record.is_none() && o.drift[0].contains("line"),
+            "{:?}",
+            o.drift
+        );
         let o = observe_document(&c, "prod", "m", b"metadata: {name: m}\n");
-        assert!(o.drift[0].contains("no `baton.dev/release`"), "{:?}", o.drift);
+        assert!(
+            o.drift[0].contains("no `baton.dev/release`"),
+            "{:?}",
+            o.drift
+        );
         let broken = y.replace("\"traffic\": 100", "\"traffic\": \"x\"");
         let o = observe_document(&c, "prod", "m", broken.as_bytes());
         assert!(o.drift[0].contains("unreadable"), "{:?}", o.drift);
