@@ -246,6 +246,8 @@ pub struct Checkout {
     /// The owned folder, relative, normalised.
     path: String,
     remote: Remote,
+    /// The remote itself, when it is a repository on this host (read-only).
+    local_remote: Option<Repository>,
     /// The commit worktree and index were last set to, with nothing written since.
     synced: Option<Option<Oid>>,
 }
@@ -259,6 +261,7 @@ impl Checkout {
             branch: branch.to_owned(),
             path: path.to_owned(),
             remote,
+            local_remote: None,
             synced: None,
         }
     }
@@ -342,12 +345,17 @@ impl Checkout {
     /// Fetch the branch. A branch the remote does not have (yet) is not an error: the
     /// tracking ref is dropped and the first push creates the branch.
     pub fn fetch(&mut self) -> Result<(), GitError> {
+        if self.local_up_to_date() {
+            return Ok(());
+        }
         let (ok, _, stderr) = self.git.output(
             &[
                 "fetch",
                 "-q",
                 "--no-tags",
                 "--no-write-fetch-head",
+                "--no-auto-maintenance",
+                "--no-show-forced-updates",
                 "origin",
             ],
             None,
@@ -369,6 +377,29 @@ impl Checkout {
             status: "non-zero exit".into(),
             stderr,
         })
+    }
+
+    /// True when the remote is a repository on this host whose branch is where the tracking
+    /// ref already is (read with libgit2: an idle pass over a local remote spawns nothing).
+    fn local_up_to_date(&mut self) -> bool {
+        let path = match &self.remote {
+            Remote::Local(p) | Remote::UnderState(p) => p.clone(),
+            Remote::Url(_) => return false,
+        };
+        if self.local_remote.is_none() {
+            self.local_remote = Repository::open_bare(&path)
+                .or_else(|_| Repository::open(&path))
+                .ok();
+        }
+        let Some(remote) = &self.local_remote else {
+            return false;
+        };
+        let theirs = match remote.find_reference(&format!("refs/heads/{}", self.branch)) {
+            Ok(r) => r.target(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(_) => return false,
+        };
+        matches!(self.tip(), Ok(ours) if ours == theirs)
     }
 
     fn repo(&self) -> Result<&Repository, GitError> {
