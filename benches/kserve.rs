@@ -152,7 +152,11 @@ fn run(models: usize, rounds: usize) -> (f64, f64, Parts) {
         rounds.to_string()
     );
     let part = |i: usize| median(parts.iter().map(|p| p.0[i]).collect());
-    (median(push), median(noop), Parts([part(0), part(1), part(2)]))
+    (
+        median(push),
+        median(noop),
+        Parts([part(0), part(1), part(2)]),
+    )
 }
 
 fn main() {

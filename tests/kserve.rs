@@ -557,7 +557,7 @@ fn concurrent_pushes_are_rebased_and_hand_edits_rendered_back() {
         "resources: [fraud-detector.yaml]\n",
         "drop churn from kustomize",
     );
-    let (observed, _) = pass(&mut t, &intent(&[promoted.clone()]));
+    let (observed, _) = pass(&mut t, &intent(std::slice::from_ref(&promoted)));
     assert!(observed["fraud-detector"]
         .drift
         .iter()
@@ -579,7 +579,7 @@ fn a_refused_push_leaves_nothing_half_applied() {
     let cfg = config(&g.bare_str(), KserveMode::Standard);
     let mut t = KserveTarget::new("production", &cfg, &g.state(), false).unwrap();
     let fraud = release("fraud-detector", COMMIT, &[("v1.2.0", 100)]);
-    pass(&mut t, &intent(&[fraud.clone()]));
+    pass(&mut t, &intent(std::slice::from_ref(&fraud)));
     assert_eq!(g.commits(), 1);
 
     // The remote refuses every push (a server-side hook).
@@ -593,7 +593,10 @@ fn a_refused_push_leaves_nothing_half_applied() {
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     let next = release("fraud-detector", COMMIT, &[("v1.2.0", 80), ("v1.3.0", 20)]);
     let observed = t.observe().unwrap();
-    assert_eq!(plan::plan(&intent(&[next.clone()]), &observed).len(), 1);
+    assert_eq!(
+        plan::plan(&intent(std::slice::from_ref(&next)), &observed).len(),
+        1
+    );
     t.switch(&next, t0()).unwrap();
     let err = t.commit(&PassSummary::default()).unwrap_err().to_string();
     assert!(err.contains("frozen for the release"), "{err}");
@@ -662,10 +665,7 @@ fn a_no_op_pass_over_many_models_runs_at_most_one_git_process() {
     // process so that PATH is its own: once with the repository as a local path, once as a
     // file:// URL (what git reaches over a transport, like a remote).
     let url = format!("file://{}", g.bare_str());
-    for (repo, state, idle) in [
-        (g.bare_str(), "state-local", 0),
-        (url, "state-url", 1),
-    ] {
+    for (repo, state, idle) in [(g.bare_str(), "state-local", 0), (url, "state-url", 1)] {
         let _ = std::fs::remove_file(&log);
         let out = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "no_op_observe_child", "--nocapture", "--ignored"])
@@ -712,10 +712,7 @@ fn no_op_observe_child() {
     for round in 0..2 {
         if round == 1 {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&log)
-                .unwrap();
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
             f.write_all(b"--- second observe\n").unwrap();
         }
         let observed = t.observe().unwrap();
@@ -734,7 +731,7 @@ fn status_reads_the_clone_and_never_writes() {
     assert!(!g.state().exists());
     let mut t = KserveTarget::new("production", &cfg, &g.state(), false).unwrap();
     let fraud = release("fraud-detector", COMMIT, &[("v1.2.0", 100)]);
-    pass(&mut t, &intent(&[fraud.clone()]));
+    pass(&mut t, &intent(std::slice::from_ref(&fraud)));
     let mut ro = KserveTarget::new("production", &cfg, &g.state(), true).unwrap();
     let seen = ro.observe().unwrap();
     assert_eq!(
@@ -835,11 +832,11 @@ impl Registry {
         let traffic = traffic
             .map(|t| format!("traffic: {t}\n"))
             .unwrap_or_default();
+        let sha = format!("{:0>64}", hex_of(v));
         self.repo.write(
             &format!("models/{m}/versions/{v}.yaml"),
             &format!(
-                "model: {m}\nversion: \"{v}\"\nstage: {stage}\n{traffic}artifact:\n  uri: {uri}\n  sha256: {}\n  size: 1000\n  format: sklearn\ncreated: 2026-11-01T10:00:00Z\n",
-                format!("{:0>64}", hex_of(v))
+                "model: {m}\nversion: \"{v}\"\nstage: {stage}\n{traffic}artifact:\n  uri: {uri}\n  sha256: {sha}\n  size: 1000\n  format: sklearn\ncreated: 2026-11-01T10:00:00Z\n"
             ),
         );
     }
@@ -953,6 +950,15 @@ fn validate_refuses_what_a_kserve_environment_cannot_deploy() {
         out.contains("environments `production` and `shadow` both write"),
         "{out}"
     );
+
+    // A folder inside git's own files.
+    let r = Registry::new("standard");
+    r.repo
+        .edit("baton.yaml", "path: clusters/prod/ml", "path: .git/hooks");
+    r.repo.commit_all("into .git");
+    let (c, out) = validate(&r.repo);
+    assert_eq!(c, 1, "{out}");
+    assert!(out.contains("must not contain a `.git` folder"), "{out}");
 }
 
 #[test]

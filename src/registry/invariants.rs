@@ -248,6 +248,12 @@ fn check_policy(
                 }
             }
             Ok(crate::manifest::target::TargetConfig::Kserve(c)) => {
+                if let Some(why) = crate::daemon::target::kserve::folder_problem(&c.path) {
+                    out.push(d(
+                        format!("environment `{name}`: target: {why}"),
+                        &["environments", name.as_str(), "target", "path"],
+                    ));
+                }
                 kserve_folders.push((
                     name.as_str(),
                     c.repo.trim_end_matches('/').to_owned(),

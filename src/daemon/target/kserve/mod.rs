@@ -13,7 +13,7 @@ pub mod render;
 use super::{Observed, PassSummary, Switched, Target, TargetError};
 use crate::daemon::artifact::ArtifactSource;
 use crate::daemon::release::{DeploymentRecord, Release};
-use crate::manifest::target::KserveConfig;
+use crate::manifest::target::{KserveConfig, KserveMode};
 use chrono::{DateTime, Utc};
 use git2::{ObjectType, Oid};
 use gitops::{Checkout, Entry, Folder, GitError, Pushed, Remote};
@@ -54,6 +54,9 @@ impl KserveTarget {
         read_only: bool,
     ) -> Result<Self, TargetError> {
         let remote = Remote::parse(&cfg.repo, state_dir).map_err(TargetError::Config)?;
+        if let Some(why) = folder_problem(&cfg.path) {
+            return Err(TargetError::Config(why));
+        }
         let dir = state_dir.join("targets").join(env).join("gitops");
         Ok(KserveTarget {
             env: env.to_owned(),
@@ -286,6 +289,14 @@ impl KserveTarget {
     }
 }
 
+/// Why `path` cannot be the folder baton owns in the GitOps repository: a `.git` component
+/// would write into git's own files (of the clone, on a case-insensitive disk too).
+pub fn folder_problem(path: &str) -> Option<String> {
+    path.split('/')
+        .any(|c| c.eq_ignore_ascii_case(".git"))
+        .then(|| format!("path `{path}` must not contain a `.git` folder"))
+}
+
 /// `repo` with any `user:password@` of a URL masked.
 fn redact(repo: &str) -> String {
     if let Some((scheme, rest)) = repo.split_once("://") {
@@ -299,12 +310,14 @@ fn redact(repo: &str) -> String {
 
 impl Target for KserveTarget {
     fn describe(&self) -> String {
+        let mode = match self.cfg.mode {
+            KserveMode::Standard => "standard",
+            KserveMode::Knative => "knative",
+        };
         format!(
-            "kserve {} {}:{} ({:?}, namespace {})",
-            self.shown, self.cfg.branch, self.cfg.path, self.cfg.mode, self.cfg.namespace
+            "kserve {} {}:{} ({mode}, namespace {})",
+            self.shown, self.cfg.branch, self.cfg.path, self.cfg.namespace
         )
-        .replace("(Standard,", "(standard,")
-        .replace("(Knative,", "(knative,")
     }
 
     fn observe(&mut self) -> Result<BTreeMap<String, Observed>, TargetError> {
@@ -403,5 +416,13 @@ mod tests {
             "git@github.com:acme/x.git"
         );
         assert_eq!(redact("/srv/x.git"), "/srv/x.git");
+    }
+
+    #[test]
+    fn the_owned_folder_stays_out_of_git_s_own_files() {
+        assert!(folder_problem("clusters/prod").is_none());
+        assert!(folder_problem(".git/hooks").is_some());
+        assert!(folder_problem("a/.GIT").is_some());
+        assert!(folder_problem(".github/ml").is_none());
     }
 }

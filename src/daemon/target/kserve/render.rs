@@ -374,8 +374,9 @@ fn model_spec<'a>(cfg: &'a KserveConfig, v: &'a ReleaseVersion) -> Model<'a> {
     }
 }
 
-/// The version taking the rest of the traffic, and the others in release order.
-fn split(release: &Release) -> (&ReleaseVersion, Vec<(usize, &ReleaseVersion)>) {
+/// The index of the version taking the rest of the traffic, and the others (with their
+/// indexes) in release order.
+fn split(release: &Release) -> (usize, Vec<(usize, &ReleaseVersion)>) {
     let p = release.versions.iter().position(|v| v.primary).unwrap_or(0);
     let others = release
         .versions
@@ -383,7 +384,7 @@ fn split(release: &Release) -> (&ReleaseVersion, Vec<(usize, &ReleaseVersion)>) 
         .enumerate()
         .filter(|(i, _)| *i != p)
         .collect();
-    (&release.versions[p], others)
+    (p, others)
 }
 
 /// The `InferenceService` that runs `release` in environment `env`, deployed at `time`
@@ -405,7 +406,8 @@ pub fn render(
     if let Some(e) = problems(release, cfg.mode).into_iter().next() {
         return Err(e);
     }
-    let (primary, others) = split(release);
+    let (p, others) = split(release);
+    let primary = &release.versions[p];
     let mut annotations = BTreeMap::new();
     annotations.insert(SOURCE_ANNOTATION, release.commit.clone());
     annotations.insert(RELEASE_ANNOTATION, note(release, time));
@@ -413,7 +415,6 @@ pub fn render(
         KserveMode::Standard => {
             annotations.insert(MODE_ANNOTATION, "Standard".to_owned());
             let names = predictor_names(release)?;
-            let p = release.versions.iter().position(|v| v.primary).unwrap_or(0);
             Spec {
                 predictor: Predictor {
                     name: Some(names[p].clone()),
