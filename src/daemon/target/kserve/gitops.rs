@@ -157,7 +157,7 @@ impl Git {
         Ok((
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            mask_credentials(String::from_utf8_lossy(&out.stderr).trim()),
         ))
     }
 
@@ -181,6 +181,29 @@ impl Git {
             stderr,
         })
     }
+}
+
+/// `text` with the `user:password@` of every URL in it masked, so that git's messages can be
+/// logged and shown in status.
+pub fn mask_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn show_args<S: AsRef<OsStr>>(args: &[S]) -> String {
@@ -636,6 +659,21 @@ mod tests {
             Remote::parse("dir/with:colon", s),
             Ok(Remote::UnderState("/state/dir/with:colon".into()))
         );
+    }
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(
+            mask_credentials(
+                "fatal: unable to access 'https://bot:s3cret@git.acme.io/x.git/': 403"
+            ),
+            "fatal: unable to access 'https://***@git.acme.io/x.git/': 403"
+        );
+        assert_eq!(
+            mask_credentials("ssh://git@h/x and https://h/y"),
+            "ssh://***@h/x and https://h/y"
+        );
+        assert_eq!(mask_credentials("no urls"), "no urls");
     }
 
     #[test]

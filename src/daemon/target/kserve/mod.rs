@@ -299,13 +299,7 @@ pub fn folder_problem(path: &str) -> Option<String> {
 
 /// `repo` with any `user:password@` of a URL masked.
 fn redact(repo: &str) -> String {
-    if let Some((scheme, rest)) = repo.split_once("://") {
-        let host_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..host_end].rfind('@') {
-            return format!("{scheme}://***@{}", &rest[at + 1..]);
-        }
-    }
-    repo.to_owned()
+    gitops::mask_credentials(repo)
 }
 
 impl Target for KserveTarget {
