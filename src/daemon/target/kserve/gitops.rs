@@ -554,7 +554,16 @@ impl Checkout {
     /// Stage the owned folder and commit it with `message`; false when nothing changed.
     pub fn commit(&mut self, message: &str) -> Result<bool, GitError> {
         self.synced = None;
-        self.git.run(&["add", "-A", "--", &self.path])?;
+        // Every blob straight into one pack ("bulk checkin") rather than a loose object file
+        // each: a pass that rewrites 1,000 models writes one file, not 1,000.
+        self.git.run(&[
+            "-c",
+            "core.bigFileThreshold=1",
+            "add",
+            "-A",
+            "--",
+            &self.path,
+        ])?;
         let (same, _, stderr) = self
             .git
             .output(&["diff", "--cached", "--quiet", "--exit-code"], None)?;
