@@ -959,6 +959,17 @@ fn validate_refuses_what_a_kserve_environment_cannot_deploy() {
     let (c, out) = validate(&r.repo);
     assert_eq!(c, 1, "{out}");
     assert!(out.contains("must not contain a `.git` folder"), "{out}");
+    r.repo
+        .edit("baton.yaml", "path: .git/hooks", "path: clusters/prod/ml");
+    r.repo.edit(
+        "baton.yaml",
+        &format!("repo: {}", r.gitops.bare_str()),
+        "repo: ../outside.git",
+    );
+    r.repo.commit_all("a relative repo outside the state dir");
+    let (c, out) = validate(&r.repo);
+    assert_eq!(c, 1, "{out}");
+    assert!(out.contains("repo `../outside.git`"), "{out}");
 }
 
 #[test]

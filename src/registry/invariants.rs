@@ -254,6 +254,15 @@ fn check_policy(
                         &["environments", name.as_str(), "target", "path"],
                     ));
                 }
+                let state = std::path::Path::new("/state-dir");
+                if let Err(why) =
+                    crate::daemon::target::kserve::gitops::Remote::parse(&c.repo, state)
+                {
+                    out.push(d(
+                        format!("environment `{name}`: target: {why}"),
+                        &["environments", name.as_str(), "target", "repo"],
+                    ));
+                }
                 kserve_folders.push((
                     name.as_str(),
                     c.repo.trim_end_matches('/').to_owned(),

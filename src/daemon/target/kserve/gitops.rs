@@ -71,6 +71,12 @@ impl Remote {
         let rel = crate::registry::invariants::safe_relative(repo).map_err(|why| {
             format!("repo `{repo}`: {why} (a relative repo is a folder of the state dir)")
         })?;
+        let first = rel.split('/').next().unwrap_or_default();
+        if ["targets", "deploy"].contains(&first) {
+            return Err(format!(
+                "repo `{repo}`: `{first}/` of the state dir is baton's own (deployed files and clones)"
+            ));
+        }
         Ok(Remote::UnderState(state_dir.join(rel)))
     }
 
@@ -287,10 +293,6 @@ impl Checkout {
             local_remote: None,
             synced: None,
         }
-    }
-
-    pub fn git(&self) -> &Git {
-        &self.git
     }
 
     fn tracking_ref(&self) -> String {
@@ -662,6 +664,8 @@ mod tests {
             Ok(Remote::UnderState("/state/gitops.git".into()))
         );
         assert!(Remote::parse("../elsewhere.git", s).is_err());
+        assert!(Remote::parse("targets/prod/gitops", s).is_err());
+        assert!(Remote::parse("deploy/x.git", s).is_err());
         assert!(Remote::parse("a/../../b", s).is_err());
         // A colon after a slash is a path, as git reads it.
         assert_eq!(
