@@ -1521,3 +1521,44 @@ fn register_rejects_bad_input_with_exit_2() {
     // Nothing was written.
     assert!(!r.path().join(format!("{FD}/6.yaml")).exists());
 }
+
+#[test]
+fn completions_are_valid_shell_and_the_man_page_covers_every_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::baton(&["completions", "bash"], dir.path());
+    assert_eq!(common::code(&out), 0);
+    let script = common::stdout(&out);
+    for verb in [
+        "validate",
+        "check",
+        "promote",
+        "approve",
+        "serve",
+        "completions",
+    ] {
+        assert!(script.contains(verb), "bash completion lacks {verb}");
+    }
+    let file = dir.path().join("baton.bash");
+    std::fs::write(&file, &script).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "{}", common::stderr(&syntax));
+    for shell in ["zsh", "fish"] {
+        let out = common::baton(&["completions", shell], dir.path());
+        assert_eq!(common::code(&out), 0);
+        let s = common::stdout(&out);
+        assert!(s.contains("check") && s.contains("base"), "{shell}");
+    }
+    let bad = common::baton(&["completions", "tcsh"], dir.path());
+    assert_eq!(common::code(&bad), 2);
+    let man = common::stdout(&common::baton(&["man"], dir.path()));
+    for verb in ["check", "serve", "register"] {
+        assert!(
+            man.contains(&format!(".TH baton-{verb} 1")),
+            "man lacks {verb}"
+        );
+    }
+}

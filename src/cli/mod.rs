@@ -6,6 +6,7 @@ mod table;
 
 mod approve;
 mod check;
+mod completions;
 mod history;
 mod promote;
 mod register;
@@ -83,6 +84,10 @@ pub enum Command {
     Rollback(rollback::Args),
     /// Run the controller: watch, re-check and reconcile deployments.
     Serve(serve::Args),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the man page (roff) of baton and every verb.
+    Man(completions::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -101,6 +106,8 @@ pub fn main() -> ExitCode {
         Command::Approve(a) => approve::run(&ctx, a),
         Command::Rollback(a) => rollback::run(&ctx, a),
         Command::Serve(a) => serve::run(&ctx, a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => completions::man(a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(0),
