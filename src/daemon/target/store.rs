@@ -10,7 +10,7 @@ use super::TargetError;
 use crate::daemon::artifact::{file_uri, ArtifactError, ArtifactSource};
 use crate::daemon::release::{Release, ReleaseVersion};
 use crate::fsutil::{copy_hashing, fsync_dir, is_temp_name, sha256_file, temp_beside};
-use crate::manifest::version::{listing_digest, ArtifactFile};
+use crate::manifest::version::{listing_digest, listing_problems, ArtifactFile};
 use std::collections::HashMap;
 use std::fs;
 use std::io;
@@ -64,65 +64,13 @@ pub fn artifact_name(uri: &str) -> Result<&str, String> {
     Ok(name)
 }
 
-/// Check one path of a directory artifact: relative, `/`-separated, every component a
-/// plain name (no empty, `.` or `..` component, no NUL, no `\`).
-pub fn check_file_path(path: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("file path `{}` {why}", path.escape_default()));
-    if path.is_empty() {
-        return bad("is empty");
-    }
-    if path.starts_with('/') {
-        return bad("must be relative (no leading `/`)");
-    }
-    if path.contains(['\0', '\\']) {
-        return bad("must not contain NUL or `\\`");
-    }
-    if path
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return bad("must not have empty, `.` or `..` components");
-    }
-    Ok(())
-}
+pub use crate::manifest::version::check_file_path;
 
 /// Check a directory artifact's listing before anything is fetched: safe, unique paths,
 /// no file inside another file's path, and the listing digest equal to `sha256`.
 pub fn check_listing(files: &[ArtifactFile], sha256: &str) -> Result<(), String> {
-    if files.is_empty() {
-        return Err("a directory artifact lists no files".into());
-    }
-    for f in files {
-        check_file_path(&f.path)?;
-        if !is_digest(&f.sha256) {
-            return Err(format!(
-                "file `{}`: sha256 is not 64 lower-case hex digits",
-                f.path
-            ));
-        }
-    }
-    let mut paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    paths.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for w in paths.windows(2) {
-        if w[0] == w[1] {
-            return Err(format!("file `{}` is listed twice", w[0]));
-        }
-    }
-    for p in &paths {
-        let mut prefix = String::new();
-        for c in p.split('/') {
-            if !prefix.is_empty()
-                && paths
-                    .binary_search_by(|x| x.as_bytes().cmp(prefix.as_bytes()))
-                    .is_ok()
-            {
-                return Err(format!("file `{prefix}` is also a folder of `{p}`"));
-            }
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(c);
-        }
+    if let Some(first) = listing_problems(files).into_iter().next() {
+        return Err(first);
     }
     let digest = listing_digest(files);
     if digest != sha256 {
