@@ -162,6 +162,11 @@ impl LocalTarget {
         &self.root
     }
 
+    /// Stored files read to be hashed so far, over every model (a no-op resync adds none).
+    pub fn files_hashed(&self) -> u64 {
+        self.stores.values().map(ReleaseStore::files_hashed).sum()
+    }
+
     fn model_dir(&self, model: &str) -> PathBuf {
         self.root.join(model)
     }
@@ -817,6 +822,53 @@ mod tests {
             fs::read_to_string(cwd.path().join("reloads")).unwrap(),
             "2 two\n1 one\n2 two\n",
             "each reload ran in the state dir and read the build it was told about"
+        );
+    }
+
+    /// A no-op resync re-hashes nothing (the stamp cache), after a switch and after a restart.
+    /// `BATON_TEST_MODELS` sets the number of models (default 1,000).
+    #[test]
+    fn a_no_op_resync_rehashes_nothing() {
+        let n: usize = std::env::var("BATON_TEST_MODELS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1000);
+        let d = match tempfile::tempdir_in("/dev/shm") {
+            Ok(d) => d,
+            Err(_) => tempfile::tempdir().unwrap(),
+        };
+        let mut t = LocalTarget::new("prod", d.path());
+        let start = std::time::Instant::now();
+        for i in 0..n {
+            let bytes = format!("model {i}");
+            let (r, src) = release_for(&format!("m{i}"), &[("1", bytes.as_bytes())]);
+            t.stage(&r, &src).unwrap();
+            t.switch(&r, Utc::now()).unwrap();
+        }
+        let deploy = start.elapsed();
+        assert_eq!(t.files_hashed(), 0, "hashed while written, never read back");
+        let start = std::time::Instant::now();
+        let obs = t.observe().unwrap();
+        let warm = start.elapsed();
+        assert_eq!(obs.len(), n);
+        assert!(obs
+            .values()
+            .all(|o| o.drift.is_empty() && o.current.is_some()));
+        assert_eq!(t.files_hashed(), 0);
+
+        // A restart hashes each build once, then never again while nothing changes.
+        let mut t = LocalTarget::new("prod", d.path());
+        let start = std::time::Instant::now();
+        t.observe().unwrap();
+        let cold = start.elapsed();
+        assert_eq!(t.files_hashed(), n as u64);
+        let start = std::time::Instant::now();
+        let obs = t.observe().unwrap();
+        let again = start.elapsed();
+        assert!(obs.values().all(|o| o.drift.is_empty()));
+        assert_eq!(t.files_hashed(), n as u64, "a no-op resync re-hashed");
+        eprintln!(
+            "{n} models: deploy {deploy:.1?}, observe after switch {warm:.1?}, after a restart {cold:.1?} then {again:.1?}"
         );
     }
 

@@ -38,6 +38,12 @@ pub struct ReleaseStore {
     root: PathBuf,
     /// path -> (stamp, sha256) of stored files hashed before.
     hashes: HashMap<PathBuf, (Stamp, String)>,
+    /// Files read to hash them since this store was made (the stamp cache's misses).
+    hashed: u64,
+    /// sha256 -> the file of a single-file build, as last verified or stored.
+    files: HashMap<String, PathBuf>,
+    /// sha256 -> what its folder held when last scanned.
+    trees: HashMap<String, Tree>,
 }
 
 /// True for a lower-case hex sha256: the only names a release folder has.
@@ -138,10 +144,23 @@ impl Drop for TempDir {
     }
 }
 
-/// The regular files under `dir` (relative `/`-separated path, absolute path, metadata), or
-/// `None` when something else is there (a symbolic link, a special file, a non-UTF-8 name).
-fn scan(dir: &Path) -> Option<Vec<(String, PathBuf, fs::Metadata)>> {
-    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf, fs::Metadata)>) -> Option<()> {
+/// What a scan of a build folder found: the stamp of each of its folders (itself first),
+/// taken before it was read, and its regular files (relative `/`-separated path, path).
+/// While no folder's stamp changes, no entry was added, removed or renamed in it.
+struct Tree {
+    dirs: Vec<(PathBuf, Stamp)>,
+    files: Vec<(String, PathBuf)>,
+}
+
+/// The regular files under `dir` with their metadata, or `None` when something else is there
+/// (a symbolic link, a special file, a non-UTF-8 name).
+fn scan(dir: &Path) -> Option<(Tree, Vec<fs::Metadata>)> {
+    fn walk(dir: &Path, rel: &str, tree: &mut Tree, mds: &mut Vec<fs::Metadata>) -> Option<()> {
+        let md = fs::symlink_metadata(dir).ok()?;
+        if !md.file_type().is_dir() {
+            return None;
+        }
+        tree.dirs.push((dir.to_path_buf(), stamp_of(&md)));
         for e in fs::read_dir(dir).ok()? {
             let e = e.ok()?;
             let name = e.file_name().into_string().ok()?;
@@ -154,18 +173,42 @@ fn scan(dir: &Path) -> Option<Vec<(String, PathBuf, fs::Metadata)>> {
             // DirEntry::metadata does not follow links.
             let md = e.metadata().ok()?;
             if md.file_type().is_dir() {
-                walk(&path, &rel, out)?;
+                walk(&path, &rel, tree, mds)?;
             } else if md.file_type().is_file() {
-                out.push((rel, path, md));
+                tree.files.push((rel, path));
+                mds.push(md);
             } else {
                 return None;
             }
         }
         Some(())
     }
-    let mut out = Vec::new();
-    walk(dir, "", &mut out)?;
-    Some(out)
+    let mut tree = Tree {
+        dirs: Vec::new(),
+        files: Vec::new(),
+    };
+    let mut mds = Vec::new();
+    walk(dir, "", &mut tree, &mut mds)?;
+    Some((tree, mds))
+}
+
+/// The files of `tree` with fresh metadata when none of its folders changed (no readdir);
+/// `None` when one did, or a file is no longer a regular file.
+fn rescan_unchanged(tree: &Tree) -> Option<Vec<fs::Metadata>> {
+    for (dir, stamp) in &tree.dirs {
+        let md = fs::symlink_metadata(dir).ok()?;
+        if !md.file_type().is_dir() || stamp_of(&md) != *stamp {
+            return None;
+        }
+    }
+    tree.files
+        .iter()
+        .map(|(_, p)| {
+            fs::symlink_metadata(p)
+                .ok()
+                .filter(|m| m.file_type().is_file())
+        })
+        .collect()
 }
 
 impl ReleaseStore {
@@ -174,6 +217,9 @@ impl ReleaseStore {
         ReleaseStore {
             root: root.to_path_buf(),
             hashes: HashMap::new(),
+            hashed: 0,
+            files: HashMap::new(),
+            trees: HashMap::new(),
         }
     }
 
@@ -199,6 +245,9 @@ impl ReleaseStore {
         let dir = self.release_dir(&v.sha256);
         if !v.files.is_empty() {
             return dir;
+        }
+        if let Some(p) = self.files.get(&v.sha256) {
+            return p.clone();
         }
         if let Ok(mut entries) = fs::read_dir(&dir) {
             if let (Some(Ok(e)), None) = (entries.next(), entries.next()) {
@@ -230,6 +279,7 @@ impl ReleaseStore {
             }
         }
         let d = sha256_file(path)?;
+        self.hashed += 1;
         self.hashes.insert(path.to_path_buf(), (stamp, d.clone()));
         Ok(d)
     }
@@ -238,26 +288,49 @@ impl ReleaseStore {
     /// build named `sha`: one regular file hashing to `sha`, or regular files whose listing
     /// digest is `sha`. A symbolic link or special file anywhere inside fails it.
     pub fn verified(&mut self, sha: &str) -> bool {
+        let ok = self.check(sha);
+        if !ok {
+            self.files.remove(sha);
+        }
+        ok
+    }
+
+    fn check(&mut self, sha: &str) -> bool {
         if !is_digest(sha) || !is_real_dir(&self.releases()) {
             return false;
         }
-        let dir = self.release_dir(sha);
-        if !is_real_dir(&dir) {
-            return false;
-        }
-        let Some(files) = scan(&dir) else {
-            return false;
+        // Unchanged folders are not read again: their files' metadata is enough.
+        let known = self.trees.get(sha).and_then(rescan_unchanged);
+        let mds = match known {
+            Some(mds) => mds,
+            None => {
+                self.trees.remove(sha);
+                let Some((tree, mds)) = scan(&self.release_dir(sha)) else {
+                    return false;
+                };
+                self.trees.insert(sha.to_owned(), tree);
+                mds
+            }
         };
-        if let [(rel, path, md)] = files.as_slice() {
+        let tree = self.trees.remove(sha).expect("just scanned or known");
+        let ok = self.matches(sha, &tree, &mds);
+        self.trees.insert(sha.to_owned(), tree);
+        ok
+    }
+
+    /// True when the files of `tree` (with metadata `mds`) are the build `sha`.
+    fn matches(&mut self, sha: &str, tree: &Tree, mds: &[fs::Metadata]) -> bool {
+        if let ([(rel, path)], [md]) = (tree.files.as_slice(), mds) {
             if !rel.contains('/') && matches!(self.digest(path, md), Ok(d) if d == sha) {
+                self.files.insert(sha.to_owned(), path.clone());
                 return true;
             }
         }
-        if files.is_empty() {
+        if tree.files.is_empty() {
             return false;
         }
-        let mut listing = Vec::with_capacity(files.len());
-        for (rel, path, md) in &files {
+        let mut listing = Vec::with_capacity(tree.files.len());
+        for ((rel, path), md) in tree.files.iter().zip(mds) {
             let Ok(d) = self.digest(path, md) else {
                 return false;
             };
@@ -381,6 +454,9 @@ impl ReleaseStore {
         // Renamed: the temp folder is gone and must not be removed on drop.
         tmp.0 = None;
         fsync_dir(&releases).map_err(TargetError::io(&releases))?;
+        if let Some(name) = &name {
+            self.files.insert(v.sha256.clone(), dir.join(name));
+        }
         // Hashed while written: remember, so the next check does not read them again.
         for (rel, digest) in written {
             let p = dir.join(rel);
@@ -436,9 +512,18 @@ impl ReleaseStore {
         Ok(removed)
     }
 
+    /// How many stored files were read to be hashed since this store was made: a check of
+    /// unchanged builds reads none.
+    pub fn files_hashed(&self) -> u64 {
+        self.hashed
+    }
+
     /// Drop what is remembered about files under `path` (removed, or about to be).
     pub fn forget(&mut self, path: &Path) {
         self.hashes.retain(|p, _| !p.starts_with(path));
+        self.files.retain(|_, p| !p.starts_with(path));
+        self.trees
+            .retain(|_, t| !t.dirs.first().is_some_and(|(d, _)| d.starts_with(path)));
     }
 }
 
@@ -604,6 +689,24 @@ mod tests {
         let mut again = ReleaseStore::new(d.path());
         again.stage(&r, &src).unwrap();
         assert_eq!(src.opens.get(), 1);
+    }
+
+    #[test]
+    fn the_same_bytes_under_another_name_keep_the_stored_name() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = ReleaseStore::new(d.path());
+        let (r, src) = single("1", b"weights");
+        s.stage(&r, &src).unwrap();
+        // Version 2: the same build registered again, its URI naming another file.
+        let (mut r2, src2) = single("2", b"weights");
+        r2.versions[0].uri = "https://models.example/m/2/weights.bin?sig=x".into();
+        s.stage(&r2, &src2).unwrap();
+        assert_eq!(src2.opens.get(), 0, "not fetched again");
+        let v2 = &r2.versions[0];
+        assert_eq!(s.path_of(v2), s.release_dir(&v2.sha256).join("model.onnx"));
+        // A fresh store (no memory of it) finds the same file.
+        let again = ReleaseStore::new(d.path());
+        assert_eq!(again.path_of(v2), s.path_of(v2));
     }
 
     #[test]
