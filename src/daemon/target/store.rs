@@ -51,11 +51,11 @@ pub fn is_digest(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The file name a single-file artifact is stored under: the last segment of its URI (of a
-/// URL, without its query or fragment). Refused when that is empty, `.`, `..`, or holds a
-/// NUL or a `\`: the name is never guessed.
+/// The file name a single-file artifact is stored under: the last segment of its URI (of an
+/// `http(s)://` URL, without its query or fragment). Refused when that is empty, `.`, `..`,
+/// or holds a NUL or a `\`: the name is never guessed.
 pub fn artifact_name(uri: &str) -> Result<&str, String> {
-    let path = if uri.contains("://") {
+    let path = if uri.starts_with("https://") || uri.starts_with("http://") {
         uri.split(['?', '#']).next().unwrap_or(uri)
     } else {
         uri
@@ -131,6 +131,46 @@ pub fn remove_tree(p: &Path) -> io::Result<()> {
         remove_tree(&e?.path())?;
     }
     fs::remove_dir(p)
+}
+
+/// Put the folder `new` at `dst`: a rename when nothing is there, else an atomic exchange
+/// (`renameat2` with `RENAME_EXCHANGE`), so `dst` never goes missing, after which what was
+/// there — now at `new`, a temp name — is removed without following links (or left to
+/// [`ReleaseStore::gc`] when that fails). Where the filesystem cannot exchange, what was there
+/// is renamed aside first (a moment without `dst`).
+fn replace_dir(new: &Path, dst: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    if fs::symlink_metadata(dst).is_err() {
+        return fs::rename(new, dst);
+    }
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
+    let (a, b) = (c(new)?, c(dst)?);
+    // SAFETY: two valid NUL-terminated paths; renameat2 only renames.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        let _ = remove_tree(new);
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    ) {
+        return Err(e);
+    }
+    let aside = temp_beside(dst);
+    fs::rename(dst, &aside)?;
+    fs::rename(new, dst)?;
+    let _ = remove_tree(&aside);
+    Ok(())
 }
 
 /// A temp folder removed on drop unless it was renamed into place.
@@ -390,8 +430,9 @@ impl ReleaseStore {
         if self.verified(&v.sha256) {
             return Ok(());
         }
+        // Whatever is there (a modified build, perhaps the live one) stays until the new
+        // one is complete and takes its place.
         let dir = self.release_dir(&v.sha256);
-        remove_tree(&dir).map_err(TargetError::io(&dir))?;
         self.forget(&dir);
 
         let mut tmp = TempDir(Some(temp_beside(&dir)));
@@ -450,8 +491,8 @@ impl ReleaseStore {
             }
         }
         seal(&t).map_err(TargetError::io(&t))?;
-        fs::rename(&t, &dir).map_err(TargetError::io(&dir))?;
-        // Renamed: the temp folder is gone and must not be removed on drop.
+        replace_dir(&t, &dir).map_err(TargetError::io(&dir))?;
+        // In place: the temp path is gone (or holds what was replaced, removed already).
         tmp.0 = None;
         fsync_dir(&releases).map_err(TargetError::io(&releases))?;
         if let Some(name) = &name {
@@ -720,10 +761,19 @@ mod tests {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&p, b"evil").unwrap();
         assert!(!s.verified(&v.sha256));
+        // A refused fetch leaves the modified build where it was (nothing goes missing).
+        let refused = Bytes::default();
+        assert!(s.stage(&r, &refused).is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"evil");
         s.stage(&r, &src).unwrap();
         assert_eq!(src.opens.get(), 2);
         assert_eq!(fs::read(&p).unwrap(), b"weights");
         assert!(s.verified(&v.sha256));
+        assert_eq!(
+            names(&s.releases()),
+            vec![v.sha256.clone()],
+            "the replaced build is gone"
+        );
 
         // An extra file in a build is tampering too.
         let dir = s.release_dir(&v.sha256);
@@ -837,6 +887,7 @@ mod tests {
             Ok("model.onnx")
         );
         assert_eq!(artifact_name("model.bin"), Ok("model.bin"));
+        assert_eq!(artifact_name("s3://b/k/model?.bin"), Ok("model?.bin"));
         for p in [
             "",
             "/etc/passwd",
