@@ -49,6 +49,7 @@ fn releases(models: usize, round: usize) -> BTreeMap<String, Release> {
                 traffic,
                 primary,
                 requires: BTreeMap::new(),
+                metrics: Default::default(),
             };
             let versions = if m % 10 == 0 {
                 vec![

@@ -123,6 +123,7 @@ fn version(model: &str, label: &str, traffic: u32, primary: bool) -> ReleaseVers
         traffic,
         primary,
         requires: BTreeMap::new(),
+        metrics: Default::default(),
     }
 }
 

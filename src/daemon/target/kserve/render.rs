@@ -552,6 +552,7 @@ pub fn read_record(env: &str, model: &str, bytes: &[u8]) -> Result<DeploymentRec
             traffic: v.traffic,
             primary: v.primary,
             requires: v.requires,
+            metrics: Default::default(),
         })
         .collect();
     if versions.iter().filter(|v| v.primary).count() != 1 {
