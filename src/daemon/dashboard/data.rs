@@ -24,6 +24,8 @@ use thiserror::Error;
 
 /// Repository handles kept for reuse.
 const POOL: usize = 2;
+/// Registries kept loaded.
+const KEEP_REGISTRIES: usize = 3;
 /// The model page reads at most this much of the end of `events.jsonl`.
 const EVENTS_TAIL: u64 = 8 << 20;
 
@@ -39,7 +41,8 @@ pub enum DataError {
 #[derive(Default)]
 struct Snapshot {
     loader: Loader,
-    current: Option<(String, String, Option<Arc<Registry>>)>,
+    /// (commit, registry folder, registry), oldest first.
+    current: Vec<(String, String, Option<Arc<Registry>>)>,
 }
 
 /// `state.json`'s soak clock, as last read, with the file's (mtime, length).
@@ -90,24 +93,36 @@ impl Sources {
     /// The registry at the status's accepted head (`None` before the first pass, or when
     /// the registry folder is absent there).
     pub fn registry(&self, status: &StatusView) -> Result<Option<Arc<Registry>>, DataError> {
-        let Some(head) = status.head.clone() else {
-            return Ok(None);
-        };
-        let mut snap = lock(&self.snapshot);
-        if let Some((h, root, reg)) = &snap.current {
-            if *h == head && *root == status.registry {
-                return Ok(reg.clone());
-            }
+        match status.head.as_deref() {
+            Some(head) => self.registry_at(head, &status.registry),
+            None => Ok(None),
         }
-        let oid = Oid::from_str(&head)?;
-        let root = status.registry.clone();
+    }
+
+    /// The registry at `commit` (the few last loaded are kept: the accepted head and the
+    /// baselines of held models).
+    pub fn registry_at(
+        &self,
+        commit: &str,
+        root: &str,
+    ) -> Result<Option<Arc<Registry>>, DataError> {
+        let mut snap = lock(&self.snapshot);
+        if let Some((_, _, reg)) = snap.current.iter().find(|(h, r, _)| h == commit && r == root)
+        {
+            return Ok(reg.clone());
+        }
+        let oid = Oid::from_str(commit)?;
         let loader = &mut snap.loader;
-        let reg = self.with_repo(|repo| match loader.load(repo, oid, &root) {
+        let reg = self.with_repo(|repo| match loader.load(repo, oid, root) {
             Ok(r) => Ok(Some(Arc::new(r))),
             Err(RepoError::PathNotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         })?;
-        snap.current = Some((head, root, reg.clone()));
+        if snap.current.len() >= KEEP_REGISTRIES {
+            snap.current.remove(0);
+        }
+        snap.current
+            .push((commit.to_owned(), root.to_owned(), reg.clone()));
         Ok(reg)
     }
 

@@ -281,7 +281,17 @@ async fn model(
     }
     blocking(d, move |d| {
         let status = d.status();
-        let registry = match d.sources.registry(&status) {
+        // A held model's accepted manifests are those of its baseline, not the head's.
+        let baseline = status
+            .held
+            .iter()
+            .find(|h| h.model == name)
+            .map(|h| h.baseline.clone());
+        let registry = match &baseline {
+            Some(b) => d.sources.registry_at(b, &status.registry),
+            None => d.sources.registry(&status),
+        };
+        let registry = match registry {
             Ok(r) => r,
             Err(e) => return unavailable("The registry could not be read", e),
         };

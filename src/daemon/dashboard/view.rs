@@ -722,7 +722,14 @@ pub struct VersionBlock {
     pub actions: Vec<String>,
 }
 
-/// One stage along the promotion path and the versions in it.
+impl VersionBlock {
+    pub fn sha256_short(&self) -> String {
+        self.sha256.chars().take(12).collect()
+    }
+}
+
+/// One stage along the promotion path and the versions in it (a terminal stage's are listed
+/// compactly).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageBlock {
     pub name: String,
@@ -751,6 +758,7 @@ pub struct ModelPage {
     pub hold: Option<Hold>,
     pub trail: Vec<TrailRow>,
     pub events: Vec<EventRow>,
+    /// The commit whose manifests are shown (a held model's baseline).
     pub head: Option<String>,
     pub versions: usize,
 }
@@ -989,7 +997,10 @@ pub fn model_page(inp: ModelInput) -> Option<ModelPage> {
         hold: held.map(|h| hold_view(h, inp.commits, inp.now)),
         trail: inp.trail,
         events: inp.events,
-        head: inp.status.head.as_deref().map(short),
+        head: inp
+            .registry
+            .map(|r| short(&r.commit.to_string()))
+            .or_else(|| inp.status.head.as_deref().map(short)),
     })
 }
 
