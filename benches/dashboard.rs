@@ -4,11 +4,13 @@
 //!
 //! `cargo bench --bench dashboard` (a quick smoke run under `cargo test`).
 
+use baton::daemon::dashboard::render;
 use baton::daemon::dashboard::trail::{Outcome, TrailRow};
 use baton::daemon::dashboard::view::{self, CommitMeta, ModelInput, PipelineInput, PipelineQuery};
-use baton::daemon::dashboard::render;
 use baton::daemon::state::Entered;
-use baton::daemon::view::{EnvironmentView, HeldView, ModelView, StatusView, SyncStatus, VersionView};
+use baton::daemon::view::{
+    EnvironmentView, HeldView, ModelView, StatusView, SyncStatus, VersionView,
+};
 use baton::manifest::{parse_policy, parse_version};
 use baton::registry::{ModelEntry, Registry, VersionEntry, VersionKey};
 use chrono::Utc;
@@ -42,7 +44,9 @@ fn name(i: usize) -> String {
 }
 
 fn manifest(model: &str, v: usize, stage: &str, traffic: Option<u32>) -> VersionEntry {
-    let traffic = traffic.map(|t| format!("traffic: {t}\n")).unwrap_or_default();
+    let traffic = traffic
+        .map(|t| format!("traffic: {t}\n"))
+        .unwrap_or_default();
     let yaml = format!(
         "model: {model}\nversion: \"{v}\"\nstage: {stage}\nartifact:\n  uri: s3://bucket/{model}/{v}/model.onnx\n  sha256: {}\n  size: 48213\n  format: onnx\nmetrics:\n  auc: 0.9{v}\n  p99_latency_ms: 11.{v}\nevidence:\n  offline-eval: {{passed: true, report: reports/{model}/{v}.json}}\nlineage:\n  code: https://example.invalid/{model}@{v}\n{traffic}created: 2026-11-20T10:00:00Z\n",
         "ab".repeat(32)
@@ -226,7 +230,11 @@ fn main() {
         render::pipeline(&p).unwrap()
     };
     let first = measure(runs, || pipeline(PipelineQuery::default()));
-    report(&format!("pipeline, {n} models x 3 environments, unfiltered first page"), first, bench);
+    report(
+        &format!("pipeline, {n} models x 3 environments, unfiltered first page"),
+        first,
+        bench,
+    );
     let paged = measure(runs, || {
         pipeline(PipelineQuery {
             q: Some("model-0".into()),
@@ -235,9 +243,17 @@ fn main() {
             page: Some("7".into()),
         })
     });
-    report(&format!("pipeline, {n} models, page 7 of `?q=model-0&sync=synced`"), paged, bench);
+    report(
+        &format!("pipeline, {n} models, page 7 of `?q=model-0&sync=synced`"),
+        paged,
+        bench,
+    );
     let html = pipeline(PipelineQuery::default());
-    assert!(html.contains("model-0000") && html.contains("model-0049") && !html.contains("model-0050\""));
+    assert!(
+        html.contains("model-0000")
+            && html.contains("model-0049")
+            && !html.contains("model-0050\"")
+    );
 
     // A model with 500 versions (one primary, a canary, staging, the rest archived) and
     // 1,000 transitions in its trail.
@@ -282,7 +298,11 @@ fn main() {
         .unwrap();
         render::model(&p).unwrap()
     });
-    report("model page, 500 versions, 1,000 transitions", model_page, bench);
+    report(
+        "model page, 500 versions, 1,000 transitions",
+        model_page,
+        bench,
+    );
     if !bench {
         println!("smoke run (run `cargo bench --bench dashboard` to measure optimised)");
     }

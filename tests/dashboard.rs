@@ -201,7 +201,10 @@ impl Daemon {
         });
         let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
             let _ = child.kill();
-            panic!("daemon did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            panic!(
+                "daemon did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         };
         let d = Daemon {
             child,
@@ -223,7 +226,11 @@ impl Daemon {
         (c, b)
     }
 
-    fn get_full(&self, path: &str, headers: &[(&str, &str)]) -> (u16, HashMap<String, String>, String) {
+    fn get_full(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, HashMap<String, String>, String) {
         let agent = ureq::AgentBuilder::new().redirects(0).build();
         let mut req = agent.get(&self.url(path));
         for (k, v) in headers {
@@ -236,10 +243,16 @@ impl Daemon {
         };
         let mut h = HashMap::new();
         for name in resp.headers_names() {
-            h.insert(name.to_lowercase(), resp.header(&name).unwrap_or("").to_owned());
+            h.insert(
+                name.to_lowercase(),
+                resp.header(&name).unwrap_or("").to_owned(),
+            );
         }
         let code = resp.status();
-        let body = if h.get("content-type").is_some_and(|t| t.starts_with("text/event-stream")) {
+        let body = if h
+            .get("content-type")
+            .is_some_and(|t| t.starts_with("text/event-stream"))
+        {
             String::new()
         } else {
             resp.into_string().unwrap_or_default()
@@ -263,7 +276,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("timed out waiting for {what}\n--- daemon log ---\n{}", self.log());
+        panic!(
+            "timed out waiting for {what}\n--- daemon log ---\n{}",
+            self.log()
+        );
     }
 
     /// Every model of every environment synced, no holds.
@@ -497,7 +513,10 @@ impl Browser {
     /// A PNG of the whole page (at most 2,400 px tall).
     fn screenshot(&mut self, tab: &Tab, path: &Path) {
         let m = self.call(Some(&tab.session), "Page.getLayoutMetrics", json!({}));
-        let h = m["cssContentSize"]["height"].as_f64().unwrap_or(900.0).min(2400.0);
+        let h = m["cssContentSize"]["height"]
+            .as_f64()
+            .unwrap_or(900.0)
+            .min(2400.0);
         let r = self.call(
             Some(&tab.session),
             "Page.captureScreenshot",
@@ -529,7 +548,10 @@ fn base64_decode(s: &str) -> Vec<u8> {
             _ => panic!("not base64: {c}"),
         }
     };
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=' && !c.is_ascii_whitespace()).collect();
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let n = chunk.iter().fold(0u32, |acc, &c| acc << 6 | val(c)) << (6 * (4 - chunk.len()));
@@ -555,7 +577,13 @@ fn rows(b: &mut Browser, tab: &Tab) -> Vec<Value> {
 fn cell<'a>(rows: &'a [Value], model: &str, env: &str) -> &'a Value {
     rows.iter()
         .find(|r| r["model"] == model)
-        .and_then(|r| r["cells"].as_array().unwrap().iter().find(|c| c["env"] == env))
+        .and_then(|r| {
+            r["cells"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["env"] == env)
+        })
         .unwrap_or_else(|| panic!("no cell {model}/{env} in {rows:?}"))
 }
 
@@ -569,16 +597,21 @@ fn pipeline_and_model_pages_show_what_runs_a_blocked_reason_and_the_history() {
     d.eventually("synced", || d.synced(&[]));
     let bad = f.unapproved_promotion();
     d.eventually("alpha blocked", || {
-        d.status(&[])["held"]
-            .as_array()
-            .is_some_and(|h| h.iter().any(|x| x["model"] == "alpha" && x["kind"] == "blocked"))
+        d.status(&[])["held"].as_array().is_some_and(|h| {
+            h.iter()
+                .any(|x| x["model"] == "alpha" && x["kind"] == "blocked")
+        })
     });
     let status = d.status(&[]);
     let reason = status["held"][0]["reasons"][0].as_str().unwrap().to_owned();
 
     let mut b = Browser::launch(&bin);
     let tab = b.open(&d.url("/"));
-    b.wait(&tab, "the live stream", "document.body.getAttribute('data-live') === 'open'");
+    b.wait(
+        &tab,
+        "the live stream",
+        "document.body.getAttribute('data-live') === 'open'",
+    );
     let dom = b.dom(&tab);
     for word in ["alpha", "beta", "staging", "production", "development"] {
         assert!(dom.contains(word), "{word} missing from the pipeline");
@@ -588,7 +621,11 @@ fn pipeline_and_model_pages_show_what_runs_a_blocked_reason_and_the_history() {
     // Every deployed version, from the daemon's own status, in its cell.
     for e in status["environments"].as_array().unwrap() {
         for m in e["models"].as_array().unwrap() {
-            let c = cell(&r, m["model"].as_str().unwrap(), e["name"].as_str().unwrap());
+            let c = cell(
+                &r,
+                m["model"].as_str().unwrap(),
+                e["name"].as_str().unwrap(),
+            );
             let want: Vec<Value> = m["deployed"]
                 .as_array()
                 .unwrap()
@@ -596,7 +633,10 @@ fn pipeline_and_model_pages_show_what_runs_a_blocked_reason_and_the_history() {
                 .map(|v| v["version"].clone())
                 .collect();
             assert_eq!(c["versions"].as_array().unwrap(), &want, "{c}");
-            assert!(c["text"].as_str().unwrap().contains(m["sync"].as_str().unwrap()));
+            assert!(c["text"]
+                .as_str()
+                .unwrap()
+                .contains(m["sync"].as_str().unwrap()));
         }
     }
     assert_eq!(cell(&r, "alpha", "production")["versions"], json!(["1"]));
@@ -606,7 +646,10 @@ fn pipeline_and_model_pages_show_what_runs_a_blocked_reason_and_the_history() {
         .unwrap()
         .to_owned();
     assert!(hold.contains("blocked"), "{hold}");
-    assert!(hold.contains(&reason), "the located reason {reason:?} in {hold:?}");
+    assert!(
+        hold.contains(&reason),
+        "the located reason {reason:?} in {hold:?}"
+    );
     assert!(hold.contains(&bad[..10]), "offending commit in {hold:?}");
     assert!(hold.contains("Mallory"), "its author in {hold:?}");
     assert!(r.iter().find(|x| x["model"] == "beta").unwrap()["hold"] == "none");
@@ -614,7 +657,11 @@ fn pipeline_and_model_pages_show_what_runs_a_blocked_reason_and_the_history() {
 
     // The model page: the audit trail with commit ids and what became of each transition.
     b.goto(&tab, &d.url("/models/alpha"));
-    b.wait(&tab, "the live stream", "document.body.getAttribute('data-live') === 'open'");
+    b.wait(
+        &tab,
+        "the live stream",
+        "document.body.getAttribute('data-live') === 'open'",
+    );
     let trail: Vec<Value> = serde_json::from_str(
         b.eval(
             &tab,
@@ -637,17 +684,30 @@ fn pipeline_and_model_pages_show_what_runs_a_blocked_reason_and_the_history() {
     assert_eq!(blocked["cells"][1], json!(bad[..10]));
     assert_eq!(blocked["cells"][3], "staging → production");
     assert!(blocked["cells"][4].as_str().unwrap().contains("Mallory"));
-    assert!(blocked["cells"][6].as_str().unwrap().contains("blocked"), "{blocked}");
+    assert!(
+        blocked["cells"][6].as_str().unwrap().contains("blocked"),
+        "{blocked}"
+    );
     let registered = row(&first, "1");
     assert_eq!(registered["cells"][3], "(new) → production");
     assert!(
-        registered["cells"][6].as_str().unwrap().contains("deployed to production"),
+        registered["cells"][6]
+            .as_str()
+            .unwrap()
+            .contains("deployed to production"),
         "{registered}"
     );
-    assert_eq!(trail.len(), 5, "3 registrations and the 2 moves of the promotion: {trail:?}");
+    assert_eq!(
+        trail.len(),
+        5,
+        "3 registrations and the 2 moves of the promotion: {trail:?}"
+    );
     let dom = b.dom(&tab);
     assert!(dom.contains("Versions along the stages"));
-    assert!(dom.contains(&sha(b"alpha two")), "artifact digest of version 2");
+    assert!(
+        dom.contains(&sha(b"alpha two")),
+        "artifact digest of version 2"
+    );
     assert!(dom.contains("baton rollback alpha --env production --commit"));
     b.screenshot(&tab, &shots_dir().join("model.png"));
 }
@@ -666,7 +726,10 @@ fn events_arrive_on_the_stream_and_the_pages_update_without_reload() {
     let resp = ureq::get(&d.url("/api/v1/events/stream")).call().unwrap();
     let (tx, lines) = mpsc::channel::<String>();
     std::thread::spawn(move || {
-        for l in BufReader::new(resp.into_reader()).lines().map_while(Result::ok) {
+        for l in BufReader::new(resp.into_reader())
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(l).is_err() {
                 return;
             }
@@ -675,14 +738,25 @@ fn events_arrive_on_the_stream_and_the_pages_update_without_reload() {
 
     let mut b = Browser::launch(&bin);
     let events = b.open(&d.url("/events"));
-    b.wait(&events, "the live stream", "document.body.getAttribute('data-live') === 'open'");
+    b.wait(
+        &events,
+        "the live stream",
+        "document.body.getAttribute('data-live') === 'open'",
+    );
     let pipeline = b.open(&d.url("/"));
-    b.wait(&pipeline, "the live stream", "document.body.getAttribute('data-live') === 'open'");
+    b.wait(
+        &pipeline,
+        "the live stream",
+        "document.body.getAttribute('data-live') === 'open'",
+    );
     // Marks that a reload would wipe.
     for t in [&events, &pipeline] {
         b.eval(t, "window.__noReload = 42");
     }
-    assert_eq!(cell(&rows(&mut b, &pipeline), "alpha", "production")["versions"], json!(["1"]));
+    assert_eq!(
+        cell(&rows(&mut b, &pipeline), "alpha", "production")["versions"],
+        json!(["1"])
+    );
 
     f.approved_promotion();
 
@@ -716,9 +790,16 @@ fn events_arrive_on_the_stream_and_the_pages_update_without_reload() {
         "(() => { const td = document.querySelector('tr[data-model=alpha] td[data-env=production]'); return !!td && Array.from(td.querySelectorAll('.versions .ver')).map(v => v.textContent).join() === '2'; })()",
     );
     for t in [&events, &pipeline] {
-        assert_eq!(b.eval(t, "window.__noReload"), json!(42), "the page was not reloaded");
+        assert_eq!(
+            b.eval(t, "window.__noReload"),
+            json!(42),
+            "the page was not reloaded"
+        );
     }
-    let first_row = b.eval(&events, "document.querySelector('#events tbody tr').getAttribute('data-kind')");
+    let first_row = b.eval(
+        &events,
+        "document.querySelector('#events tbody tr').getAttribute('data-kind')",
+    );
     assert!(first_row.is_string(), "{first_row}");
     b.screenshot(&events, &shots_dir().join("events.png"));
 }
@@ -731,10 +812,20 @@ fn with_a_token_the_pages_and_the_stream_need_it() {
     let bearer = format!("Bearer {token}");
     let auth: &[(&str, &str)] = &[("Authorization", &bearer)];
     d.eventually("synced", || d.synced(auth));
-    for path in ["/", "/models/alpha", "/events", "/api/v1/events/stream", "/?token=wrong"] {
+    for path in [
+        "/",
+        "/models/alpha",
+        "/events",
+        "/api/v1/events/stream",
+        "/?token=wrong",
+    ] {
         let (code, h, body) = d.get_full(path, &[]);
         assert_eq!(code, 401, "{path}: {body}");
-        assert_eq!(h.get("www-authenticate").map(String::as_str), Some("Bearer"), "{path}");
+        assert_eq!(
+            h.get("www-authenticate").map(String::as_str),
+            Some("Bearer"),
+            "{path}"
+        );
         assert!(!body.contains("alpha"), "{path} leaks the registry: {body}");
     }
     // The static files are the same for everyone.
@@ -747,7 +838,10 @@ fn with_a_token_the_pages_and_the_stream_need_it() {
     assert_eq!(code, 303);
     assert_eq!(h["location"], "/?q=alp");
     let set = &h["set-cookie"];
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     assert!(!set.contains(token), "{set}");
     let session = set.split(';').next().unwrap().to_owned();
     let (code, body) = d.get("/?q=alp", &[("Cookie", &session)]);
@@ -765,7 +859,11 @@ fn with_a_token_the_pages_and_the_stream_need_it() {
     let Some(bin) = chromium() else { return };
     let mut b = Browser::launch(&bin);
     let tab = b.open(&d.url(&format!("/?token={token}")));
-    b.wait(&tab, "the live stream", "document.body.getAttribute('data-live') === 'open'");
+    b.wait(
+        &tab,
+        "the live stream",
+        "document.body.getAttribute('data-live') === 'open'",
+    );
     assert_eq!(b.eval(&tab, "location.search"), json!(""));
     let r = rows(&mut b, &tab);
     assert_eq!(cell(&r, "beta", "production")["versions"], json!(["1"]));
@@ -780,7 +878,9 @@ fn filters_paging_and_static_files_are_served_by_the_daemon() {
     assert_eq!(code, 200);
     assert!(body.contains("data-model=\"beta\"") && !body.contains("data-model=\"alpha\""));
     let (_, body) = d.get("/?env=staging", &[]);
-    assert!(body.contains("data-column=\"staging\"") && !body.contains("data-column=\"production\""));
+    assert!(
+        body.contains("data-column=\"staging\"") && !body.contains("data-column=\"production\"")
+    );
     let (_, body) = d.get("/?sync=blocked", &[]);
     assert!(body.contains("No model matches"), "{body}");
     let (_, body) = d.get("/?sync=synced&page=7", &[]);
@@ -807,9 +907,15 @@ fn filters_paging_and_static_files_are_served_by_the_daemon() {
     assert!(!page.contains("<script>"), "no inline script");
     // Escaped, never raw: a hostile query string comes back as text.
     let (_, page) = d.get("/?q=%3Cscript%3Ealert(1)%3C/script%3E", &[]);
-    assert!(page.contains("&#60;script&#62;") || page.contains("&lt;script&gt;"), "{page}");
+    assert!(
+        page.contains("&#60;script&#62;") || page.contains("&lt;script&gt;"),
+        "{page}"
+    );
     assert!(!page.contains("<script>alert"));
     let mut buf = Vec::new();
-    File::open(f.state.join("events.jsonl")).unwrap().read_to_end(&mut buf).unwrap();
+    File::open(f.state.join("events.jsonl"))
+        .unwrap()
+        .read_to_end(&mut buf)
+        .unwrap();
     assert!(!buf.is_empty());
 }

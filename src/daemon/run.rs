@@ -248,7 +248,8 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         })
         .map_err(|e| ServeError::Runtime(e.to_string()))?;
 
-    let app = http::router(shared.clone()).merge(super::dashboard::router(shared.clone(), dashboard));
+    let app =
+        http::router(shared.clone()).merge(super::dashboard::router(shared.clone(), dashboard));
     let limits = http::Limits::for_fd_limit(nofile);
     let sig_stop = stop.clone();
     let sig_tx = tx.clone();

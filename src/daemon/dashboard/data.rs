@@ -107,7 +107,10 @@ impl Sources {
         root: &str,
     ) -> Result<Option<Arc<Registry>>, DataError> {
         let mut snap = lock(&self.snapshot);
-        if let Some((_, _, reg)) = snap.current.iter().find(|(h, r, _)| h == commit && r == root)
+        if let Some((_, _, reg)) = snap
+            .current
+            .iter()
+            .find(|(h, r, _)| h == commit && r == root)
         {
             return Ok(reg.clone());
         }
@@ -241,12 +244,12 @@ impl Sources {
                 if a == b {
                     return true;
                 }
-                *memo
-                    .entry((a.to_owned(), b.to_owned()))
-                    .or_insert_with(|| match (Oid::from_str(a), Oid::from_str(b)) {
+                *memo.entry((a.to_owned(), b.to_owned())).or_insert_with(|| {
+                    match (Oid::from_str(a), Oid::from_str(b)) {
                         (Ok(x), Ok(y)) => repo.graph_descendant_of(x, y).unwrap_or(false),
                         _ => false,
-                    })
+                    }
+                })
             };
             Ok(trail::trail(
                 &TrailInput {

@@ -492,13 +492,7 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     if fresh {
         return (StatusCode::NOT_MODIFIED, cache).into_response();
     }
-    (
-        StatusCode::OK,
-        cache,
-        [(header::CONTENT_TYPE, ctype)],
-        body,
-    )
-        .into_response()
+    (StatusCode::OK, cache, [(header::CONTENT_TYPE, ctype)], body).into_response()
 }
 
 #[cfg(test)]
@@ -508,7 +502,10 @@ mod tests {
     #[test]
     fn cookies_are_found_by_name_among_others() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; baton_session=xyz"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; baton_session=xyz"),
+        );
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(cookie(&h, COOKIE), Some("xyz"));
         assert_eq!(cookie(&h, "b"), Some("2"));

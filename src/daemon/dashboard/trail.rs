@@ -91,9 +91,8 @@ pub fn trail(inp: &TrailInput, descends: &mut dyn FnMut(&str, &str) -> bool) -> 
         };
         let mut deployed_any = false;
         for env in &envs {
-            let mut in_window = |d: &str| {
-                descends(d, &commit) && newer.as_deref().is_none_or(|n| !descends(d, n))
-            };
+            let mut in_window =
+                |d: &str| descends(d, &commit) && newer.as_deref().is_none_or(|n| !descends(d, n));
             let by_event = inp.events.iter().any(|e| {
                 e.kind == EventKind::Deployed
                     && e.environment.as_deref() == Some(env)
@@ -146,7 +145,9 @@ pub fn trail(inp: &TrailInput, descends: &mut dyn FnMut(&str, &str) -> bool) -> 
             } else {
                 Outcome {
                     word: "superseded",
-                    detail: "not deployed (before the daemon's baseline, or replaced before a deploy)".into(),
+                    detail:
+                        "not deployed (before the daemon's baseline, or replaced before a deploy)"
+                            .into(),
                 }
             };
             outcomes.push(o);
@@ -292,7 +293,10 @@ mod tests {
         assert_eq!(words(&rows[0]), vec!["blocked"]);
         assert_eq!(rows[0].outcomes[0].detail, "approvals: 0 of 1");
         assert_eq!(words(&rows[1]), vec!["rolled-back", "deployed"]);
-        assert_eq!(rows[1].outcomes[0].detail, format!("reverted by {}", &c(4)[..10]));
+        assert_eq!(
+            rows[1].outcomes[0].detail,
+            format!("reverted by {}", &c(4)[..10])
+        );
         // Staging has no environment here.
         assert_eq!(words(&rows[2]), vec!["no-environment"]);
         assert_eq!(rows[2].from, "(new)");
@@ -306,7 +310,10 @@ mod tests {
             Some(sha.into())
         );
         assert_eq!(
-            reverted_commit(&format!("Revert\n\nBaton-Rollback-Of: {}\nBaton-Reason: r\n", sha.to_uppercase())),
+            reverted_commit(&format!(
+                "Revert\n\nBaton-Rollback-Of: {}\nBaton-Reason: r\n",
+                sha.to_uppercase()
+            )),
             Some(sha.into())
         );
         assert_eq!(reverted_commit("This reverts commit abc."), None);

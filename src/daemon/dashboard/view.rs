@@ -51,9 +51,7 @@ impl PipelineQuery {
             .map(str::to_lowercase)
     }
     fn sync(&self) -> Option<&str> {
-        self.sync
-            .as_deref()
-            .filter(|s| SYNC_WORDS.contains(s))
+        self.sync.as_deref().filter(|s| SYNC_WORDS.contains(s))
     }
     fn env(&self) -> Option<&str> {
         self.env.as_deref().filter(|s| !s.is_empty())
@@ -267,16 +265,15 @@ fn when(t: DateTime<Utc>) -> String {
 
 /// Stages of `policy` in order, each with the environments deploying it.
 fn columns(status: &StatusView, policy: Option<&Policy>, now: DateTime<Utc>) -> Vec<Column> {
-    let env_col = |e: &crate::daemon::view::EnvironmentView, canary: bool, window: Vec<String>| {
-        Column {
+    let env_col =
+        |e: &crate::daemon::view::EnvironmentView, canary: bool, window: Vec<String>| Column {
             name: e.name.clone(),
             stage: e.stage.clone(),
             environment: true,
             target: e.target.clone(),
             canary,
             window,
-        }
-    };
+        };
     let mut out = Vec::new();
     let mut placed = BTreeSet::new();
     if let Some(p) = policy {
@@ -421,11 +418,7 @@ fn cell_actions(
 }
 
 /// A model's hold, for display.
-pub fn hold_view(
-    h: &HeldView,
-    commits: &HashMap<String, CommitMeta>,
-    now: DateTime<Utc>,
-) -> Hold {
+pub fn hold_view(h: &HeldView, commits: &HashMap<String, CommitMeta>, now: DateTime<Utc>) -> Hold {
     let meta = h.offending.as_ref().and_then(|c| commits.get(c));
     let mut actions = Vec::new();
     if let Some(c) = &h.offending {
@@ -438,10 +431,7 @@ pub fn hold_view(
         reasons: h.reasons.clone(),
         offending_short: h.offending.as_deref().map(short),
         offending: h.offending.clone(),
-        author: h
-            .author
-            .clone()
-            .or_else(|| meta.map(|m| m.author.clone())),
+        author: h.author.clone().or_else(|| meta.map(|m| m.author.clone())),
         subject: meta.map(|m| m.subject.clone()),
         baseline_short: short(&h.baseline),
         since: h.since.map(|s| format!("held for {}", human(now - s))),
@@ -629,7 +619,13 @@ pub fn pipeline(inp: &PipelineInput, query: &PipelineQuery) -> PipelinePage {
                     .iter()
                     .map(|c| {
                         if c.environment {
-                            env_cell(inp, c, model, envs.get(c.name.as_str()).copied(), hold.is_some())
+                            env_cell(
+                                inp,
+                                c,
+                                model,
+                                envs.get(c.name.as_str()).copied(),
+                                hold.is_some(),
+                            )
                         } else {
                             stage_cell(inp, c, model)
                         }
@@ -920,7 +916,10 @@ pub fn model_page(inp: ModelInput) -> Option<ModelPage> {
                         .unwrap_or_else(|| "missing".into()),
                 })
                 .collect(),
-            required_by: required_by.get(v.version.as_str()).cloned().unwrap_or_default(),
+            required_by: required_by
+                .get(v.version.as_str())
+                .cloned()
+                .unwrap_or_default(),
             lineage: v
                 .lineage
                 .iter()
@@ -1074,7 +1073,11 @@ pub fn events_page<'a>(
     ring: impl DoubleEndedIterator<Item = &'a Event>,
     q: &EventsQuery,
 ) -> EventsPage {
-    let kept: Vec<&Event> = ring.rev().filter(|e| q.keeps(e)).take(EVENTS_SHOWN).collect();
+    let kept: Vec<&Event> = ring
+        .rev()
+        .filter(|e| q.keeps(e))
+        .take(EVENTS_SHOWN)
+        .collect();
     EventsPage {
         since: kept
             .first()
@@ -1169,7 +1172,10 @@ mod tests {
     fn pages_hold_fifty_models_and_filters_narrow_them() {
         let st = status(120);
         let p = page(&st, PipelineQuery::default());
-        assert_eq!((p.total, p.matched, p.pages, p.rows.len()), (120, 120, 3, 50));
+        assert_eq!(
+            (p.total, p.matched, p.pages, p.rows.len()),
+            (120, 120, 3, 50)
+        );
         assert_eq!(p.rows[0].model, "m0000");
         assert_eq!(p.next.as_deref(), Some("?page=2"));
         let p3 = page(
@@ -1286,10 +1292,20 @@ mod tests {
         )
         .unwrap();
         let now = Utc::now();
-        let (since, soak) = since_and_soak(Some(&p), "staging", Some(now - chrono::Duration::hours(4)), now);
+        let (since, soak) = since_and_soak(
+            Some(&p),
+            "staging",
+            Some(now - chrono::Duration::hours(4)),
+            now,
+        );
         assert_eq!(since.as_deref(), Some("in staging for 4h"));
         assert_eq!(soak.as_deref(), Some("soak for production: 20h left"));
-        let (_, done) = since_and_soak(Some(&p), "staging", Some(now - chrono::Duration::hours(25)), now);
+        let (_, done) = since_and_soak(
+            Some(&p),
+            "staging",
+            Some(now - chrono::Duration::hours(25)),
+            now,
+        );
         assert_eq!(done.as_deref(), Some("soak for production: done"));
         assert_eq!(since_and_soak(Some(&p), "staging", None, now), (None, None));
     }
