@@ -28,6 +28,8 @@ impl Request {
 #[derive(Debug, Clone)]
 pub enum Answer {
     Status(u16),
+    /// A status and a JSON body.
+    Json(u16, String),
     /// Read the request, then never answer (until the test ends).
     Hang,
 }
@@ -70,6 +72,13 @@ impl Receiver {
                         let _ = write!(
                             stream,
                             "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                        );
+                    }
+                    Answer::Json(code, body) => {
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
                         );
                     }
                 }

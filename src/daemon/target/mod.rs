@@ -110,10 +110,10 @@ pub fn build(
     cx: &BuildContext<'_>,
 ) -> Result<Box<dyn Target>, TargetError> {
     match config {
-        TargetConfig::Local(c) => Ok(Box::new(local::LocalTarget::new(
-            env,
-            &cx.state_dir.join("deploy").join(&c.path),
-        ))),
+        TargetConfig::Local(c) => Ok(Box::new(
+            local::LocalTarget::new(env, &cx.state_dir.join("deploy").join(&c.path))
+                .with_reload(c.reload.clone(), cx.state_dir),
+        )),
         TargetConfig::Webhook(c) => Ok(Box::new(webhook::WebhookTarget::new(env, c, cx)?)),
         TargetConfig::Command(c) => Ok(Box::new(command::CommandTarget::new(env, c, cx)?)),
         other => Err(TargetError::Unsupported(other.kind().as_str())),
