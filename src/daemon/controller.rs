@@ -1277,6 +1277,9 @@ impl Controller {
                     baseline: h.baseline.clone(),
                     reasons: h.reasons.clone(),
                     until: h.until,
+                    offending: h.offending.clone(),
+                    author: h.author.clone(),
+                    since: Some(h.since),
                 })
                 .collect(),
             errors: self.errors.iter().map(|d| d.to_string()).collect(),
