@@ -151,6 +151,9 @@ pub fn render_manifest(m: &VersionManifest) -> String {
     if let Some(size) = m.artifact.size {
         out.push_str(&format!("  size: {size}\n"));
     }
+    if let Some(files) = &m.artifact.files {
+        out.push_str(&render_files(files));
+    }
     if !m.metrics.is_empty() {
         out.push_str("metrics:\n");
         for (k, v) in &m.metrics {
@@ -177,6 +180,25 @@ pub fn render_manifest(m: &VersionManifest) -> String {
         "created: {}\n",
         m.created.format("%Y-%m-%dT%H:%M:%SZ")
     ));
+    out
+}
+
+/// A directory artifact's `files:` list (under `artifact:`), one flow mapping per file.
+fn render_files(files: &[crate::manifest::version::ArtifactFile]) -> String {
+    let mut out = String::from("  files:\n");
+    for f in files {
+        // Plain only when nothing in it is special inside a flow mapping.
+        let plain = yaml_str(&f.path) == f.path && !f.path.contains(':');
+        let path = if plain {
+            f.path.clone()
+        } else {
+            serde_json::to_string(&f.path).expect("strings serialize")
+        };
+        out.push_str(&format!(
+            "    - {{path: {path}, sha256: {}, size: {}}}\n",
+            f.sha256, f.size
+        ));
+    }
     out
 }
 
@@ -301,6 +323,26 @@ mod tests {
         let text = render_manifest(&m);
         assert!(text.contains("version: \"12\"\n"), "{text}");
         assert_eq!(parse_version(text.as_bytes()).unwrap(), m);
+
+        // A directory artifact's files, odd names included, read back the same.
+        let mut dir = m.clone();
+        dir.artifact.uri = "s3://acme-models/fraud/6/".into();
+        dir.artifact.files = Some(
+            ["MLmodel", "data/model.pkl", "a: b, {c}.bin", "true", "#x"]
+                .iter()
+                .map(|p| crate::manifest::version::ArtifactFile {
+                    path: p.to_string(),
+                    sha256: "0".repeat(64),
+                    size: 512,
+                })
+                .collect(),
+        );
+        let text = render_manifest(&dir);
+        assert!(
+            text.contains("    - {path: data/model.pkl, sha256: "),
+            "{text}"
+        );
+        assert_eq!(parse_version(text.as_bytes()).unwrap(), dir);
         assert_eq!(
             parse_model(render_model_yaml("m-1").as_bytes())
                 .unwrap()

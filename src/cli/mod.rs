@@ -9,6 +9,7 @@ mod check;
 mod history;
 mod promote;
 mod register;
+mod remote_artifact;
 mod rollback;
 mod serve;
 mod status;

@@ -20,8 +20,10 @@ use std::path::{Path, PathBuf};
 pub struct Args {
     /// The model to register a version of.
     pub model: String,
-    /// The artifact file (sha256 and size are computed).
-    #[arg(long, value_name = "FILE")]
+    /// The artifact file, or a remote one (s3://bucket/key, gs://…, https://…; an s3:// or
+    /// gs:// URI ending in `/` registers the folder's objects as a directory artifact).
+    /// sha256 and size are computed, streaming.
+    #[arg(long, value_name = "FILE|URI")]
     pub artifact: PathBuf,
     /// JSON object of metric name -> number.
     #[arg(long, value_name = "FILE.json")]
@@ -141,25 +143,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         return Ok(Outcome::Failed);
     }
 
-    // The artifact: digest streamed from the local file.
-    let artifact_path = std::fs::canonicalize(&args.artifact)
-        .with_context(|| format!("artifact {}", args.artifact.display()))?;
-    if !artifact_path.is_file() {
-        bail!("artifact {}: not a regular file", args.artifact.display());
-    }
-    let file = std::fs::File::open(&artifact_path)
-        .with_context(|| format!("artifact {}", args.artifact.display()))?;
-    let (sha256, size) =
-        digest(file).with_context(|| format!("reading artifact {}", args.artifact.display()))?;
-    let uri = match &args.uri {
-        Some(u) => {
-            artifact_location(u).map_err(|why| anyhow!("--uri `{u}`: {why}"))?;
-            u.clone()
-        }
-        None => {
-            let reg = std::fs::canonicalize(&registry_dir).unwrap_or(registry_dir.clone());
-            artifact_uri(&artifact_path, &reg)
-        }
+    // The artifact: digest streamed from the remote store, or from the local file.
+    let artifact = match super::remote_artifact::requested(&args.artifact, args.uri.as_deref())? {
+        Some(uri) => super::remote_artifact::describe(uri)?,
+        None => local_artifact(&args, &registry_dir)?,
     };
 
     let metrics = match &args.metrics {
@@ -169,18 +156,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             parse_metrics(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?
         }
     };
+    let size = artifact.size.unwrap_or_default();
 
     let manifest = VersionManifest {
         model: args.model.clone(),
         version: version.clone(),
         stage,
-        artifact: Artifact {
-            uri,
-            sha256,
-            size: Some(size),
-            format: None,
-            files: None,
-        },
+        artifact,
         metrics: metrics.into(),
         evidence: Default::default(),
         lineage: args.lineage.iter().cloned().collect(),
@@ -231,6 +213,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
                 "uri": manifest.artifact.uri,
                 "sha256": manifest.artifact.sha256,
                 "size": size,
+                "files": manifest.artifact.files,
             },
             "metrics": manifest.metrics,
             "created": manifest.created.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -248,6 +231,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             println!("  artifact {}", manifest.artifact.uri);
             println!("  sha256   {}", manifest.artifact.sha256);
             println!("  size     {size} bytes");
+            if let Some(files) = &manifest.artifact.files {
+                println!("  files    {}", files.len());
+            }
             let mut add = vec![manifest_rel.clone()];
             if create_model_yaml {
                 add.push(model_yaml_rel.clone());
@@ -265,6 +251,38 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The artifact at the local `--artifact` path: digest streamed from the file, the URI
+/// relative to the registry folder when inside it, else `file://` (or `--uri`).
+fn local_artifact(args: &Args, registry_dir: &Path) -> Result<Artifact> {
+    let artifact_path = std::fs::canonicalize(&args.artifact)
+        .with_context(|| format!("artifact {}", args.artifact.display()))?;
+    if !artifact_path.is_file() {
+        bail!("artifact {}: not a regular file", args.artifact.display());
+    }
+    let file = std::fs::File::open(&artifact_path)
+        .with_context(|| format!("artifact {}", args.artifact.display()))?;
+    let (sha256, size) =
+        digest(file).with_context(|| format!("reading artifact {}", args.artifact.display()))?;
+    let uri = match &args.uri {
+        Some(u) => {
+            artifact_location(u).map_err(|why| anyhow!("--uri `{u}`: {why}"))?;
+            u.clone()
+        }
+        None => {
+            let reg =
+                std::fs::canonicalize(registry_dir).unwrap_or_else(|_| registry_dir.to_owned());
+            artifact_uri(&artifact_path, &reg)
+        }
+    };
+    Ok(Artifact {
+        uri,
+        sha256,
+        size: Some(size),
+        format: None,
+        files: None,
+    })
 }
 
 fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
