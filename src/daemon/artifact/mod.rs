@@ -6,6 +6,7 @@
 //! refuses a body shorter than `size`; verification of the digest is the target's job (it
 //! hashes while storing).
 
+pub mod aws_profile;
 pub mod describe;
 pub mod http;
 pub mod remote;

@@ -4,7 +4,8 @@
 //! Credentials and endpoints come from the environment the way the stores' own tools read it
 //! (docs/targets.md "Artifact sources"): `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL` (S3-compatible stores),
-//! `AWS_ALLOW_HTTP`, web identity and container credentials, the instance metadata service
+//! `AWS_ALLOW_HTTP`, shared profiles (`AWS_PROFILE`, [`super::aws_profile`]), web identity and
+//! container credentials, the instance metadata service
 //! unless `AWS_EC2_METADATA_DISABLED=true`, and `AWS_MAX_ATTEMPTS`; for Google Cloud Storage
 //! `GOOGLE_APPLICATION_CREDENTIALS` or `GOOGLE_SERVICE_ACCOUNT`, else the metadata server.
 
@@ -389,9 +390,10 @@ fn build_store(
     timeout: Duration,
     env: &[(String, String)],
 ) -> Result<Arc<dyn ObjectStore>, RemoteError> {
-    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     match scheme {
         Scheme::S3 => {
+            let env = &super::aws_profile::with_profile(env);
+            let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
             let mut b = AmazonS3Builder::new();
             for (k, v) in env {
                 if k.starts_with("AWS_") {
