@@ -74,7 +74,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 struct Measured {
     fetch_mbs: f64,
+    stream_mbs: f64,
     get_mbs: f64,
+    hash_mbs: f64,
     peak_mib: f64,
 }
 
@@ -127,6 +129,17 @@ fn measure(moto: &moto::Moto, bytes: u64, runs: usize) -> Measured {
     }
     let peak_mib = if reset { peak_rss_mib() } else { f64::NAN };
 
+    // The same object through object_store and the channel, read and dropped (no hashing,
+    // no file): the client's share.
+    let mut stream = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut o = remote.open(&uri).unwrap();
+        let n = std::io::copy(&mut o.reader, &mut std::io::sink()).unwrap();
+        assert_eq!(n, bytes);
+        stream.push(mb / t.elapsed().as_secs_f64());
+    }
+
     // The same object by a plain GET, read and dropped: what moto can serve at all.
     let mut get = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -147,8 +160,15 @@ fn measure(moto: &moto::Moto, bytes: u64, runs: usize) -> Measured {
         assert_eq!(n, bytes);
         get.push(mb / t.elapsed().as_secs_f64());
     }
+    // sha256 of as many bytes from memory: the hashing ceiling of this build.
+    let t = Instant::now();
+    let (_, n) = baton::daemon::fsutil::sha256_reader(std::io::repeat(7).take(bytes)).unwrap();
+    assert_eq!(n, bytes);
+    let hash_mbs = mb / t.elapsed().as_secs_f64();
     Measured {
+        hash_mbs,
         fetch_mbs: median(fetch),
+        stream_mbs: median(stream),
         get_mbs: median(get),
         peak_mib,
     }
@@ -174,8 +194,8 @@ fn main() {
     if !bench {
         let m = measure(&moto, 4 << 20, 1);
         println!(
-            "smoke: 4 MiB s3:// fetch+verify at {:.0} MB/s (plain GET {:.0} MB/s), peak RSS {:.1} MiB (run `cargo bench --bench s3`)",
-            m.fetch_mbs, m.get_mbs, m.peak_mib
+            "smoke: 4 MiB s3:// fetch+verify at {:.0} MB/s (stream only {:.0} MB/s, plain GET {:.0} MB/s), peak RSS {:.1} MiB (run `cargo bench --bench s3`)",
+            m.fetch_mbs, m.stream_mbs, m.get_mbs, m.peak_mib
         );
         return;
     }
@@ -186,10 +206,12 @@ fn main() {
     for bytes in [big / 8, big] {
         let m = measure(&moto, bytes, runs);
         println!(
-            "{:>6} MiB: fetch+verify {:6.1} MB/s | plain GET {:6.1} MB/s | peak RSS during fetches {:5.1} MiB",
+            "{:>6} MiB: fetch+verify {:6.1} MB/s | object_store stream only {:6.1} MB/s | plain GET {:6.1} MB/s | sha256 from memory {:6.1} MB/s | peak RSS during fetches {:5.1} MiB",
             bytes >> 20,
             m.fetch_mbs,
+            m.stream_mbs,
             m.get_mbs,
+            m.hash_mbs,
             m.peak_mib
         );
     }

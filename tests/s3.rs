@@ -270,7 +270,11 @@ fn an_s3_version_replaces_another_and_unreachable_stores_fail_fast() {
     let env = moto.env();
     let r = Registry::new("s3://models/alpha/1.bin", &sha(&one), Some(1000));
     assert_eq!(code(&r.once(&env, &[])), 0);
-    r.promote_2("s3://models/alpha/2.bin", &sha(&two), Some(two.len() as u64));
+    r.promote_2(
+        "s3://models/alpha/2.bin",
+        &sha(&two),
+        Some(two.len() as u64),
+    );
     let out = r.once(&env, &[]);
     assert_eq!(code(&out), 0, "{}", r.published(&out));
     assert_eq!(r.deployed().as_deref(), Some("2"));
@@ -296,7 +300,8 @@ fn an_s3_version_replaces_another_and_unreachable_stores_fail_fast() {
         t.elapsed()
     );
     assert!(
-        r.published(&out).contains("alpha@1: artifact s3://models/alpha/1.bin"),
+        r.published(&out)
+            .contains("alpha@1: artifact s3://models/alpha/1.bin"),
         "{}",
         r.published(&out)
     );
@@ -508,8 +513,16 @@ fn http_server(bodies: Vec<(&'static str, Vec<u8>, bool)>) -> String {
                     Ok(n) => req.extend_from_slice(&b[..n]),
                 }
             }
-            let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_owned();
-            let path = line.split(' ').nth(1).unwrap_or("/").trim_start_matches('/');
+            let line = String::from_utf8_lossy(&req)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            let path = line
+                .split(' ')
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/');
             match bodies.iter().find(|(n, _, _)| *n == path) {
                 Some((_, body, declare)) => {
                     let len = if *declare {
@@ -539,18 +552,27 @@ fn http_artifacts_still_deploy_and_a_short_body_is_refused() {
         ("one.bin", one.clone(), true),
         ("two.bin", two[..20_000].to_vec(), false),
     ]);
-    let r = Registry::new(&format!("{base}/one.bin"), &sha(&one), Some(one.len() as u64));
+    let r = Registry::new(
+        &format!("{base}/one.bin"),
+        &sha(&one),
+        Some(one.len() as u64),
+    );
     let out = r.once(&[], &[]);
     assert_eq!(code(&out), 0, "{}", r.published(&out));
     assert_eq!(r.current().as_deref(), Some(&one[..]));
 
     // The body ends before the manifest's size, with no Content-Length to tell in advance.
-    r.promote_2(&format!("{base}/two.bin"), &sha(&two), Some(two.len() as u64));
+    r.promote_2(
+        &format!("{base}/two.bin"),
+        &sha(&two),
+        Some(two.len() as u64),
+    );
     let out = r.once(&[], &[]);
     let published = r.published(&out);
     assert_eq!(code(&out), 1, "{published}");
     assert!(
-        published.contains("refused: shorter than the manifest's size of 50000 bytes (it has 20000)"),
+        published
+            .contains("refused: shorter than the manifest's size of 50000 bytes (it has 20000)"),
         "{published}"
     );
     assert!(!published.contains(&sha(&two[..20_000])), "{published}");
@@ -563,11 +585,23 @@ fn validate_requires_a_size_for_remote_artifacts() {
     let r = Registry::new("s3://models/alpha/1.bin", &"a".repeat(64), None);
     r.repo.write(
         "models/alpha/versions/2.yaml",
-        &manifest("2", "development", "https://h.example/m.onnx", &"b".repeat(64), None),
+        &manifest(
+            "2",
+            "development",
+            "https://h.example/m.onnx",
+            &"b".repeat(64),
+            None,
+        ),
     );
     r.repo.write(
         "models/alpha/versions/3.yaml",
-        &manifest("3", "development", "file:///srv/m.onnx", &"c".repeat(64), None),
+        &manifest(
+            "3",
+            "development",
+            "file:///srv/m.onnx",
+            &"c".repeat(64),
+            None,
+        ),
     );
     r.repo.commit_all("remote artifacts without sizes");
     let o = r.repo.baton(&["validate"]);
@@ -581,5 +615,8 @@ fn validate_requires_a_size_for_remote_artifacts() {
         out.contains("models/alpha/versions/2.yaml:4:1: artifact.size is required for a remote artifact: the daemon stops a https:// download at it"),
         "{out}"
     );
-    assert!(!out.contains("versions/3.yaml"), "file:// needs no size: {out}");
+    assert!(
+        !out.contains("versions/3.yaml"),
+        "file:// needs no size: {out}"
+    );
 }

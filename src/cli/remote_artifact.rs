@@ -41,10 +41,8 @@ impl Bar {
         if !std::io::stderr().is_terminal() {
             return Bar(None);
         }
-        let pb = indicatif::ProgressBar::with_draw_target(
-            None,
-            indicatif::ProgressDrawTarget::stderr(),
-        );
+        let pb =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
         pb.set_style(
             indicatif::ProgressStyle::with_template(
                 "hashing {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",

@@ -580,10 +580,18 @@ mod tests {
 
     #[test]
     fn remote_single_files_need_a_size() {
-        for uri in ["s3://b/k", "gs://b/k", "https://h/m.onnx", "http://h/m.onnx"] {
+        for uri in [
+            "s3://b/k",
+            "gs://b/k",
+            "https://h/m.onnx",
+            "http://h/m.onnx",
+        ] {
             let p = remote_size_problem(&artifact(uri, None)).expect(uri);
             assert!(p.contains("artifact.size is required"), "{p}");
-            assert!(remote_size_problem(&artifact(uri, Some(1))).is_none(), "{uri}");
+            assert!(
+                remote_size_problem(&artifact(uri, Some(1))).is_none(),
+                "{uri}"
+            );
         }
         for uri in ["file:///m.onnx", "artifacts/m/1.bin"] {
             assert!(remote_size_problem(&artifact(uri, None)).is_none(), "{uri}");

@@ -39,7 +39,9 @@ impl Moto {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("moto_server not found on PATH or in the .ci/run venv; CI installs it (pip install \"moto[server]\")");
             }
-            eprintln!("skipped: moto_server not found (pip install \"moto[server]\", or run .ci/run)");
+            eprintln!(
+                "skipped: moto_server not found (pip install \"moto[server]\", or run .ci/run)"
+            );
             return None;
         };
         let port = {
@@ -116,10 +118,12 @@ impl Moto {
             .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e}"));
     }
 
-    /// Upload `len` bytes from `body` without holding them in memory here.
+    /// Upload `len` bytes from `body` without holding them in memory here, readable by a
+    /// plain unsigned GET (public-read).
     pub fn put_stream(&self, bucket: &str, key: &str, len: u64, body: impl Read) {
         ureq::put(&format!("{}/{bucket}/{key}", self.endpoint))
             .set("Content-Length", &len.to_string())
+            .set("x-amz-acl", "public-read")
             .send(body)
             .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e}"));
     }

@@ -32,11 +32,7 @@ pub fn parse_ini(text: &str) -> HashMap<String, HashMap<String, String>> {
 /// The variables profile `profile` of the two files' texts sets, as `AWS_*` names: keys and
 /// session token from the credentials file, region and endpoint from the config file (whose
 /// sections are `[profile NAME]`, and `[default]`).
-pub fn profile_vars(
-    credentials: &str,
-    config: &str,
-    profile: &str,
-) -> Vec<(String, String)> {
+pub fn profile_vars(credentials: &str, config: &str, profile: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let creds = parse_ini(credentials);
     if let Some(s) = creds.get(profile) {
@@ -161,7 +157,11 @@ endpoint_url = http://127.0.0.1:9000
         std::fs::write(d.path().join(".aws/credentials"), CREDENTIALS).unwrap();
         std::fs::write(d.path().join(".aws/config"), CONFIG).unwrap();
         let home = d.path().to_str().unwrap();
-        let env = vars(&[("HOME", home), ("AWS_PROFILE", "ci"), ("AWS_REGION", "ap-south-1")]);
+        let env = vars(&[
+            ("HOME", home),
+            ("AWS_PROFILE", "ci"),
+            ("AWS_REGION", "ap-south-1"),
+        ]);
         let got = with_profile(&env);
         let get = |k: &str| got.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("AWS_ACCESS_KEY_ID"), Some("AKICI"));

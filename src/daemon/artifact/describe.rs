@@ -9,22 +9,21 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum DescribeError {
-    #[error("{uri}: {source}")]
-    Remote { uri: String, source: RemoteError },
+    #[error("{uri}: {error}")]
+    Remote { uri: String, error: RemoteError },
     #[error("{uri}: {message}")]
     Http { uri: String, message: String },
-    #[error("{uri}: reading: {source}")]
-    Read {
-        uri: String,
-        source: std::io::Error,
-    },
+    #[error("{uri}: reading: {error}")]
+    Read { uri: String, error: std::io::Error },
     #[error("{uri}: no objects below this folder")]
     Empty { uri: String },
     #[error("{uri}: an http(s):// folder cannot be listed; register its files one by one, or copy them to s3:// or gs://")]
     NotListable { uri: String },
     #[error("{uri}: the object is {got} bytes but was listed with {listed}; it changed while registering")]
     Changed { uri: String, listed: u64, got: u64 },
-    #[error("{uri}: `{path}` cannot be a file of a directory artifact (no `.`, `..` or empty segments)")]
+    #[error(
+        "{uri}: `{path}` cannot be a file of a directory artifact (no `.`, `..` or empty segments)"
+    )]
     BadPath { uri: String, path: String },
 }
 
@@ -64,13 +63,15 @@ pub fn describe(
         format: None,
         files,
     };
-    let rerr = |source| DescribeError::Remote {
+    let rerr = |error| DescribeError::Remote {
         uri: uri.to_owned(),
-        source,
+        error,
     };
     if !remote::is_object_uri(uri) {
         if uri.ends_with('/') {
-            return Err(DescribeError::NotListable { uri: uri.to_owned() });
+            return Err(DescribeError::NotListable {
+                uri: uri.to_owned(),
+            });
         }
         let got = super::http::open(uri, timeout).map_err(|message| DescribeError::Http {
             uri: uri.to_owned(),
@@ -91,7 +92,9 @@ pub fn describe(
     }
     let listed = remote.list(uri).map_err(rerr)?;
     if listed.is_empty() {
-        return Err(DescribeError::Empty { uri: uri.to_owned() });
+        return Err(DescribeError::Empty {
+            uri: uri.to_owned(),
+        });
     }
     progress.total(listed.iter().map(|l| l.size).sum());
     let mut files = Vec::with_capacity(listed.len());
@@ -101,17 +104,22 @@ pub fn describe(
         format!("{uri}/")
     };
     for l in listed {
-        if l.path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if l.path
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
             return Err(DescribeError::BadPath {
                 uri: uri.to_owned(),
                 path: l.path,
             });
         }
         let file_uri = format!("{folder}{}", l.path);
-        let got = remote.open(&file_uri).map_err(|source| DescribeError::Remote {
-            uri: file_uri.clone(),
-            source,
-        })?;
+        let got = remote
+            .open(&file_uri)
+            .map_err(|error| DescribeError::Remote {
+                uri: file_uri.clone(),
+                error,
+            })?;
         if got.size != l.size {
             return Err(DescribeError::Changed {
                 uri: file_uri,
@@ -137,9 +145,9 @@ fn hash(
     progress: &mut dyn Progress,
 ) -> Result<(String, u64), DescribeError> {
     let counting = Counting { inner: r, progress };
-    crate::register::digest(counting).map_err(|source| DescribeError::Read {
+    crate::register::digest(counting).map_err(|error| DescribeError::Read {
         uri: uri.to_owned(),
-        source,
+        error,
     })
 }
 
@@ -162,7 +170,12 @@ mod tests {
 
     #[test]
     fn remote_uris_are_told_from_local_paths() {
-        for u in ["s3://b/k", "gs://b/k/", "https://h/x.onnx", "http://127.0.0.1:1/x"] {
+        for u in [
+            "s3://b/k",
+            "gs://b/k/",
+            "https://h/x.onnx",
+            "http://127.0.0.1:1/x",
+        ] {
             assert!(is_remote(u), "{u}");
         }
         for p in ["model.onnx", "/tmp/s3://x", "file:///m.onnx", "./https://x"] {

@@ -98,7 +98,9 @@ pub fn parse_object_uri(uri: &str) -> Result<ObjectUri<'_>, RemoteError> {
         ));
     }
     if key.contains(['?', '#']) || key.bytes().any(|b| b.is_ascii_control()) {
-        return Err(bad("the key must not contain `?`, `#` or control characters"));
+        return Err(bad(
+            "the key must not contain `?`, `#` or control characters",
+        ));
     }
     Ok(ObjectUri {
         scheme,
@@ -469,7 +471,10 @@ mod tests {
         );
         assert!(!u.is_folder());
         let u = parse_object_uri("gs://b.example/fraud/6/").unwrap();
-        assert_eq!((u.scheme, u.bucket, u.key), (Scheme::Gs, "b.example", "fraud/6/"));
+        assert_eq!(
+            (u.scheme, u.bucket, u.key),
+            (Scheme::Gs, "b.example", "fraud/6/")
+        );
         assert!(u.is_folder());
         assert!(parse_object_uri("s3://bucket").unwrap().is_folder());
         for (bad, why) in [

@@ -118,8 +118,10 @@ mod tests {
         r.read_to_string(&mut s).unwrap();
         assert_eq!(s, "hello world");
 
-        let parts: Vec<Result<Bytes, String>> =
-            vec![Ok(Bytes::from_static(b"abc")), Err("connection reset".into())];
+        let parts: Vec<Result<Bytes, String>> = vec![
+            Ok(Bytes::from_static(b"abc")),
+            Err("connection reset".into()),
+        ];
         let mut r = ChunkReader::spawn(
             rt.handle(),
             futures_util::stream::iter(parts),
