@@ -28,6 +28,7 @@ fn burst(models: usize, commits: usize) -> f64 {
         fetch_timeout: Duration::from_secs(1),
         github: None,
         artifacts: Default::default(),
+        public_url: None,
     };
     let sd = StateDir::open(&state_tmp.path().join("state")).unwrap();
     let mut c = Controller::new(cfg, sd, Arc::new(AtomicBool::new(false))).unwrap();

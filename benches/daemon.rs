@@ -279,6 +279,7 @@ fn resync(rounds: usize) -> (f64, f64) {
         fetch_timeout: Duration::from_secs(10),
         github: None,
         artifacts: Default::default(),
+        public_url: None,
     };
     let sd = StateDir::open(&state).unwrap();
     let mut c = Controller::new(cfg, sd, Arc::new(AtomicBool::new(false))).unwrap();

@@ -111,6 +111,7 @@ fn measure(moto: &moto::Moto, bytes: u64, runs: usize) -> Measured {
             traffic: 100,
             primary: true,
             requires: Default::default(),
+            metrics: Default::default(),
         }],
     };
     let out = tempfile::tempdir().unwrap();

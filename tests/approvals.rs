@@ -1012,3 +1012,111 @@ fn github_pagination_never_leaves_the_api_origin() {
         "{reqs:#?}"
     );
 }
+
+/// A fake GitHub keeping the comments and statuses of pull request 7 (state in the closure).
+fn github_with_comments(head: String) -> common::receiver::Receiver {
+    use common::receiver::Answer;
+    let mut comments: Vec<(u64, String)> = Vec::new();
+    common::receiver::Receiver::start_with(move |r| {
+        let p = r.path.as_str();
+        match (r.method.as_str(), p) {
+            ("GET", "/repos/acme/registry/pulls/7") => Answer::Json(
+                200,
+                format!(
+                    r#"{{"number":7,"state":"open","user":{{"login":"erin-gh"}},"head":{{"ref":"pr","sha":"{head}"}}}}"#
+                ),
+            ),
+            ("GET", "/repos/acme/registry/pulls/7/reviews?per_page=100") => {
+                Answer::Json(200, "[]".into())
+            }
+            ("GET", "/repos/acme/registry/issues/7/comments?per_page=100") => Answer::Json(
+                200,
+                serde_json::to_string(
+                    &comments
+                        .iter()
+                        .map(|(id, b)| serde_json::json!({"id": id, "body": b}))
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap(),
+            ),
+            ("POST", "/repos/acme/registry/issues/7/comments") => {
+                let id = 900 + comments.len() as u64;
+                comments.push((id, r.json()["body"].as_str().unwrap().to_owned()));
+                Answer::Json(201, format!(r#"{{"id":{id}}}"#))
+            }
+            ("PATCH", _) if p.starts_with("/repos/acme/registry/issues/comments/") => {
+                let id: u64 = p.rsplit('/').next().unwrap().parse().unwrap();
+                match comments.iter_mut().find(|c| c.0 == id) {
+                    Some(c) => {
+                        c.1 = r.json()["body"].as_str().unwrap().to_owned();
+                        Answer::Json(200, format!(r#"{{"id":{id}}}"#))
+                    }
+                    None => Answer::Status(404),
+                }
+            }
+            ("POST", _) if p.starts_with("/repos/acme/registry/statuses/") => {
+                Answer::Json(201, "{}".into())
+            }
+            _ => Answer::Status(404),
+        }
+    })
+}
+
+#[test]
+fn check_comment_is_kept_up_to_date_and_status_follows_the_verdict() {
+    let w = World::new();
+    canary_cp2(&w);
+    let head = w.repo.head();
+    let gh = github_with_comments(head.clone());
+    let args = ["--comment", "--status"];
+    let (c, _, err) = check_github_with(&w, &gh.url, &args);
+    assert_eq!(c, 1, "approvals missing: {err}");
+    // The same verdict again: still one comment, not edited.
+    let (c, _, err) = check_github_with(&w, &gh.url, &args);
+    assert_eq!(c, 1, "{err}");
+    let posts = |path: &str| {
+        gh.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .collect::<Vec<_>>()
+    };
+    let created = posts("/repos/acme/registry/issues/7/comments");
+    assert_eq!(created.len(), 1, "one comment, created once");
+    let body = created[0].json()["body"].as_str().unwrap().to_owned();
+    assert!(body.starts_with("<!-- baton:check -->\n"), "{body}");
+    assert!(body.contains("churn-predictor"), "{body}");
+    assert!(
+        gh.requests().iter().all(|r| r.method != "PATCH"),
+        "an unchanged report is not re-sent"
+    );
+    let statuses = posts(&format!("/repos/acme/registry/statuses/{head}"));
+    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses[0].json()["state"], "failure");
+    assert_eq!(statuses[0].json()["context"], "baton/check");
+    assert_eq!(statuses[0].headers["authorization"], "Bearer test-token");
+
+    // Approvals land: the one comment is edited in place and the status turns green.
+    w.approve(&w.alice, TARGET);
+    w.approve(&w.bob, TARGET);
+    let (c, j, err) = check_github_with(&w, &gh.url, &args);
+    assert_eq!(c, 0, "{err}{j:#}");
+    let reqs = gh.requests();
+    let patches: Vec<_> = reqs.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 1, "{reqs:#?}");
+    assert_eq!(patches[0].path, "/repos/acme/registry/issues/comments/900");
+    let new_body = patches[0].json()["body"].as_str().unwrap().to_owned();
+    assert!(new_body.starts_with("<!-- baton:check -->\n"));
+    assert_ne!(new_body, body);
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/issues/7/comments"))
+            .count(),
+        1
+    );
+    let last = reqs
+        .iter()
+        .rev()
+        .find(|r| r.path.contains("/statuses/"))
+        .unwrap();
+    assert_eq!(last.json()["state"], "success");
+}

@@ -21,9 +21,52 @@ pub struct Args {
     /// The pull request number for --github.
     #[arg(long, value_name = "N", requires = "github")]
     pub pr: Option<u64>,
+    /// Keep one Markdown comment with the report on the pull request (edited in place).
+    #[arg(long, requires = "pr")]
+    pub comment: bool,
+    /// Set a `baton/check` commit status on the pull request's head.
+    #[arg(long, requires = "pr")]
+    pub status: bool,
     /// The clock for `window` and `soak` (RFC 3339); for reproducible runs and tests.
     #[arg(long, hide = true, value_name = "RFC3339")]
     pub now: Option<String>,
+}
+
+/// `--comment` and `--status`: the verdict on the pull request.
+fn publish_on_pr(
+    src: &GithubSource,
+    pr: u64,
+    report: &baton::check::report::CheckReport,
+    comment: bool,
+    status: bool,
+) -> Result<()> {
+    use baton::check::publish;
+    let client = baton::check::approvals::github::Client::new(&src.api_url, src.token.clone())?;
+    if comment {
+        let md = render::markdown::render(report);
+        let what = publish::upsert_comment(&client, &src.repo, pr, &md)
+            .with_context(|| format!("--comment on {}#{pr}", src.repo))?;
+        tracing::info!("comment on {}#{pr}: {what:?}", src.repo);
+    }
+    if status {
+        let head = client
+            .pull(&src.repo, pr)
+            .with_context(|| format!("--status: reading {}#{pr}", src.repo))?
+            .head
+            .sha;
+        let (state, description) = publish::status_of(report);
+        client
+            .create_status(
+                &src.repo,
+                &head,
+                state,
+                publish::CONTEXT,
+                &description,
+                publish::actions_run_url().as_deref(),
+            )
+            .with_context(|| format!("--status on {}@{head}", src.repo))?;
+    }
+    Ok(())
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
@@ -53,6 +96,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         }
         _ => None,
     };
+    let publish = github.clone().filter(|_| args.comment || args.status);
     let opts = CheckOptions {
         path: ctx.args.path.clone(),
         now,
@@ -60,6 +104,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         ..Default::default()
     };
     let report = baton::check::judge(&repo, base, head, &opts)?;
+    if let (Some(src), Some(pr)) = (publish, args.pr) {
+        publish_on_pr(&src, pr, &report, args.comment, args.status)?;
+    }
     let out = match ctx.args.format {
         Format::Text => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -55,6 +55,10 @@ pub struct Args {
     /// Serve a non-loopback --listen address without BATON_API_TOKEN (logs a warning).
     #[arg(long)]
     pub insecure_listen: bool,
+    /// Where people reach the dashboard, for links in notifications and statuses
+    /// (default: http://<--listen>).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 fn parse_size(s: &str) -> std::result::Result<u64, String> {
@@ -139,6 +143,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             fetch_timeout: std::time::Duration::from_secs(60),
             github,
             artifacts: ArtifactLimits::new(args.max_artifact_size, &args.allow_file_root)?,
+            public_url: args.public_url.clone().or_else(|| {
+                (!args.listen.ends_with(":0")).then(|| format!("http://{}", args.listen))
+            }),
         },
         url: args.url.clone(),
         state_dir,

@@ -8,6 +8,7 @@ use super::events::{Event, EventKind, EventLog};
 use super::gate::{self, HoldKind};
 use super::health;
 use super::metrics::{Metrics, ModelInfo};
+use super::notify::Notifier;
 use super::plan::{self, Step, SwitchKind};
 use super::release::{releases_of, Release};
 use super::state::{Failure, Hold, ModelState, PersistedState, StateDir, StateError};
@@ -60,6 +61,8 @@ pub struct ControllerConfig {
     pub github: Option<crate::check::GithubSource>,
     /// Size caps and `file://` roots of artifact reads.
     pub artifacts: ArtifactLimits,
+    /// `--public-url`: where people reach the dashboard (links in notifications).
+    pub public_url: Option<String>,
 }
 
 /// The result of one pass.
@@ -151,6 +154,7 @@ fn empty_policy() -> Policy {
         policy_owners: vec![],
         signers: None,
         environments: Default::default(),
+        notifications: vec![],
     }
 }
 
@@ -186,10 +190,12 @@ impl Controller {
         crate::gitopts::init();
         let repo = crate::repo::open(&cfg.repo)?;
         let state = dir.load()?.unwrap_or_default();
-        let events = EventLog::open(&dir.events_path()).map_err(|e| StateError::Io {
+        let mut events = EventLog::open(&dir.events_path()).map_err(|e| StateError::Io {
             path: dir.events_path(),
             source: e,
         })?;
+        let metrics = Metrics::default();
+        events.notifier = Some(Notifier::new(cfg.public_url.clone(), metrics.clone()));
         Ok(Controller {
             remote: Remote::new(cfg.fetch_timeout),
             cfg,
@@ -203,7 +209,7 @@ impl Controller {
             seen: None,
             stop,
             events,
-            metrics: Metrics::default(),
+            metrics,
             status: Arc::new(StatusView::default()),
             cache: None,
             head_cache: None,
@@ -255,6 +261,7 @@ impl Controller {
         if self.seen.as_ref().map(|s| &s.0) != Some(&head) {
             self.seen = Some((head.clone(), Instant::now()));
         }
+        self.configure_notifier()?;
         if self.state.head.as_deref() != Some(head.as_str())
             || !self.state.held.is_empty()
             || !self.state.policy_pending.is_empty()
@@ -264,6 +271,9 @@ impl Controller {
         }
         let accepted = self.state.head.clone().unwrap_or_else(|| head.clone());
         let (policy, effective) = self.effective()?;
+        if let Some(n) = &mut self.events.notifier {
+            n.configure(&policy);
+        }
         let mut outcome = PassOutcome::default();
         let mut envs = Vec::new();
         // Without holds the effective state is what the accepted head says: share it.
@@ -295,6 +305,15 @@ impl Controller {
             }
         }
         self.trees.borrow_mut().clear();
+        let failed = self
+            .events
+            .notifier
+            .as_ref()
+            .map(|n| n.take_failures())
+            .unwrap_or_default();
+        for e in failed {
+            self.events.push(e);
+        }
         if self.publish(envs, now) {
             self.dir.save_status(&*self.status)?;
         }
@@ -303,7 +322,7 @@ impl Controller {
             self.dir.save(&self.state)?;
             self.saved = Some(fp);
         }
-        self.metrics.reconciles_total += 1;
+        self.metrics.reconciles_total.inc();
         self.metrics
             .reconcile_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -571,7 +590,15 @@ impl Controller {
                 None => format!("{m} {word}{by}: {}", h.reasons.join("; ")),
             };
             let commit = h.offending.as_deref().unwrap_or(&h.baseline);
-            out.push(Event::new(kind, msg).model(m).commit(commit));
+            let (author, subject) = self.commit_meta(commit);
+            out.push(
+                Event::new(kind, msg)
+                    .model(m)
+                    .commit(commit)
+                    .author(h.author.as_deref().or(author.as_deref()))
+                    .subject(subject.as_deref())
+                    .reasons(&h.reasons),
+            );
         }
         for m in old.keys().filter(|m| !self.state.held.contains_key(*m)) {
             out.push(
@@ -586,6 +613,37 @@ impl Controller {
         for e in out {
             self.events.push(e);
         }
+    }
+
+    /// Who made `commit` and its subject line (for events people read).
+    fn commit_meta(&self, commit: &str) -> (Option<String>, Option<String>) {
+        let Some(c) = Oid::from_str(commit)
+            .ok()
+            .and_then(|o| self.repo.find_commit(o).ok())
+        else {
+            return (None, None);
+        };
+        let a = c.author();
+        let author = match (a.name(), a.email()) {
+            (Some(n), Some(e)) => Some(format!("{n} <{e}>")),
+            (Some(n), None) => Some(n.to_owned()),
+            (None, Some(e)) => Some(e.to_owned()),
+            _ => None,
+        };
+        (author, c.summary().map(str::to_owned))
+    }
+
+    /// Route notifications by the policy in force (re-read each pass; cached by the loader).
+    fn configure_notifier(&mut self) -> Result<(), ControllerError> {
+        let commit = self.state.policy_commit.clone();
+        if commit.is_empty() {
+            return Ok(());
+        }
+        let policy = self.load(&commit)?.and_then(|r| r.policy);
+        if let (Some(p), Some(n)) = (policy, &mut self.events.notifier) {
+            n.configure(&p);
+        }
+        Ok(())
     }
 
     /// The policy in force and each environment's releases after holds: every model read at
@@ -719,7 +777,7 @@ impl Controller {
             Ok(o) => o,
             Err(e) => {
                 outcome.failed = true;
-                self.metrics.failures_total += 1;
+                self.metrics.failures_total.inc();
                 self.events.push(
                     Event::new(
                         EventKind::Failed,
@@ -956,7 +1014,7 @@ impl Controller {
         let p = release.primary();
         self.events.push(
             Event::new(
-                EventKind::HealthFailed,
+                EventKind::Degraded,
                 format!("{env}: {model}@{} is unhealthy: {reason}", release.label()),
             )
             .env(env)
@@ -1012,15 +1070,18 @@ impl Controller {
             ),
         };
         let p = release.primary();
+        let (author, subject) = self.commit_meta(&release.commit);
         self.events.push(
             Event::new(word, msg)
                 .env(env)
                 .model(model)
                 .version(&p.version)
-                .commit(&release.commit),
+                .commit(&release.commit)
+                .author(author.as_deref())
+                .subject(subject.as_deref()),
         );
         if kind == SwitchKind::Deploy {
-            self.metrics.deployments_total += 1;
+            self.metrics.deployments_total.inc();
             if let Some((h, t)) = &self.seen {
                 if *h == release.commit {
                     self.metrics
@@ -1054,7 +1115,7 @@ impl Controller {
         interval: Duration,
         now: DateTime<Utc>,
     ) {
-        self.metrics.failures_total += 1;
+        self.metrics.failures_total.inc();
         let ms = self.model_state(env, model);
         let attempts = ms
             .failure
@@ -1176,7 +1237,7 @@ impl Controller {
     /// Refresh metrics and the status view; true when the status changed (`updated` then
     /// says when).
     fn publish(&mut self, envs: Vec<EnvironmentView>, now: DateTime<Utc>) -> bool {
-        self.metrics.models = Arc::new(
+        self.metrics.set_models(
             envs.iter()
                 .flat_map(|e| {
                     e.models.iter().map(move |m| ModelInfo {
@@ -1194,12 +1255,13 @@ impl Controller {
                 })
                 .collect(),
         );
-        self.metrics.blocked_models = self
-            .state
-            .held
-            .values()
-            .filter(|h| h.kind == HoldKind::Blocked)
-            .count();
+        self.metrics.blocked_models.set(
+            self.state
+                .held
+                .values()
+                .filter(|h| h.kind == HoldKind::Blocked)
+                .count() as i64,
+        );
         let mut status = StatusView {
             branch: self.cfg.branch.clone(),
             registry: self.state.registry.clone(),
@@ -1235,7 +1297,7 @@ impl Controller {
     /// Mark ready (after the first full pass) and persist the status.
     pub fn set_ready(&mut self) {
         Arc::make_mut(&mut self.status).ready = true;
-        self.metrics.ready = true;
+        self.metrics.ready.set(1);
         let _ = self.dir.save_status(&*self.status);
     }
 

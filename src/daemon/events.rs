@@ -29,8 +29,14 @@ pub enum EventKind {
     Deployed,
     Repaired,
     Undeployed,
-    HealthFailed,
+    /// A deploy failed its health check (it was switched back).
+    #[serde(alias = "health-failed")]
+    Degraded,
     RolledBack,
+    /// Live verification of a deployed version failed (docs/verification.md).
+    VerificationFailed,
+    /// A notification could not be delivered after its retries (never itself notified).
+    NotificationFailed,
     Failed,
     BadHead,
     /// The branch moved to a commit that does not descend from the accepted head.
@@ -49,13 +55,41 @@ impl EventKind {
     pub fn severity(self) -> Severity {
         match self {
             EventKind::Failed
-            | EventKind::HealthFailed
+            | EventKind::Degraded
+            | EventKind::VerificationFailed
+            | EventKind::NotificationFailed
             | EventKind::BadHead
             | EventKind::Blocked
             | EventKind::Diverged
             | EventKind::Trusted => Severity::Warning,
             _ => Severity::Normal,
         }
+    }
+
+    /// Every kind, in the order docs/daemon.md lists them.
+    pub const ALL: [EventKind; 17] = [
+        EventKind::Started,
+        EventKind::Trusted,
+        EventKind::Head,
+        EventKind::Blocked,
+        EventKind::Waiting,
+        EventKind::Unblocked,
+        EventKind::Deployed,
+        EventKind::Repaired,
+        EventKind::Undeployed,
+        EventKind::Degraded,
+        EventKind::RolledBack,
+        EventKind::VerificationFailed,
+        EventKind::Failed,
+        EventKind::BadHead,
+        EventKind::Diverged,
+        EventKind::NotificationFailed,
+        EventKind::Stopped,
+    ];
+
+    /// The kind written `name` in `events.jsonl` (and in notification routes).
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -69,8 +103,10 @@ impl EventKind {
             EventKind::Deployed => "deployed",
             EventKind::Repaired => "repaired",
             EventKind::Undeployed => "undeployed",
-            EventKind::HealthFailed => "health-failed",
+            EventKind::Degraded => "degraded",
             EventKind::RolledBack => "rolled-back",
+            EventKind::VerificationFailed => "verification-failed",
+            EventKind::NotificationFailed => "notification-failed",
             EventKind::Failed => "failed",
             EventKind::BadHead => "bad-head",
             EventKind::Diverged => "diverged",
@@ -97,6 +133,15 @@ pub struct Event {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// Who made `commit` (`Name <email>`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The first line of `commit`'s message, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Why (failed gates, with their locations), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
     pub message: String,
 }
 
@@ -109,8 +154,23 @@ impl Event {
             model: None,
             version: None,
             commit: None,
+            author: None,
+            subject: None,
+            reasons: Vec::new(),
             message: message.into(),
         }
+    }
+    pub fn author(mut self, a: Option<&str>) -> Self {
+        self.author = a.map(str::to_owned);
+        self
+    }
+    pub fn subject(mut self, s: Option<&str>) -> Self {
+        self.subject = s.map(str::to_owned);
+        self
+    }
+    pub fn reasons(mut self, r: &[String]) -> Self {
+        self.reasons = r.to_vec();
+        self
     }
     pub fn env(mut self, e: &str) -> Self {
         self.environment = Some(e.to_owned());
@@ -130,10 +190,12 @@ impl Event {
     }
 }
 
-/// Append-only log file plus an in-memory ring of the newest events.
+/// Append-only log file plus an in-memory ring of the newest events, and the notifier
+/// every event is offered to.
 pub struct EventLog {
     file: Option<File>,
     pub ring: Arc<Mutex<VecDeque<Event>>>,
+    pub notifier: Option<super::notify::Notifier>,
 }
 
 impl EventLog {
@@ -142,6 +204,7 @@ impl EventLog {
         Ok(EventLog {
             file: Some(file),
             ring: Arc::new(Mutex::new(VecDeque::new())),
+            notifier: None,
         })
     }
 
@@ -170,10 +233,33 @@ impl EventLog {
                 }
             }
         }
+        if let Some(n) = &mut self.notifier {
+            n.offer(&e);
+        }
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         if ring.len() == RING {
             ring.pop_front();
         }
         ring.push_back(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_parses_from_its_name_and_old_names_still_read() {
+        let names: std::collections::BTreeSet<&str> =
+            EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), EventKind::ALL.len());
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+        }
+        let old: EventKind = serde_json::from_str("\"health-failed\"").unwrap();
+        assert_eq!(old, EventKind::Degraded);
+        assert_eq!(EventKind::parse("nope"), None);
     }
 }

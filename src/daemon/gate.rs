@@ -134,8 +134,12 @@ pub fn classify(
             } else {
                 only_time = false;
             }
+            let to =
+                t.to.as_deref()
+                    .map(|s| format!(" -> {s}"))
+                    .unwrap_or_default();
             reasons.push(format!(
-                "{}@{}: {}: {}{}",
+                "{}@{}{to}: {}: {}{}",
                 t.model,
                 t.version,
                 v.rule,

@@ -1,27 +1,15 @@
-//! The environment's health command, run after a switch with `sh -c` in its own process group:
-//! output drained while it runs, the whole group killed at the timeout and after it exits.
+//! The environment's health check after a switch: a command (run by [`process`], in its own
+//! process group, killed at the timeout and after it exits) or a readiness URL polled until 2xx.
 
-use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use super::process::{self, suffix, ProcessError};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
 
+pub use super::process::{tail_text, TAIL_BYTES, TAIL_CHARS};
+
 /// Default timeout when the policy sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Bytes of each output stream kept while draining it (the rest is read and dropped).
-pub const TAIL_BYTES: usize = 4096;
-
-/// Characters of output quoted in a failure's reason.
-pub const TAIL_CHARS: usize = 200;
-
-/// How long to wait for the output pipes to close once the process group is gone. A process
-/// that left the group (`setsid`) may hold them open; its reader thread is then left behind.
-const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// What the command is told about the switch.
 pub struct HealthEnv<'a> {
@@ -31,6 +19,20 @@ pub struct HealthEnv<'a> {
     /// A local path where the target put the bytes, else the artifact's URI.
     pub artifact: &'a str,
     pub sha256: &'a str,
+}
+
+impl HealthEnv<'_> {
+    /// `BATON_ENV`, `BATON_MODEL`, `BATON_VERSION`, `BATON_ARTIFACT`, `BATON_SHA256`: what
+    /// every command the daemon runs about a switch is told.
+    pub fn vars(&self) -> [(&'static str, &str); 5] {
+        [
+            ("BATON_ENV", self.env),
+            ("BATON_MODEL", self.model),
+            ("BATON_VERSION", self.version),
+            ("BATON_ARTIFACT", self.artifact),
+            ("BATON_SHA256", self.sha256),
+        ]
+    }
 }
 
 /// Why a version is unhealthy. `tail` is the end of the command's stderr (of its stdout when
@@ -53,6 +55,18 @@ pub enum HealthError {
         after: Duration,
         last: String,
     },
+}
+
+impl From<ProcessError> for HealthError {
+    fn from(e: ProcessError) -> Self {
+        match e {
+            ProcessError::Spawn { source, .. } => HealthError::Spawn(source),
+            ProcessError::Exited { code, tail, .. } => HealthError::Exited { code, tail },
+            ProcessError::Signalled { signal, tail, .. } => HealthError::Signalled { signal, tail },
+            ProcessError::TimedOut { after, tail, .. } => HealthError::TimedOut { after, tail },
+            ProcessError::Wait { source, .. } => HealthError::Wait(source),
+        }
+    }
 }
 
 /// The environment's health check, built once from its `health:` block.
@@ -127,180 +141,19 @@ fn http_ready(url: &str, timeout: Duration) -> Result<(), HealthError> {
     }
 }
 
-fn suffix(tail: &str) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!(": {tail}")
-    }
-}
-
-/// The last [`TAIL_BYTES`] bytes written to one stream, shared with its reader thread.
-#[derive(Default)]
-struct Tail(Vec<u8>);
-
-impl Tail {
-    fn push(&mut self, b: &[u8]) {
-        self.0.extend_from_slice(b);
-        if self.0.len() > 2 * TAIL_BYTES {
-            let cut = self.0.len() - TAIL_BYTES;
-            self.0.drain(..cut);
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.0[self.0.len().saturating_sub(TAIL_BYTES)..]
-    }
-}
-
-/// The end of `bytes` as text: at most [`TAIL_CHARS`] characters, trimmed, never split inside
-/// a character (a partial character at the front of the kept bytes is dropped).
-pub fn tail_text(bytes: &[u8]) -> String {
-    // Skip UTF-8 continuation bytes at the start: the byte window may begin mid-character.
-    let start = bytes
-        .iter()
-        .take(3)
-        .take_while(|b| (**b & 0xC0) == 0x80)
-        .count();
-    let text = String::from_utf8_lossy(&bytes[start..]);
-    let text = text.trim();
-    let n = text.chars().count();
-    if n <= TAIL_CHARS {
-        return text.to_owned();
-    }
-    let (cut, _) = text
-        .char_indices()
-        .nth(n - TAIL_CHARS)
-        .expect("n > TAIL_CHARS characters");
-    format!("…{}", text[cut..].trim_start())
-}
-
-/// Read `r` to its end, keeping the tail; says `()` on `done` when the pipe closed.
-fn drain(mut r: impl Read + Send + 'static, done: mpsc::Sender<()>) -> Arc<Mutex<Tail>> {
-    let tail = Arc::new(Mutex::new(Tail::default()));
-    let t = tail.clone();
-    // Without a thread the pipe is closed at once: the command then gets EPIPE or SIGPIPE
-    // when it writes, which it reports as a failure.
-    let _ = std::thread::Builder::new()
-        .name("health-output".into())
-        .spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match r.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => t.lock().unwrap_or_else(|p| p.into_inner()).push(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
-            }
-            let _ = done.send(());
-        });
-    tail
-}
-
-/// Kill every process of the group `pgid` (the command and whatever it started).
-fn kill_group(pgid: i32) {
-    // SAFETY: killpg only sends a signal; a group that no longer exists gives ESRCH.
-    unsafe {
-        libc::killpg(pgid, libc::SIGKILL);
-    }
-}
-
-/// Wait, without reaping, until the process `pid` has exited: while it is a zombie its id
-/// (and so its process group id) cannot be reused, so killing the group after this is safe.
-fn wait_exited(pid: i32) -> std::io::Result<()> {
-    loop {
-        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 /// Run `command`; `Err` says why the version is unhealthy.
 pub fn run(command: &str, e: &HealthEnv, cwd: &Path, timeout: Duration) -> Result<(), HealthError> {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(cwd)
-        .env("BATON_ENV", e.env)
-        .env("BATON_MODEL", e.model)
-        .env("BATON_VERSION", e.version)
-        .env("BATON_ARTIFACT", e.artifact)
-        .env("BATON_SHA256", e.sha256)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(HealthError::Spawn)?;
-    let pgid = child.id() as i32;
-    let (done_tx, done_rx) = mpsc::channel();
-    let out = child.stdout.take().map(|s| drain(s, done_tx.clone()));
-    let err = child.stderr.take().map(|s| drain(s, done_tx.clone()));
-    drop(done_tx);
-
-    let (exit_tx, exit_rx) = mpsc::channel();
-    let waiter = std::thread::Builder::new()
-        .name("health-wait".into())
-        .spawn(move || {
-            let _ = exit_tx.send(wait_exited(pgid));
-        });
-    let timed_out = match waiter {
-        Ok(_) => match exit_rx.recv_timeout(timeout) {
-            Ok(Ok(())) => false,
-            Ok(Err(err)) => {
-                kill_group(pgid);
-                let _ = child.wait();
-                return Err(HealthError::Wait(err));
-            }
-            Err(_) => true,
-        },
-        Err(err) => {
-            kill_group(pgid);
-            let _ = child.wait();
-            return Err(HealthError::Wait(err));
-        }
-    };
-    // The command exited (or ran out of time): nothing it started outlives it.
-    kill_group(pgid);
-    let status = child.wait().map_err(HealthError::Wait)?;
-    for _ in out.iter().chain(err.iter()) {
-        if done_rx.recv_timeout(DRAIN_GRACE).is_err() {
-            break;
-        }
-    }
-    let tail = [&err, &out]
-        .into_iter()
-        .flatten()
-        .map(|t| tail_text(t.lock().unwrap_or_else(|p| p.into_inner()).bytes()))
-        .find(|t| !t.is_empty())
-        .unwrap_or_default();
-    if timed_out {
-        return Err(HealthError::TimedOut {
-            after: timeout,
-            tail,
-        });
-    }
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Ok(()),
-        (Some(code), _) => Err(HealthError::Exited { code, tail }),
-        (None, Some(signal)) => Err(HealthError::Signalled { signal, tail }),
-        (None, None) => Err(HealthError::Signalled { signal: 0, tail }),
-    }
+    let env = e.vars();
+    process::run(&process::Job {
+        label: "health command",
+        command,
+        env: &env,
+        stdin: None,
+        cwd,
+        timeout,
+    })
+    .map(|_| ())
+    .map_err(HealthError::from)
 }
 
 #[cfg(test)]

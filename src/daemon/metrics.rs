@@ -1,55 +1,26 @@
-//! Prometheus metrics, kept as plain counters and histograms and rendered by hand in the
-//! text exposition format (version 0.0.4) for `GET /metrics`.
+//! The daemon's Prometheus metrics (`GET /metrics`), kept in a `prometheus-client` registry:
+//! the controller updates the atomics, a scrape encodes them (OpenMetrics text).
 
-use std::fmt::Write;
-
-/// A cumulative histogram with fixed upper bounds (seconds).
-#[derive(Debug, Clone)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// Buckets for durations from a millisecond to minutes.
 pub const SECONDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: vec![0; bounds.len()],
-            sum: 0.0,
-            count: 0,
-        }
-    }
+/// The content type of what [`Metrics::render`] writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-    pub fn observe(&mut self, v: f64) {
-        for (i, b) in self.bounds.iter().enumerate() {
-            if v <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-
-    fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum {}", self.sum);
-        let _ = writeln!(out, "{name}_count {}", self.count);
-    }
-}
-
-/// One `baton_model_info` series.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The labels of one `baton_model_info` series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ModelInfo {
     pub env: String,
     pub model: String,
@@ -58,102 +29,161 @@ pub struct ModelInfo {
     pub health: String,
 }
 
-/// Everything `/metrics` shows.
-#[derive(Debug, Clone)]
+/// The labels of one `baton_notifications_total` series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub sink: String,
+    /// `delivered`, `failed` (after retries) or `dropped` (queue full).
+    pub result: String,
+}
+
+/// Everything `/metrics` shows. Clones share the same series (the published status holds
+/// one, the controller another).
+#[derive(Clone)]
 pub struct Metrics {
     pub reconcile_seconds: Histogram,
     pub commit_to_deployed_seconds: Histogram,
-    pub reconciles_total: u64,
-    pub deployments_total: u64,
-    pub failures_total: u64,
-    pub blocked_models: usize,
-    pub ready: bool,
-    /// Shared with the published copy (rebuilt only by a pass).
-    pub models: std::sync::Arc<Vec<ModelInfo>>,
+    pub reconciles_total: Counter,
+    pub deployments_total: Counter,
+    pub failures_total: Counter,
+    pub blocked_models: Gauge,
+    pub ready: Gauge,
+    models: Family<ModelInfo, Gauge>,
+    notifications: Family<NotificationLabels, Counter>,
+    /// The `baton_model_info` label sets now set, so stale ones are removed.
+    current: Arc<Mutex<HashSet<ModelInfo>>>,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("reconciles_total", &self.reconciles_total.get())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let m = Metrics {
+            reconcile_seconds: Histogram::new(SECONDS.iter().copied()),
+            commit_to_deployed_seconds: Histogram::new(SECONDS.iter().copied()),
+            reconciles_total: Counter::default(),
+            deployments_total: Counter::default(),
+            failures_total: Counter::default(),
+            blocked_models: Gauge::default(),
+            ready: Gauge::default(),
+            models: Family::default(),
+            notifications: Family::default(),
+            current: Arc::default(),
+            registry: Arc::new(Registry::default()),
+        };
+        let mut r = Registry::default();
+        r.register(
+            "baton_reconcile_duration_seconds",
+            "Duration of one reconcile pass over every environment",
+            m.reconcile_seconds.clone(),
+        );
+        r.register(
+            "baton_commit_to_deployed_seconds",
+            "From seeing a new branch head to its switch being in place",
+            m.commit_to_deployed_seconds.clone(),
+        );
+        // Counters get their `_total` suffix from the encoder.
+        r.register(
+            "baton_reconciles",
+            "Reconcile passes run",
+            m.reconciles_total.clone(),
+        );
+        r.register(
+            "baton_deployments",
+            "Switches that put a new release in place",
+            m.deployments_total.clone(),
+        );
+        r.register(
+            "baton_failures",
+            "Failed switches (fetch, digest, health, I/O)",
+            m.failures_total.clone(),
+        );
+        r.register(
+            "baton_blocked_models",
+            "Models held back by failed gates",
+            m.blocked_models.clone(),
+        );
+        r.register(
+            "baton_ready",
+            "1 after the first full reconcile",
+            m.ready.clone(),
+        );
+        r.register(
+            "baton_model_info",
+            "Deployed version, sync and health of each model per environment",
+            m.models.clone(),
+        );
+        r.register(
+            "baton_notifications",
+            "Notifications by sink and result (delivered, failed after retries, dropped)",
+            m.notifications.clone(),
+        );
         Metrics {
-            reconcile_seconds: Histogram::new(SECONDS),
-            commit_to_deployed_seconds: Histogram::new(SECONDS),
-            reconciles_total: 0,
-            deployments_total: 0,
-            failures_total: 0,
-            blocked_models: 0,
-            ready: false,
-            models: Default::default(),
+            registry: Arc::new(r),
+            ..m
         }
     }
 }
 
-/// Escape a label value (backslash, quote, newline).
-fn esc(s: &str) -> String {
+/// A label value escaped as the exposition formats require (`\\`, `\"`, `\n`).
+/// prometheus-client 0.23 writes label values verbatim (prometheus/client_rust#151), so one
+/// stray quote would make Prometheus reject the whole scrape. baton's values are validated names
+/// and cannot hold these characters; this is defence in depth, to revisit on an upgrade.
+fn escape(s: &str) -> String {
+    if !s.contains(['\\', '"', '\n']) {
+        return s.to_owned();
+    }
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
 
 impl Metrics {
-    pub fn render(&self) -> String {
-        let mut o = String::new();
-        self.reconcile_seconds.render(
-            "baton_reconcile_duration_seconds",
-            "Duration of one reconcile pass over every environment.",
-            &mut o,
-        );
-        self.commit_to_deployed_seconds.render(
-            "baton_commit_to_deployed_seconds",
-            "From seeing a new branch head to its switch being in place.",
-            &mut o,
-        );
-        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        counter(
-            &mut o,
-            "baton_reconciles_total",
-            "Reconcile passes run.",
-            self.reconciles_total,
-        );
-        counter(
-            &mut o,
-            "baton_deployments_total",
-            "Switches that put a new release in place.",
-            self.deployments_total,
-        );
-        counter(
-            &mut o,
-            "baton_failures_total",
-            "Failed switches (fetch, digest, health, I/O).",
-            self.failures_total,
-        );
-        let _ = writeln!(
-            o,
-            "# HELP baton_blocked_models Models held back by failed gates.\n# TYPE baton_blocked_models gauge\nbaton_blocked_models {}",
-            self.blocked_models
-        );
-        let _ = writeln!(
-            o,
-            "# HELP baton_ready 1 after the first full reconcile.\n# TYPE baton_ready gauge\nbaton_ready {}",
-            u8::from(self.ready)
-        );
-        let _ = writeln!(
-            o,
-            "# HELP baton_model_info Deployed version, sync and health of each model per environment.\n# TYPE baton_model_info gauge"
-        );
-        for m in self.models.iter() {
-            let _ = writeln!(
-                o,
-                "baton_model_info{{env=\"{}\",model=\"{}\",version=\"{}\",sync=\"{}\",health=\"{}\"}} 1",
-                esc(&m.env),
-                esc(&m.model),
-                esc(&m.version),
-                esc(&m.sync),
-                esc(&m.health)
-            );
+    /// Make `baton_model_info` exactly `infos` (each with value 1).
+    pub fn set_models(&self, infos: Vec<ModelInfo>) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let new: HashSet<ModelInfo> = infos
+            .into_iter()
+            .map(|m| ModelInfo {
+                env: escape(&m.env),
+                model: escape(&m.model),
+                version: escape(&m.version),
+                sync: escape(&m.sync),
+                health: escape(&m.health),
+            })
+            .collect();
+        for gone in current.difference(&new) {
+            self.models.remove(gone);
         }
-        o
+        for m in &new {
+            self.models.get_or_create(m).set(1);
+        }
+        *current = new;
+    }
+
+    /// Count one notification outcome.
+    pub fn notification(&self, sink: &str, result: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                sink: sink.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text of every series ([`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
     }
 }
 
@@ -163,10 +193,11 @@ mod tests {
 
     #[test]
     fn renders_cumulative_buckets_and_labels() {
-        let mut m = Metrics::default();
+        let m = Metrics::default();
         m.reconcile_seconds.observe(0.003);
         m.reconcile_seconds.observe(0.2);
-        m.models = std::sync::Arc::new(vec![ModelInfo {
+        m.failures_total.inc();
+        m.set_models(vec![ModelInfo {
             env: "prod".into(),
             model: "a\"b".into(),
             version: "1".into(),
@@ -174,9 +205,17 @@ mod tests {
             health: "healthy".into(),
         }]);
         let s = m.render();
-        assert!(s.contains("baton_reconcile_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(
+            s.contains("baton_reconcile_duration_seconds_bucket{le=\"0.005\"} 1"),
+            "{s}"
+        );
         assert!(s.contains("baton_reconcile_duration_seconds_bucket{le=\"0.25\"} 2"));
         assert!(s.contains("baton_reconcile_duration_seconds_count 2"));
-        assert!(s.contains("model=\"a\\\"b\""));
+        assert!(s.contains("baton_failures_total 1"));
+        assert!(s.contains("model=\"a\\\"b\""), "{s}");
+        assert!(s.ends_with("# EOF\n"));
+        // A model that left is no longer a series.
+        m.set_models(vec![]);
+        assert!(!m.render().contains("a\\\"b"));
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Pure core: [`plan`] (steps from intent vs observed), [`gate`] (holds from a gates report),
 //! the loop: [`runner`]; admission: [`admission`]; edges: [`target`] (local), [`artifact`],
-//! [`watch`], [`http`], [`state`], [`health`].
+//! [`watch`], [`http`], [`state`], [`health`], [`process`].
 
 pub mod admission;
 pub mod artifact;
@@ -17,7 +17,9 @@ pub mod health;
 pub mod http;
 pub mod inspect;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
+pub mod process;
 pub mod release;
 pub mod run;
 pub mod runner;

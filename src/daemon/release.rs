@@ -1,6 +1,7 @@
 //! What one environment runs of one model: a [`Release`] (one version, or several sharing
 //! traffic in a canary stage) and the [`DeploymentRecord`] a target writes once it is in place.
 
+use crate::manifest::small_map::SmallMap;
 use crate::registry::desired::EnvironmentDesired;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,11 @@ pub struct ReleaseVersion {
     pub primary: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requires: BTreeMap<String, String>,
+    /// The manifest's `metrics`, for receivers of the release (webhook, command). Not content:
+    /// a manifest may gain metrics, which is no redeploy ([`Release::same_content`]). JSON
+    /// numbers (finite by validation), so the release stays `Eq`.
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub metrics: SmallMap<String, serde_json::Number>,
 }
 
 /// The desired content of one (environment, model), read at one commit.
@@ -128,6 +134,12 @@ pub fn releases_of(
                     traffic: v.traffic,
                     primary: i == primary,
                     requires: v.manifest.requires.clone(),
+                    metrics: v
+                        .manifest
+                        .metrics
+                        .iter()
+                        .filter_map(|(k, x)| Some((k.clone(), serde_json::Number::from_f64(*x)?)))
+                        .collect(),
                 })
                 .collect();
             (
@@ -193,7 +205,29 @@ pub(crate) fn test_release(model: &str, versions: &[(&str, char, u32)]) -> Relea
                 traffic: *t,
                 primary: i == 0,
                 requires: BTreeMap::new(),
+                metrics: SmallMap::new(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_travel_with_a_release_but_are_not_its_content() {
+        let a = test_release("m", &[("3", 'a', 100)]);
+        let mut b = a.clone();
+        b.versions[0].metrics = [("auc".to_owned(), serde_json::Number::from_f64(0.9).unwrap())]
+            .into_iter()
+            .collect();
+        assert_ne!(a, b);
+        assert!(a.same_content(&b), "a new metric is no redeploy");
+        let json = serde_json::to_string(&b).unwrap();
+        assert!(json.contains(r#""metrics":{"auc":0.9}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Release>(&json).unwrap(), b);
+        // Records written before metrics existed still read.
+        assert!(!serde_json::to_string(&a).unwrap().contains("metrics"));
     }
 }

@@ -253,7 +253,7 @@ impl Reconciler for Live {
     }
 
     fn failed(&mut self, message: String) {
-        self.ctrl.metrics.failures_total += 1;
+        self.ctrl.metrics.failures_total.inc();
         self.ctrl
             .events
             .push(Event::new(EventKind::Failed, message));

@@ -4,6 +4,7 @@
 mod fast;
 pub mod locate;
 pub mod model;
+pub mod notify;
 pub mod parse;
 pub mod policy;
 pub mod serde_util;

@@ -23,6 +23,9 @@ pub struct Policy {
     pub signers: Option<String>,
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
+    /// Routes of events to sinks (docs/notifications.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<super::notify::Route>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

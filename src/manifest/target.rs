@@ -138,7 +138,8 @@ pub struct KserveConfig {
 pub struct WebhookConfig {
     /// `http://` or `https://`.
     pub url: String,
-    pub secret_env: Option<String>,
+    /// The environment variable holding the HMAC secret (required: requests are signed).
+    pub secret_env: String,
     pub observe_url: Option<String>,
     pub timeout: Duration,
 }
@@ -290,6 +291,8 @@ impl TargetSpec {
             }
             TargetKind::Webhook => {
                 let url = need("url", &self.url);
+                // Required: every request is signed (docs/targets.md#webhook).
+                let secret_env = need("secret_env", &self.secret_env);
                 for (field, u) in [
                     ("url", Some(&url)),
                     ("observe_url", self.observe_url.as_ref()),
@@ -303,17 +306,16 @@ impl TargetSpec {
                         }
                     }
                 }
-                if let Some(s) = &self.secret_env {
-                    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                        problems.push(ConfigProblem {
-                            field: "secret_env",
-                            message: format!("`{s}` is not an environment variable name"),
-                        });
-                    }
+                let s = &secret_env;
+                if !s.is_empty() && !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    problems.push(ConfigProblem {
+                        field: "secret_env",
+                        message: format!("`{s}` is not an environment variable name"),
+                    });
                 }
                 TargetConfig::Webhook(WebhookConfig {
                     url,
-                    secret_env: self.secret_env.clone(),
+                    secret_env,
                     observe_url: self.observe_url.clone(),
                     timeout: self.timeout.map(|t| t.0).unwrap_or(DEFAULT_WEBHOOK_TIMEOUT),
                 })
@@ -424,7 +426,11 @@ mod tests {
             fields("{kind: kserve, repo: r, path: p, namespace: Bad_NS, branch: '-x'}"),
             ["branch", "namespace"]
         );
-        assert_eq!(fields("{kind: webhook, url: 'ftp://x'}"), ["url"]);
+        assert_eq!(
+            fields("{kind: webhook, url: 'ftp://x', secret_env: S}"),
+            ["url"]
+        );
+        assert_eq!(fields("{kind: webhook, url: 'http://x'}"), ["secret_env"]);
         assert_eq!(
             fields("{kind: webhook, url: 'http://x', secret_env: 'A B'}"),
             ["secret_env"]

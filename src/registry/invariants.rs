@@ -26,11 +26,41 @@ pub fn validate(reg: &Registry, files: &dyn RegistryFiles) -> Vec<Diagnostic> {
             .and_then(|b| files.text(b))
             .unwrap_or_default();
         check_policy(reg, policy, &ptext, files, &mut out);
+        check_notifications(reg, policy, &ptext, &mut out);
         check_models(reg, policy, files, &mut out);
     }
     out.sort();
     out.dedup();
     out
+}
+
+/// `notifications:` routes: known event kinds, known environments, one valid sink each.
+fn check_notifications(reg: &Registry, p: &Policy, text: &str, out: &mut Vec<Diagnostic>) {
+    let file = reg.policy_path();
+    for (i, r) in p.notifications.iter().enumerate() {
+        let d = |msg: String| {
+            Diagnostic::new(&file, format!("notifications[{i}]: {msg}"))
+                .at_key(text, &["notifications"])
+        };
+        if r.on.is_empty() {
+            out.push(d("`on` lists no event kinds".into()));
+        }
+        for k in &r.on {
+            if k != "*" && crate::daemon::events::EventKind::parse(k).is_none() {
+                out.push(d(format!(
+                    "unknown event kind `{k}` (see docs/daemon.md, events; `*` for all)"
+                )));
+            }
+        }
+        for e in &r.environments {
+            if !p.environments.contains_key(e) {
+                out.push(d(format!("unknown environment `{e}`")));
+            }
+        }
+        if let Err(why) = r.sink() {
+            out.push(d(why));
+        }
+    }
 }
 
 fn refs_problem(policy: &Policy, r: &str, allow_owners: bool) -> Option<String> {
@@ -329,6 +359,9 @@ fn check_version(
             format!("artifact.uri `{}`: {why}", m.artifact.uri),
             vec!["artifact", "uri"],
         )),
+        Ok(loc) if m.artifact.files.is_some() => {
+            directory_problems(reg, &m.artifact, &loc, files, &mut problems)
+        }
         Ok(ArtifactLocation::Registry(rel)) => match files.file_size(&reg.path(&rel)) {
             None => problems.push((
                 format!(
@@ -431,6 +464,86 @@ fn check_version(
         let text = files.text(v.blob).unwrap_or_default();
         for (msg, key) in problems {
             out.push(Diagnostic::new(&v.path, msg).at_key(&text, &key));
+        }
+    }
+}
+
+/// A directory artifact (docs/registry-format.md#directory-artifacts): `uri` ends in `/`, the
+/// listing is sound, `sha256` is its digest, `size` (when given) the sum; an in-registry folder
+/// holds every listed file, a regular blob with the listed size and digest.
+fn directory_problems(
+    reg: &Registry,
+    a: &crate::manifest::version::Artifact,
+    loc: &ArtifactLocation,
+    files: &dyn RegistryFiles,
+    problems: &mut Vec<(String, Vec<&str>)>,
+) {
+    use crate::manifest::version::{listing_digest, listing_problems};
+    let listed = a.files.as_deref().unwrap_or_default();
+    if !a.uri.ends_with('/') {
+        problems.push((
+            format!(
+                "artifact.uri `{}` names a directory artifact (it lists `files`), so it must end in `/`",
+                a.uri
+            ),
+            vec!["artifact", "uri"],
+        ));
+    }
+    let listing = listing_problems(listed);
+    let sound = listing.is_empty();
+    for p in listing {
+        problems.push((format!("artifact.files: {p}"), vec!["artifact", "files"]));
+    }
+    let total: u64 = listed.iter().map(|f| f.size).sum();
+    if let Some(want) = a.size.filter(|w| *w != total) {
+        problems.push((
+            format!("artifact.size is {want} but the listed files sum to {total} bytes"),
+            vec!["artifact", "size"],
+        ));
+    }
+    if !sound {
+        return;
+    }
+    let digest = listing_digest(listed);
+    if is_sha256(&a.sha256) && digest != a.sha256 {
+        problems.push((
+            format!(
+                "artifact.sha256 is {} but the listing of artifact.files hashes to {digest}",
+                a.sha256
+            ),
+            vec!["artifact", "files"],
+        ));
+    }
+    let ArtifactLocation::Registry(rel) = loc else {
+        return;
+    };
+    for f in listed {
+        let path = reg.path(&format!("{rel}/{}", f.path));
+        match files.file_size(&path) {
+            None => problems.push((
+                format!(
+                    "artifact.files: `{path}` does not exist in the registry at this revision (or is not a regular file)"
+                ),
+                vec!["artifact", "files"],
+            )),
+            Some(size) if size != f.size => problems.push((
+                format!(
+                    "artifact.files: `{path}` is {size} bytes but the listing says {}",
+                    f.size
+                ),
+                vec!["artifact", "files"],
+            )),
+            Some(_) => {
+                if let Some(got) = files.file_sha256(&path).filter(|g| *g != f.sha256) {
+                    problems.push((
+                        format!(
+                            "artifact.files: `{path}` has sha256 {got} but the listing says {}",
+                            f.sha256
+                        ),
+                        vec!["artifact", "files"],
+                    ));
+                }
+            }
         }
     }
 }

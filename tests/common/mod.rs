@@ -4,6 +4,7 @@
 
 pub mod github;
 pub mod moto;
+pub mod receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

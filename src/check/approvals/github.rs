@@ -60,6 +60,13 @@ pub enum GithubError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{method} {url}: HTTP {status}: {body}")]
+    Write {
+        method: &'static str,
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("{what}: more than {MAX_PAGES} pages")]
     TooManyPages { what: String },
     #[error(
@@ -105,6 +112,14 @@ pub struct Review {
     pub state: String,
     #[serde(default)]
     pub commit_id: Option<String>,
+}
+
+/// `GET /repos/{owner}/{repo}/issues/{n}/comments` items (the fields baton reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueComment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 /// The reviews of one pull request.
@@ -195,6 +210,89 @@ impl Client {
                 source: Box::new(t),
             }),
         }
+    }
+
+    /// `POST` or `PATCH` a JSON body on the API (statuses, comments); the token goes along.
+    fn send(
+        &self,
+        method: &'static str,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<ureq::Response, GithubError> {
+        let mut req = self
+            .agent
+            .request(method, url)
+            .set("Accept", "application/vnd.github+json")
+            .set("X-GitHub-Api-Version", "2022-11-28")
+            .set("User-Agent", "baton");
+        if let Some(t) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        match req.send_json(body) {
+            Ok(r) => Ok(r),
+            Err(ureq::Error::Status(status, r)) => {
+                let body = r.into_string().unwrap_or_default();
+                let body = body.trim();
+                let cut = body.char_indices().nth(300).map_or(body.len(), |(i, _)| i);
+                Err(GithubError::Write {
+                    method,
+                    url: url.to_owned(),
+                    status,
+                    body: body[..cut].to_owned(),
+                })
+            }
+            Err(ureq::Error::Transport(t)) => Err(GithubError::Transport {
+                url: url.to_owned(),
+                source: Box::new(t),
+            }),
+        }
+    }
+
+    /// The comments of issue or pull request `n` (every page).
+    pub fn issue_comments(&self, repo: &str, n: u64) -> Result<Vec<IssueComment>, GithubError> {
+        self.get_all(
+            &format!(
+                "{}/repos/{repo}/issues/{n}/comments?per_page=100",
+                self.base
+            ),
+            &format!("comments of {repo}#{n}"),
+        )
+    }
+
+    /// A new comment on issue or pull request `n`.
+    pub fn create_comment(&self, repo: &str, n: u64, body: &str) -> Result<(), GithubError> {
+        let url = format!("{}/repos/{repo}/issues/{n}/comments", self.base);
+        self.send("POST", &url, &serde_json::json!({ "body": body }))
+            .map(|_| ())
+    }
+
+    /// Replace the text of comment `id`.
+    pub fn update_comment(&self, repo: &str, id: u64, body: &str) -> Result<(), GithubError> {
+        let url = format!("{}/repos/{repo}/issues/comments/{id}", self.base);
+        self.send("PATCH", &url, &serde_json::json!({ "body": body }))
+            .map(|_| ())
+    }
+
+    /// A commit status on `sha` (`state`: pending, success, failure, error).
+    pub fn create_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        state: &str,
+        context: &str,
+        description: &str,
+        target_url: Option<&str>,
+    ) -> Result<(), GithubError> {
+        let url = format!("{}/repos/{repo}/statuses/{sha}", self.base);
+        let mut body = serde_json::json!({
+            "state": state,
+            "context": context,
+            "description": description,
+        });
+        if let Some(t) = target_url {
+            body["target_url"] = serde_json::json!(t);
+        }
+        self.send("POST", &url, &body).map(|_| ())
     }
 
     fn get_json<T: DeserializeOwned>(&self, url: &str, what: &str) -> Result<T, GithubError> {

@@ -99,10 +99,12 @@ impl ArtifactError {
 }
 
 /// A body that ended before the manifest's `size`: a truncated transfer, or the wrong object.
+/// The message says which way the size differs, not what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-#[error("shorter than the manifest's size of {expected} bytes (it has {got})")]
+#[error("shorter than the manifest's size of {expected} bytes")]
 pub struct Short {
     pub expected: u64,
+    /// Bytes there were (kept for callers, not shown).
     pub got: u64,
 }
 
@@ -630,7 +632,7 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            "shorter than the manifest's size of 20 bytes (it has 10)"
+            "shorter than the manifest's size of 20 bytes"
         );
         // Only the manifest's size is exact; the maximum is a cap.
         let mut r = Bounded::new(&[7u8; 10][..], SizeLimit::Max(20));
