@@ -116,11 +116,19 @@ impl Registry {
         Some(v["version"].as_str()?.to_owned())
     }
 
-    /// The bytes `current` points at.
+    /// The bytes of the single file in the build `current` points at.
     fn current(&self) -> Option<Vec<u8>> {
-        let dir = self.deploy_dir();
-        let link = std::fs::read_link(dir.join("current")).ok()?;
-        std::fs::read(dir.join(link)).ok()
+        let dir = self.deploy_dir().join("current");
+        let mut files = std::fs::read_dir(&dir).ok()?.map(|e| e.unwrap().path());
+        let (Some(only), None) = (files.next(), files.next()) else {
+            panic!("{} holds more than one file", dir.display());
+        };
+        std::fs::read(only).ok()
+    }
+
+    /// The bytes of `rel` in the build `current` points at.
+    fn current_file(&self, rel: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.deploy_dir().join("current").join(rel)).ok()
     }
 
     /// Everything the daemon published: its output, status and events.
@@ -134,9 +142,9 @@ impl Registry {
         )
     }
 
-    /// Names in the artifact store (no temporary file may stay behind a refusal).
+    /// Names in the release store (no temporary build may stay behind a refusal).
     fn store(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.deploy_dir().join("artifacts"))
+        let mut names: Vec<String> = std::fs::read_dir(self.deploy_dir().join("releases"))
             .map(|d| {
                 d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                     .collect()
@@ -623,4 +631,96 @@ fn validate_requires_a_size_for_remote_artifacts() {
         !out.contains("versions/3.yaml"),
         "file:// needs no size: {out}"
     );
+}
+
+/// A version manifest of a directory artifact at `uri` with `files`.
+fn dir_manifest(v: &str, stage: &str, uri: &str, files: &[ArtifactFile]) -> String {
+    let mut out = format!(
+        "model: alpha\nversion: \"{v}\"\nstage: {stage}\nartifact:\n  uri: {uri}\n  sha256: {}\n  size: {}\n  format: mlflow\n  files:\n",
+        listing_digest(files),
+        files.iter().map(|f| f.size).sum::<u64>()
+    );
+    for f in files {
+        out.push_str(&format!(
+            "    - {{path: {}, sha256: {}, size: {}}}\n",
+            f.path, f.sha256, f.size
+        ));
+    }
+    out + "created: 2026-11-01T10:00:00Z\n"
+}
+
+#[test]
+fn a_directory_artifact_from_an_s3_prefix_deploys_each_file_verified() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("models");
+    let mlmodel = b"flavors: {python_function: {}}\n".to_vec();
+    let weights = pattern(3 << 20, 11);
+    let put = |v: &str, files: &[(&str, &[u8])]| -> Vec<ArtifactFile> {
+        files
+            .iter()
+            .map(|(path, bytes)| {
+                moto.put("models", &format!("alpha/{v}/{path}"), bytes);
+                ArtifactFile {
+                    path: path.to_string(),
+                    sha256: sha(bytes),
+                    size: bytes.len() as u64,
+                }
+            })
+            .collect()
+    };
+    let one = put("1", &[("MLmodel", &mlmodel), ("data/model.pkl", &weights)]);
+    let env = moto.env();
+    let r = Registry::new("unused", "unused", None);
+    r.repo.write(
+        "models/alpha/versions/1.yaml",
+        &dir_manifest("1", "staging", "s3://models/alpha/1/", &one),
+    );
+    r.repo.commit_all("alpha 1 is a folder in s3");
+    let out = r.once(&env, &[]);
+    assert_eq!(code(&out), 0, "{}", r.published(&out));
+    assert_eq!(r.deployed().as_deref(), Some("1"));
+    assert_eq!(r.current_file("MLmodel").as_deref(), Some(&mlmodel[..]));
+    assert_eq!(
+        r.current_file("data/model.pkl").as_deref(),
+        Some(&weights[..])
+    );
+
+    // Version 2 lists a file whose object is not what the listing says: refused naming that
+    // file, version 1 still in place.
+    let other = pattern(3 << 20, 12);
+    let mut two = put("2", &[("MLmodel", &mlmodel), ("data/model.pkl", &other)]);
+    two[1].sha256 = sha(b"another build");
+    r.repo.write(
+        "models/alpha/versions/2.yaml",
+        &dir_manifest("2", "development", "s3://models/alpha/2/", &two),
+    );
+    r.repo.commit_all("register alpha 2");
+    r.repo.edit(
+        "models/alpha/versions/1.yaml",
+        "stage: staging",
+        "stage: archived",
+    );
+    r.repo.edit(
+        "models/alpha/versions/2.yaml",
+        "stage: development",
+        "stage: staging",
+    );
+    r.repo.commit_all("alpha 2 to staging");
+    let out = r.once(&env, &[]);
+    let published = r.published(&out);
+    assert_eq!(code(&out), 1, "{published}");
+    assert!(
+        published.contains(&format!(
+            "artifact s3://models/alpha/2/data/model.pkl refused: sha256 mismatch: expected {}",
+            sha(b"another build")
+        )),
+        "{published}"
+    );
+    assert!(!published.contains(&sha(&other)), "{published}");
+    assert_eq!(r.deployed().as_deref(), Some("1"));
+    assert_eq!(
+        r.current_file("data/model.pkl").as_deref(),
+        Some(&weights[..])
+    );
+    assert_eq!(r.store(), vec![listing_digest(&one)]);
 }
