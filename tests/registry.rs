@@ -404,7 +404,7 @@ fn metric_must_be_finite() {
         "  auc: .nan",
         "metric `auc` must be a finite number",
     );
-    assert_eq!(e["line"], 9);
+    assert_eq!(e["line"], 10);
 }
 
 #[test]
@@ -590,11 +590,11 @@ fn unknown_field_is_located_text_and_json() {
     let e = expect_invalid(&r, &file, "unknown field `color`");
     assert_eq!(
         (e["line"].as_u64(), e["column"].as_u64()),
-        (Some(8), Some(1))
+        (Some(9), Some(1))
     );
     let o = r.baton(&["validate"]);
     assert!(
-        stdout(&o).contains(&format!("{file}:8:1: unknown field `color`")),
+        stdout(&o).contains(&format!("{file}:9:1: unknown field `color`")),
         "{}",
         stdout(&o)
     );

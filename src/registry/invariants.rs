@@ -28,6 +28,7 @@ pub fn validate(reg: &Registry, files: &dyn RegistryFiles) -> Vec<Diagnostic> {
         check_policy(reg, policy, &ptext, files, &mut out);
         check_notifications(reg, policy, &ptext, &mut out);
         check_models(reg, policy, files, &mut out);
+        check_kserve_releases(reg, policy, files, &mut out);
     }
     out.sort();
     out.dedup();
@@ -223,6 +224,7 @@ fn check_policy(
         }
     }
     let mut paths: BTreeMap<String, &str> = BTreeMap::new();
+    let mut kserve_folders: Vec<(&str, String, String, String)> = Vec::new();
     for (name, env) in &p.environments {
         let key = ["environments", name.as_str()];
         if !crate::names::is_model_name(name) {
@@ -275,7 +277,47 @@ fn check_policy(
                     ));
                 }
             }
+            Ok(crate::manifest::target::TargetConfig::Kserve(c)) => {
+                if let Some(why) = crate::daemon::target::kserve::folder_problem(&c.path) {
+                    out.push(d(
+                        format!("environment `{name}`: target: {why}"),
+                        &["environments", name.as_str(), "target", "path"],
+                    ));
+                }
+                let state = std::path::Path::new("/state-dir");
+                if let Err(why) =
+                    crate::daemon::target::kserve::gitops::Remote::parse(&c.repo, state)
+                {
+                    out.push(d(
+                        format!("environment `{name}`: target: {why}"),
+                        &["environments", name.as_str(), "target", "repo"],
+                    ));
+                }
+                kserve_folders.push((
+                    name.as_str(),
+                    c.repo.trim_end_matches('/').to_owned(),
+                    c.branch,
+                    c.path,
+                ));
+            }
             Ok(_) => {}
+        }
+    }
+    // Two kserve environments writing one folder (or one inside the other) of the same
+    // repository and branch would render each other's files away.
+    for (i, (a, repo, branch, path)) in kserve_folders.iter().enumerate() {
+        for (b, repo2, branch2, path2) in &kserve_folders[i + 1..] {
+            let nested = path == path2
+                || path2.starts_with(&format!("{path}/"))
+                || path.starts_with(&format!("{path2}/"));
+            if repo == repo2 && branch == branch2 && nested {
+                out.push(d(
+                    format!(
+                        "environments `{a}` and `{b}` both write `{repo}` branch `{branch}` folders `{path}` and `{path2}`; each kserve environment needs its own folder"
+                    ),
+                    &["environments", b],
+                ));
+            }
         }
     }
     // Nested target folders would let a model folder of one environment collide with the
@@ -468,6 +510,76 @@ fn check_version(
     }
 }
 
+/// What each kserve environment runs (its stage, or the nearest later stage's primary) must
+/// render (docs/targets.md, "kserve"): artifacts KServe can load (not in the registry, not
+/// `file://`), a `format`, and a split its `mode` can express.
+fn check_kserve_releases(
+    reg: &Registry,
+    p: &Policy,
+    files: &dyn RegistryFiles,
+    out: &mut Vec<Diagnostic>,
+) {
+    use crate::daemon::target::kserve::render::{problems, RenderError};
+    use crate::manifest::target::TargetConfig;
+    let kserve: Vec<(&String, crate::manifest::target::KserveConfig)> = p
+        .environments
+        .iter()
+        .filter_map(|(name, env)| match env.target.config() {
+            Ok(TargetConfig::Kserve(c)) => Some((name, c)),
+            _ => None,
+        })
+        .collect();
+    if kserve.is_empty() {
+        return;
+    }
+    let desired = super::desired::desired_state(reg);
+    let commit = reg.commit.to_string();
+    for (env, cfg) in kserve {
+        let Some(d) = desired.get(env) else { continue };
+        let releases = crate::daemon::release::releases_of(d, &commit, &reg.root);
+        for (model, release) in &releases {
+            let versions = &d.models[model];
+            for e in problems(release, cfg.mode) {
+                let (version, key): (Option<&str>, &[&str]) = match &e {
+                    RenderError::NotRemote { version, .. } => {
+                        (Some(version.as_str()), &["artifact", "uri"])
+                    }
+                    RenderError::NoFormat { version, .. } => {
+                        (Some(version.as_str()), &["artifact"])
+                    }
+                    RenderError::BadFormat { version, .. } => {
+                        (Some(version.as_str()), &["artifact", "format"])
+                    }
+                    _ => (None, &["stage"]),
+                };
+                // A version's own problem goes to its manifest; a split's to the newest
+                // version in it.
+                let Some(v) = versions
+                    .iter()
+                    .find(|v| Some(v.version.as_str()) == version)
+                    .or(versions.last())
+                else {
+                    continue;
+                };
+                let kept = v
+                    .kept_from
+                    .as_deref()
+                    .map(|s| format!(", kept from stage `{s}`"))
+                    .unwrap_or_default();
+                let text = reg
+                    .model(model)
+                    .and_then(|m| m.versions.values().find(|x| x.path == v.path))
+                    .and_then(|x| files.text(x.blob))
+                    .unwrap_or_default();
+                out.push(
+                    Diagnostic::new(&v.path, format!("environment `{env}` (kserve{kept}): {e}"))
+                        .at_key(&text, key),
+                );
+            }
+        }
+    }
+}
+
 /// A directory artifact (docs/registry-format.md#directory-artifacts): `uri` ends in `/`, the
 /// listing is sound, `sha256` is its digest, `size` (when given) the sum; an in-registry folder
 /// holds every listed file, a regular blob with the listed size and digest.
@@ -624,7 +736,7 @@ pub fn is_sha256(s: &str) -> bool {
 pub enum ArtifactLocation {
     /// A file in the registry folder (normalised relative path).
     Registry(String),
-    /// `file://`, `https://`, `s3://`, `gs://`: outside git.
+    /// `file://`, `https://`, `s3://`, `gs://`, `oci://`, `pvc://`: outside git.
     External,
 }
 
@@ -632,9 +744,10 @@ pub enum ArtifactLocation {
 pub fn artifact_location(uri: &str) -> Result<ArtifactLocation, String> {
     if let Some((scheme, rest)) = uri.split_once("://") {
         return match scheme {
-            "file" | "https" | "http" | "s3" | "gs" if !rest.is_empty() => Ok(ArtifactLocation::External),
-            "file" | "https" | "http" | "s3" | "gs" => Err("empty location after the scheme".into()),
-            other => Err(format!("unsupported scheme `{other}` (use a relative path, file://, https://, s3:// or gs://)")),
+            // oci:// and pvc:// only a kserve environment deploys (KServe loads them).
+            "file" | "https" | "http" | "s3" | "gs" | "oci" | "pvc" if !rest.is_empty() => Ok(ArtifactLocation::External),
+            "file" | "https" | "http" | "s3" | "gs" | "oci" | "pvc" => Err("empty location after the scheme".into()),
+            other => Err(format!("unsupported scheme `{other}` (use a relative path, file://, https://, s3://, gs://, oci:// or pvc://)")),
         };
     }
     safe_relative(uri).map(ArtifactLocation::Registry)
