@@ -496,6 +496,26 @@ mod tests {
         let text = render_manifest(&m);
         assert!(text.contains("version: \"12\"\n"), "{text}");
         assert_eq!(parse_version(text.as_bytes()).unwrap(), m);
+
+        // A directory artifact's files, odd names included, read back the same.
+        let mut dir = m.clone();
+        dir.artifact.uri = "s3://acme-models/fraud/6/".into();
+        dir.artifact.files = Some(
+            ["MLmodel", "data/model.pkl", "a: b, {c}.bin", "true", "#x"]
+                .iter()
+                .map(|p| crate::manifest::version::ArtifactFile {
+                    path: p.to_string(),
+                    sha256: "0".repeat(64),
+                    size: 512,
+                })
+                .collect(),
+        );
+        let text = render_manifest(&dir);
+        assert!(
+            text.contains("    - {path: data/model.pkl, sha256: "),
+            "{text}"
+        );
+        assert_eq!(parse_version(text.as_bytes()).unwrap(), dir);
         assert_eq!(
             parse_model(render_model_yaml("m-1").as_bytes())
                 .unwrap()

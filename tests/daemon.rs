@@ -1873,7 +1873,7 @@ fn an_endless_download_is_refused_at_the_size_cap() {
             "staging",
             &format!("{base}/beta.bin"),
             &sha(b"y"),
-            None,
+            Some(1 << 30),
         ),
     );
     f.repo.commit_all("staging artifacts from a web server");

@@ -11,6 +11,7 @@ mod history;
 mod init;
 mod promote;
 mod register;
+mod remote_artifact;
 mod rollback;
 mod serve;
 mod status;

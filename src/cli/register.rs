@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 pub struct Args {
     /// The model to register a version of.
     pub model: String,
-    /// The artifact file (sha256 and size are computed), or a folder: a directory artifact
-    /// listing every file in it.
-    #[arg(long, value_name = "FILE|DIR")]
+    /// The artifact file, or a folder (a directory artifact listing every file in it), or a
+    /// remote one (s3://bucket/key, gs://…, https://…; an s3:// or gs:// URI ending in `/`
+    /// registers the objects below it as a directory artifact). sha256 and size are computed,
+    /// streaming.
+    #[arg(long, value_name = "FILE|DIR|URI")]
     pub artifact: PathBuf,
     /// The model format a server loads (`artifact.format`): onnx, sklearn, mlflow...
     /// (`--format` is the output format).
@@ -154,44 +156,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             bail!("--artifact-format `{f}` is not a format name (letters, digits, `.`, `_`, `-`; at most 63)");
         }
     }
-    // The artifact: digest streamed from the local file, or each file of a folder.
-    let artifact_path = std::fs::canonicalize(&args.artifact)
-        .with_context(|| format!("artifact {}", args.artifact.display()))?;
-    let (sha256, size, files) = if artifact_path.is_dir() {
-        let files = folder_listing(&artifact_path)
-            .map_err(|e| anyhow!("artifact {}: {e}", args.artifact.display()))?;
-        let size = files.iter().map(|f| f.size).sum();
-        (listing_digest(&files), size, Some(files))
-    } else if artifact_path.is_file() {
-        let file = std::fs::File::open(&artifact_path)
-            .with_context(|| format!("artifact {}", args.artifact.display()))?;
-        let (sha256, size) = digest(file)
-            .with_context(|| format!("reading artifact {}", args.artifact.display()))?;
-        (sha256, size, None)
-    } else {
-        bail!(
-            "artifact {}: not a regular file or a folder",
-            args.artifact.display()
-        );
+    // The artifact: digest streamed from the remote store, or from the local file or folder.
+    let mut artifact = match super::remote_artifact::requested(&args.artifact, args.uri.as_deref())?
+    {
+        Some(uri) => super::remote_artifact::describe(uri)?,
+        None => local_artifact(&args, &registry_dir)?,
     };
-    let uri = match &args.uri {
-        Some(u) => {
-            artifact_location(u).map_err(|why| anyhow!("--uri `{u}`: {why}"))?;
-            if files.is_some() && !u.ends_with('/') {
-                bail!("--uri `{u}`: the artifact is a folder, so its URI must end in `/`");
-            }
-            u.clone()
-        }
-        None => {
-            let reg = std::fs::canonicalize(&registry_dir).unwrap_or(registry_dir.clone());
-            let uri = artifact_uri(&artifact_path, &reg);
-            if files.is_some() {
-                format!("{uri}/")
-            } else {
-                uri
-            }
-        }
-    };
+    artifact.format = args.artifact_format.clone();
 
     let metrics = match &args.metrics {
         None => BTreeMap::new(),
@@ -200,18 +171,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             parse_metrics(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?
         }
     };
+    let size = artifact.size.unwrap_or_default();
 
     let manifest = VersionManifest {
         model: args.model.clone(),
         version: version.clone(),
         stage,
-        artifact: Artifact {
-            uri,
-            sha256,
-            size: Some(size),
-            format: args.artifact_format.clone(),
-            files,
-        },
+        artifact,
         metrics: metrics.into(),
         evidence: Default::default(),
         lineage: args.lineage.iter().cloned().collect(),
@@ -307,6 +273,57 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The artifact at the local `--artifact` path: digest streamed from the file, or each file
+/// of a folder (a directory artifact); the URI relative to the registry folder when inside it,
+/// else `file://` (or `--uri`).
+fn local_artifact(args: &Args, registry_dir: &Path) -> Result<Artifact> {
+    let artifact_path = std::fs::canonicalize(&args.artifact)
+        .with_context(|| format!("artifact {}", args.artifact.display()))?;
+    let (sha256, size, files) = if artifact_path.is_dir() {
+        let files = folder_listing(&artifact_path)
+            .map_err(|e| anyhow!("artifact {}: {e}", args.artifact.display()))?;
+        let size = files.iter().map(|f| f.size).sum();
+        (listing_digest(&files), size, Some(files))
+    } else if artifact_path.is_file() {
+        let file = std::fs::File::open(&artifact_path)
+            .with_context(|| format!("artifact {}", args.artifact.display()))?;
+        let (sha256, size) = digest(file)
+            .with_context(|| format!("reading artifact {}", args.artifact.display()))?;
+        (sha256, size, None)
+    } else {
+        bail!(
+            "artifact {}: not a regular file or a folder",
+            args.artifact.display()
+        );
+    };
+    let uri = match &args.uri {
+        Some(u) => {
+            artifact_location(u).map_err(|why| anyhow!("--uri `{u}`: {why}"))?;
+            if files.is_some() && !u.ends_with('/') {
+                bail!("--uri `{u}`: the artifact is a folder, so its URI must end in `/`");
+            }
+            u.clone()
+        }
+        None => {
+            let reg =
+                std::fs::canonicalize(registry_dir).unwrap_or_else(|_| registry_dir.to_owned());
+            let uri = artifact_uri(&artifact_path, &reg);
+            if files.is_some() {
+                format!("{uri}/")
+            } else {
+                uri
+            }
+        }
+    };
+    Ok(Artifact {
+        uri,
+        sha256,
+        size: Some(size),
+        format: None,
+        files,
+    })
 }
 
 fn write_new(path: &Path, text: &str) -> std::io::Result<()> {

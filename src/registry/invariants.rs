@@ -441,7 +441,11 @@ fn check_version(
                 }
             }
         },
-        Ok(ArtifactLocation::External) => {}
+        Ok(ArtifactLocation::External) => {
+            if let Some(problem) = remote_size_problem(&m.artifact) {
+                problems.push((problem, vec!["artifact"]));
+            }
+        }
     }
     let bad_metrics: Vec<&String> = m
         .metrics
@@ -749,6 +753,18 @@ pub fn artifact_location(uri: &str) -> Result<ArtifactLocation, String> {
     safe_relative(uri).map(ArtifactLocation::Registry)
 }
 
+/// A downloaded artifact (`s3://`, `gs://`, `https://`, `http://`) without `size`: the daemon
+/// stops a download at its size, so a remote single-file artifact must give one (a directory
+/// artifact's files each carry theirs). `file://` is read in place and needs none.
+pub fn remote_size_problem(a: &crate::manifest::Artifact) -> Option<String> {
+    let scheme = ["s3", "gs", "https", "http"]
+        .into_iter()
+        .find(|s| a.uri.starts_with(&format!("{s}://")))?;
+    (a.size.is_none() && a.files.is_none()).then(|| {
+        format!("artifact.size is required for a remote artifact: the daemon stops a {scheme}:// download at it (`baton register --artifact {scheme}://…` records it)")
+    })
+}
+
 /// Normalise a relative path, refusing absolute paths and `..` components.
 pub fn safe_relative(p: &str) -> Result<String, String> {
     if p.is_empty() {
@@ -771,4 +787,48 @@ pub fn safe_relative(p: &str) -> Result<String, String> {
         return Err("empty path".into());
     }
     Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::version::{Artifact, ArtifactFile};
+
+    fn artifact(uri: &str, size: Option<u64>) -> Artifact {
+        Artifact {
+            uri: uri.into(),
+            sha256: "a".repeat(64),
+            size,
+            format: None,
+            files: None,
+        }
+    }
+
+    #[test]
+    fn remote_single_files_need_a_size() {
+        for uri in [
+            "s3://b/k",
+            "gs://b/k",
+            "https://h/m.onnx",
+            "http://h/m.onnx",
+        ] {
+            let p = remote_size_problem(&artifact(uri, None)).expect(uri);
+            assert!(p.contains("artifact.size is required"), "{p}");
+            assert!(
+                remote_size_problem(&artifact(uri, Some(1))).is_none(),
+                "{uri}"
+            );
+        }
+        for uri in ["file:///m.onnx", "artifacts/m/1.bin"] {
+            assert!(remote_size_problem(&artifact(uri, None)).is_none(), "{uri}");
+        }
+        // A directory artifact's files carry their sizes.
+        let mut dir = artifact("s3://b/m/6/", None);
+        dir.files = Some(vec![ArtifactFile {
+            path: "MLmodel".into(),
+            sha256: "b".repeat(64),
+            size: 3,
+        }]);
+        assert!(remote_size_problem(&dir).is_none());
+    }
 }

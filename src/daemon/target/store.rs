@@ -585,11 +585,14 @@ fn size_mismatch(
             limit: crate::daemon::artifact::SizeLimit::Manifest(want),
         };
     }
-    ArtifactError::Fetch {
+    ArtifactError::Truncated {
         model: release.model.clone(),
         version: v.version.clone(),
         uri: uri.to_owned(),
-        message: format!("refused: shorter than the manifest's size of {want} bytes"),
+        short: crate::daemon::artifact::Short {
+            expected: want,
+            got,
+        },
     }
 }
 
@@ -597,7 +600,8 @@ fn set_uri(err: &mut ArtifactError, to: &str) {
     match err {
         ArtifactError::Fetch { uri, .. }
         | ArtifactError::Digest { uri, .. }
-        | ArtifactError::TooLarge { uri, .. } => *uri = to.to_owned(),
+        | ArtifactError::TooLarge { uri, .. }
+        | ArtifactError::Truncated { uri, .. } => *uri = to.to_owned(),
     }
 }
 
