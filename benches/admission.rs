@@ -59,6 +59,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // synth's s3:// artifacts must fail fast without asking any network for credentials
+    // (docs/targets.md "Artifact sources"); nothing else runs yet.
+    for (k, v) in [
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_MAX_ATTEMPTS", "1"),
+    ] {
+        std::env::set_var(k, v);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
         let t = burst(200, 10);

@@ -1,6 +1,7 @@
 //! The pure parts of `baton register`: the next version label, metrics read from JSON, the
-//! artifact's digest and recorded URI, and the rendered manifest text.
+//! artifact's digest (of a file, or the listing of a folder) and recorded URI, the manifest text.
 
+use crate::manifest::version::{check_file_path, ArtifactFile};
 use crate::manifest::VersionManifest;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -101,6 +102,97 @@ pub fn digest(mut r: impl Read) -> std::io::Result<(String, u64)> {
     Ok((hex::encode(h.finalize()), size))
 }
 
+/// Why a folder cannot be registered as a directory artifact.
+#[derive(Debug, Error)]
+pub enum FolderError {
+    #[error(
+        "{0} is a symbolic link; a directory artifact holds regular files only (copy the file in)"
+    )]
+    Symlink(String),
+    #[error("{0} is {1}, not a regular file; a directory artifact holds regular files only")]
+    Special(String, &'static str),
+    #[error("{0}: the name is not UTF-8")]
+    NotUtf8(String),
+    #[error("{0}")]
+    BadPath(String),
+    #[error("the folder holds no files")]
+    Empty,
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The listing of the folder `dir` as a directory artifact: every regular file under it
+/// (recursively, streamed through sha256), with its `/`-separated path relative to `dir`,
+/// sorted by path bytewise. Symbolic links and special files are refused, never followed.
+pub fn folder_listing(dir: &Path) -> Result<Vec<ArtifactFile>, FolderError> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<ArtifactFile>) -> Result<(), FolderError> {
+        let io = |path: &str| {
+            let path = if path.is_empty() { "." } else { path }.to_owned();
+            move |source| FolderError::Io { path, source }
+        };
+        for e in std::fs::read_dir(dir).map_err(io(rel))? {
+            let e = e.map_err(io(rel))?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else {
+                let lossy = name.to_string_lossy();
+                return Err(FolderError::NotUtf8(if rel.is_empty() {
+                    lossy.into_owned()
+                } else {
+                    format!("{rel}/{lossy}")
+                }));
+            };
+            let path = if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
+            // DirEntry::file_type does not follow links.
+            let kind = e.file_type().map_err(io(&path))?;
+            if kind.is_symlink() {
+                return Err(FolderError::Symlink(path));
+            }
+            if kind.is_dir() {
+                walk(&e.path(), &path, out)?;
+                continue;
+            }
+            if !kind.is_file() {
+                use std::os::unix::fs::FileTypeExt;
+                let what = if kind.is_fifo() {
+                    "a named pipe"
+                } else if kind.is_socket() {
+                    "a socket"
+                } else {
+                    "a device"
+                };
+                return Err(FolderError::Special(path, what));
+            }
+            check_file_path(&path).map_err(FolderError::BadPath)?;
+            let f = {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(e.path())
+                    .map_err(io(&path))?
+            };
+            let (sha256, size) = digest(f).map_err(io(&path))?;
+            out.push(ArtifactFile { path, sha256, size });
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out)?;
+    if out.is_empty() {
+        return Err(FolderError::Empty);
+    }
+    out.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    Ok(out)
+}
+
 /// The URI to record for an artifact at absolute path `artifact`: a path relative to the
 /// registry folder `registry` when the file is inside it, else an absolute `file://` URI.
 /// Both paths should be canonical.
@@ -135,6 +227,16 @@ pub fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
+/// [`yaml_str`] for a value inside a flow mapping (`{path: ...}`), where `:` is quoted too.
+fn flow_str(s: &str) -> String {
+    let plain = yaml_str(s);
+    if plain.contains(':') && !plain.starts_with('"') {
+        serde_json::to_string(s).expect("strings serialize")
+    } else {
+        plain
+    }
+}
+
 /// The manifest text of a newly registered version, in the field order of docs/registry-format.md.
 /// Only the fields `register` sets are written: evidence and requires are added later by hand.
 pub fn render_manifest(m: &VersionManifest) -> String {
@@ -150,6 +252,20 @@ pub fn render_manifest(m: &VersionManifest) -> String {
     out.push_str(&format!("  sha256: {}\n", m.artifact.sha256));
     if let Some(size) = m.artifact.size {
         out.push_str(&format!("  size: {size}\n"));
+    }
+    if let Some(format) = &m.artifact.format {
+        out.push_str(&format!("  format: {}\n", yaml_str(format)));
+    }
+    if let Some(files) = &m.artifact.files {
+        out.push_str("  files:\n");
+        for f in files {
+            out.push_str(&format!(
+                "    - {{path: {}, sha256: {}, size: {}}}\n",
+                flow_str(&f.path),
+                f.sha256,
+                f.size
+            ));
+        }
     }
     if !m.metrics.is_empty() {
         out.push_str("metrics:\n");
@@ -267,6 +383,85 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_lists_its_regular_files_sorted_and_refuses_links() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("model");
+        std::fs::create_dir_all(dir.join("data/sub")).unwrap();
+        std::fs::create_dir_all(dir.join("empty")).unwrap();
+        std::fs::write(dir.join("MLmodel"), b"flavors: {}").unwrap();
+        std::fs::write(dir.join("data/sub/w.bin"), b"test").unwrap();
+        std::fs::write(dir.join("data-a"), b"").unwrap();
+        let files = folder_listing(&dir).unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        // Bytewise: `-` (0x2d) sorts before `/` (0x2f).
+        assert_eq!(paths, ["MLmodel", "data-a", "data/sub/w.bin"]);
+        assert_eq!(files[2].size, 4);
+        assert_eq!(
+            files[2].sha256,
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+
+        std::os::unix::fs::symlink(dir.join("MLmodel"), dir.join("data/alias")).unwrap();
+        let e = folder_listing(&dir).unwrap_err();
+        assert!(
+            matches!(&e, FolderError::Symlink(p) if p == "data/alias"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.join("data/alias")).unwrap();
+        let fifo =
+            std::ffi::CString::new(dir.join("pipe").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let e = folder_listing(&dir).unwrap_err().to_string();
+        assert_eq!(e, "pipe is a named pipe, not a regular file; a directory artifact holds regular files only");
+        let empty = d.path().join("nothing");
+        std::fs::create_dir_all(empty.join("sub")).unwrap();
+        assert!(matches!(folder_listing(&empty), Err(FolderError::Empty)));
+    }
+
+    #[test]
+    fn a_directory_artifact_renders_and_parses_back() {
+        let files = vec![
+            ArtifactFile {
+                path: "MLmodel".into(),
+                sha256: "0".repeat(64),
+                size: 512,
+            },
+            ArtifactFile {
+                path: "weird: name, {x}.bin".into(),
+                sha256: "1".repeat(64),
+                size: 7,
+            },
+        ];
+        let m = VersionManifest {
+            model: "m".into(),
+            version: "6".into(),
+            stage: "development".into(),
+            artifact: Artifact {
+                uri: "artifacts/m/6/".into(),
+                sha256: crate::manifest::version::listing_digest(&files),
+                size: Some(519),
+                format: Some("mlflow".into()),
+                files: Some(files),
+            },
+            metrics: Default::default(),
+            evidence: Default::default(),
+            lineage: Default::default(),
+            requires: Default::default(),
+            traffic: None,
+            created: chrono::Utc
+                .with_ymd_and_hms(2026, 11, 27, 16, 0, 5)
+                .unwrap(),
+        };
+        let text = render_manifest(&m);
+        assert!(
+            text.contains("  format: mlflow\n  files:\n    - {path: MLmodel, sha256: 0000"),
+            "{text}"
+        );
+        assert_eq!(parse_version(text.as_bytes()).unwrap(), m);
+    }
+
+    #[test]
     fn rendered_manifest_parses_back() {
         let m = VersionManifest {
             model: "fraud-detector".into(),
@@ -301,6 +496,26 @@ mod tests {
         let text = render_manifest(&m);
         assert!(text.contains("version: \"12\"\n"), "{text}");
         assert_eq!(parse_version(text.as_bytes()).unwrap(), m);
+
+        // A directory artifact's files, odd names included, read back the same.
+        let mut dir = m.clone();
+        dir.artifact.uri = "s3://acme-models/fraud/6/".into();
+        dir.artifact.files = Some(
+            ["MLmodel", "data/model.pkl", "a: b, {c}.bin", "true", "#x"]
+                .iter()
+                .map(|p| crate::manifest::version::ArtifactFile {
+                    path: p.to_string(),
+                    sha256: "0".repeat(64),
+                    size: 512,
+                })
+                .collect(),
+        );
+        let text = render_manifest(&dir);
+        assert!(
+            text.contains("    - {path: data/model.pkl, sha256: "),
+            "{text}"
+        );
+        assert_eq!(parse_version(text.as_bytes()).unwrap(), dir);
         assert_eq!(
             parse_model(render_model_yaml("m-1").as_bytes())
                 .unwrap()

@@ -235,8 +235,8 @@ fn requires_rule() {
         "{reason}"
     );
     let vs = verdicts(&j, "fraud-detector@4", "requires");
-    // (Line 17: the promotion added `traffic: 10` below `stage`.)
-    assert_eq!(vs[0]["line"], 17, "located at `requires`: {:#}", vs[0]);
+    // (Line 18: the promotion added `traffic: 10` below `stage`.)
+    assert_eq!(vs[0]["line"], 18, "located at `requires`: {:#}", vs[0]);
 
     // Fail: archiving feature-encoder 7 while fraud-detector 3 in production requires it.
     let w = World::new();
@@ -519,7 +519,7 @@ fn metric_rule() {
         reason.contains("regression 0.016 vs churn-predictor@1 (0.931) > max_regression 0.005"),
         "{reason}"
     );
-    assert_eq!(vs[0]["line"], 10);
+    assert_eq!(vs[0]["line"], 11);
 
     // Fail: above max (lower is better).
     let w = World::with(|r| r.edit(CP2, "p99_latency_ms: 7.4", "p99_latency_ms: 51"));

@@ -105,6 +105,42 @@ impl Fixture {
         );
     }
 
+    /// Write a version manifest of a directory artifact `artifacts/<model>/<v>/` holding
+    /// `files`; returns its digest (of the listing).
+    fn version_dir(&self, model: &str, v: &str, stage: &str, files: &[(&str, &[u8])]) -> String {
+        let mut listing = Vec::new();
+        for (path, bytes) in files {
+            let p = self
+                .repo
+                .path()
+                .join(format!("artifacts/{model}/{v}/{path}"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+            listing.push(baton::manifest::version::ArtifactFile {
+                path: (*path).to_owned(),
+                sha256: sha(bytes),
+                size: bytes.len() as u64,
+            });
+        }
+        let digest = baton::manifest::version::listing_digest(&listing);
+        let files_yaml: String = listing
+            .iter()
+            .map(|f| {
+                format!(
+                    "    - {{path: {}, sha256: {}, size: {}}}\n",
+                    f.path, f.sha256, f.size
+                )
+            })
+            .collect();
+        self.repo.write(
+            &format!("models/{model}/versions/{v}.yaml"),
+            &format!(
+                "model: {model}\nversion: \"{v}\"\nstage: {stage}\nartifact:\n  uri: artifacts/{model}/{v}/\n  sha256: {digest}\n  format: mlflow\n  files:\n{files_yaml}created: 2026-11-01T10:00:00Z\n"
+            ),
+        );
+        digest
+    }
+
     fn stage(&self, model: &str, v: &str, stage: &str) {
         let rel = format!("models/{model}/versions/{v}.yaml");
         let s = self.repo.read(&rel);
@@ -146,16 +182,21 @@ impl Fixture {
         Some(v["version"].as_str()?.to_owned())
     }
 
-    /// The digest `current` points at, after checking the file hashes to its name.
+    /// The digest `current` points at (`releases/<sha256>`), after checking the build in
+    /// that folder hashes to its name: its one file, or the listing of its files.
     fn current_verified(&self, env: &str, model: &str) -> Option<String> {
         let dir = self.deploy_dir(env, model);
         let link = std::fs::read_link(dir.join("current")).ok()?;
+        assert_eq!(link.parent(), Some(Path::new("releases")), "{link:?}");
         let name = link.file_name()?.to_string_lossy().into_owned();
-        let bytes = std::fs::read(dir.join(&link)).ok()?;
+        let files = build_files(&dir.join(&link));
+        let digest = match files.as_slice() {
+            [f] if !f.path.contains('/') => f.sha256.clone(),
+            _ => baton::manifest::version::listing_digest(&files),
+        };
         assert_eq!(
-            sha(&bytes),
-            name,
-            "{env}/{model}: `current` points at a corrupt artifact"
+            digest, name,
+            "{env}/{model}: `current` points at a corrupt build"
         );
         Some(name)
     }
@@ -182,6 +223,39 @@ impl Fixture {
         assert_eq!(code(&st), 0, "{}", stderr(&st));
         serde_json::from_str(&stdout(&st)).unwrap()
     }
+}
+
+/// The files of a stored build folder, with their digests (recursively, no links).
+fn build_files(dir: &Path) -> Vec<baton::manifest::version::ArtifactFile> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<baton::manifest::version::ArtifactFile>) {
+        for e in std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .map(Result::unwrap)
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let kind = e.file_type().unwrap();
+            assert!(!kind.is_symlink(), "a link in a build: {rel}");
+            if kind.is_dir() {
+                walk(&e.path(), &rel, out);
+            } else {
+                let bytes = std::fs::read(e.path()).unwrap();
+                out.push(baton::manifest::version::ArtifactFile {
+                    path: rel,
+                    sha256: sha(&bytes),
+                    size: bytes.len() as u64,
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out);
+    out
 }
 
 // ---------------------------------------------------------------- daemon process
@@ -518,7 +592,7 @@ fn tampered_artifact_is_refused_while_other_models_deploy() {
     let events = std::fs::read_to_string(f.state.join("events.jsonl")).unwrap();
     assert!(!events.contains(&leaked));
     // Nothing half-written is left in the store.
-    let store = f.deploy_dir("staging", "alpha").join("artifacts");
+    let store = f.deploy_dir("staging", "alpha").join("releases");
     assert_eq!(std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0), 0);
 }
 
@@ -547,11 +621,12 @@ fn drift_is_repaired_by_the_resync() {
     std::fs::remove_file(dir.join("current")).unwrap();
     settled(1, "current restored");
 
-    // A re-pointed `current` (to beta's artifact copied in).
-    let other = dir.join("artifacts").join(sha(b"beta one"));
-    std::fs::write(&other, b"beta one").unwrap();
+    // A re-pointed `current` (to beta's build copied in).
+    let other = dir.join("releases").join(sha(b"beta one"));
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("1.bin"), b"beta one").unwrap();
     std::os::unix::fs::symlink(
-        Path::new("artifacts").join(sha(b"beta one")),
+        Path::new("releases").join(sha(b"beta one")),
         dir.join("current.new"),
     )
     .unwrap();
@@ -559,7 +634,7 @@ fn drift_is_repaired_by_the_resync() {
     settled(2, "current re-pointed back");
 
     // A modified artifact.
-    let art = dir.join("artifacts").join(&good);
+    let art = dir.join("releases").join(&good).join("1.bin");
     let mut perm = std::fs::metadata(&art).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);
@@ -831,14 +906,32 @@ fn sigkill_at_random_moments_during_50_switches_never_leaves_a_mix() {
         v.resize(512 * 1024, b'0' + (n % 10) as u8);
         v
     };
-    f.version("alpha", "100", "staging", &content(100));
+    // Odd builds are directory artifacts (three files, one in a sub-folder), even ones a file.
+    let mut digests = std::collections::HashMap::new();
+    let register = |n: usize| -> String {
+        let c = content(n);
+        if n % 2 == 1 {
+            let (a, b) = c.split_at(200 * 1024);
+            let (b, rest) = b.split_at(200 * 1024);
+            f.version_dir(
+                "alpha",
+                &n.to_string(),
+                "staging",
+                &[("MLmodel", a), ("data/model.pkl", b), ("conda.yaml", rest)],
+            )
+        } else {
+            f.version("alpha", &n.to_string(), "staging", &c);
+            sha(&c)
+        }
+    };
+    digests.insert(100, register(100));
     f.repo.commit_all("crash-test registry");
     assert_eq!(code(&f.once(&[])), 0);
 
     let mut rng = Rng(0x5eed_0fba_7000);
     for n in 101..151 {
         f.stage("alpha", &(n - 1).to_string(), "archived");
-        f.version("alpha", &n.to_string(), "staging", &content(n));
+        digests.insert(n, register(n));
         f.repo.commit_all(&format!("alpha {n}"));
 
         let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
@@ -858,8 +951,8 @@ fn sigkill_at_random_moments_during_50_switches_never_leaves_a_mix() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        let old = sha(&content(n - 1));
-        let new = sha(&content(n));
+        let old = digests[&(n - 1)].clone();
+        let new = digests[&n].clone();
         let cur = f
             .current_verified("staging", "alpha")
             .expect("`current` exists");
@@ -879,12 +972,12 @@ fn sigkill_at_random_moments_during_50_switches_never_leaves_a_mix() {
         assert_eq!(f.deployed("staging", "alpha"), Some(n.to_string()));
         assert_eq!(f.current_verified("staging", "alpha"), Some(new));
     }
-    let store = f.deploy_dir("staging", "alpha").join("artifacts");
+    let store = f.deploy_dir("staging", "alpha").join("releases");
     let names: Vec<String> = std::fs::read_dir(store)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.len() <= 3, "old artifacts are collected: {names:?}");
+    assert!(names.len() <= 4, "old builds are collected: {names:?}");
     assert!(
         names.iter().all(|n| n.len() == 64),
         "no temp files left: {names:?}"
@@ -1780,7 +1873,7 @@ fn an_endless_download_is_refused_at_the_size_cap() {
             "staging",
             &format!("{base}/beta.bin"),
             &sha(b"y"),
-            None,
+            Some(1 << 30),
         ),
     );
     f.repo.commit_all("staging artifacts from a web server");
@@ -1799,7 +1892,7 @@ fn an_endless_download_is_refused_at_the_size_cap() {
     );
     for m in ["alpha", "beta"] {
         assert_eq!(f.deployed("staging", m), None);
-        let store = f.deploy_dir("staging", m).join("artifacts");
+        let store = f.deploy_dir("staging", m).join("releases");
         let left: Vec<_> = std::fs::read_dir(&store)
             .map(|d| d.map(|e| e.unwrap().file_name()).collect())
             .unwrap_or_default();

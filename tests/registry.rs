@@ -404,7 +404,7 @@ fn metric_must_be_finite() {
         "  auc: .nan",
         "metric `auc` must be a finite number",
     );
-    assert_eq!(e["line"], 9);
+    assert_eq!(e["line"], 10);
 }
 
 #[test]
@@ -590,11 +590,11 @@ fn unknown_field_is_located_text_and_json() {
     let e = expect_invalid(&r, &file, "unknown field `color`");
     assert_eq!(
         (e["line"].as_u64(), e["column"].as_u64()),
-        (Some(8), Some(1))
+        (Some(9), Some(1))
     );
     let o = r.baton(&["validate"]);
     assert!(
-        stdout(&o).contains(&format!("{file}:8:1: unknown field `color`")),
+        stdout(&o).contains(&format!("{file}:9:1: unknown field `color`")),
         "{}",
         stdout(&o)
     );
@@ -1520,4 +1520,125 @@ fn register_rejects_bad_input_with_exit_2() {
     assert_eq!(code(&o), 2);
     // Nothing was written.
     assert!(!r.path().join(format!("{FD}/6.yaml")).exists());
+}
+
+#[test]
+fn completions_are_valid_shell_and_the_man_page_covers_every_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::baton(&["completions", "bash"], dir.path());
+    assert_eq!(common::code(&out), 0);
+    let script = common::stdout(&out);
+    for verb in [
+        "validate",
+        "check",
+        "promote",
+        "approve",
+        "serve",
+        "completions",
+    ] {
+        assert!(script.contains(verb), "bash completion lacks {verb}");
+    }
+    let file = dir.path().join("baton.bash");
+    std::fs::write(&file, &script).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "{}", common::stderr(&syntax));
+    for shell in ["zsh", "fish"] {
+        let out = common::baton(&["completions", shell], dir.path());
+        assert_eq!(common::code(&out), 0);
+        let s = common::stdout(&out);
+        assert!(s.contains("check") && s.contains("base"), "{shell}");
+    }
+    let bad = common::baton(&["completions", "tcsh"], dir.path());
+    assert_eq!(common::code(&bad), 2);
+    let man = common::stdout(&common::baton(&["man"], dir.path()));
+    for verb in ["check", "serve", "register"] {
+        assert!(
+            man.contains(&format!(".TH baton-{verb} 1")),
+            "man lacks {verb}"
+        );
+    }
+}
+
+#[test]
+fn init_scaffolds_a_registry_that_validates_with_the_users_key() {
+    let home = tempfile::tempdir().unwrap();
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir(&ssh).unwrap();
+    let key = common::SshKey::generate(&ssh, "id_ed25519", "me@acme.com");
+    let dir = home.path().join("registry");
+    let run = |args: &[&str], cwd: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(args)
+            .current_dir(cwd)
+            .env("HOME", home.path())
+            .env("GIT_CONFIG_GLOBAL", home.path().join("gitconfig"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap()
+    };
+    // No email anywhere: refused, nothing written.
+    let out = run(&["init", dir.to_str().unwrap()], home.path());
+    assert_eq!(common::code(&out), 2);
+    assert!(
+        common::stderr(&out).contains("--email"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(!dir.join("baton.yaml").exists());
+    let out = run(
+        &["init", dir.to_str().unwrap(), "--email", "me@acme.com"],
+        home.path(),
+    );
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let signers = std::fs::read_to_string(dir.join(".baton/allowed_signers")).unwrap();
+    assert!(signers.contains(&key.allowed_signers_line()), "{signers}");
+    for args in [
+        vec!["add", "-A"],
+        vec![
+            "-c",
+            "user.name=Me",
+            "-c",
+            "user.email=me@acme.com",
+            "commit",
+            "-q",
+            "-m",
+            "start",
+        ],
+    ] {
+        let st = std::process::Command::new("git")
+            .args(&args)
+            .current_dir(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let v = run(&["validate"], &dir);
+    assert_eq!(
+        common::code(&v),
+        0,
+        "{}{}",
+        common::stdout(&v),
+        common::stderr(&v)
+    );
+    // A second init never overwrites.
+    let again = run(&["init", ".", "--email", "me@acme.com"], &dir);
+    assert_eq!(common::code(&again), 2);
+    assert!(common::stderr(&again).contains("already exists"));
+    // Two keys and no choice: asked to pick one.
+    common::SshKey::generate(&ssh, "id_other", "me@acme.com");
+    let other = home.path().join("other");
+    let out = run(
+        &["init", other.to_str().unwrap(), "--email", "me@acme.com"],
+        home.path(),
+    );
+    assert_eq!(common::code(&out), 2);
+    assert!(
+        common::stderr(&out).contains("--key"),
+        "{}",
+        common::stderr(&out)
+    );
 }

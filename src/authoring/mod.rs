@@ -3,6 +3,7 @@
 
 pub mod edit;
 pub mod git;
+pub mod init;
 pub mod promote;
 pub mod rollback;
 

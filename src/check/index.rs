@@ -248,6 +248,15 @@ fn index_path(repo: &Repository) -> PathBuf {
     repo.path().join("baton").join("requires-index")
 }
 
+/// The registry-relative files of an in-registry artifact at `rel`: `rel` itself, or each
+/// listed file of a directory artifact (`rel/<path>`).
+pub fn artifact_paths(rel: &str, a: &crate::manifest::version::Artifact) -> Vec<String> {
+    match &a.files {
+        None => vec![rel.to_owned()],
+        Some(files) => files.iter().map(|f| format!("{rel}/{}", f.path)).collect(),
+    }
+}
+
 /// One version whose artifact is a file in the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactRef {
@@ -296,11 +305,14 @@ impl ArtifactIndex {
                         if let Ok(ArtifactLocation::Registry(path)) =
                             artifact_location(&m.artifact.uri)
                         {
-                            list.push(ArtifactRef {
-                                version: label,
-                                stage: m.stage.clone(),
-                                path,
-                            });
+                            // A directory artifact is referenced through each of its files.
+                            for path in artifact_paths(&path, &m.artifact) {
+                                list.push(ArtifactRef {
+                                    version: label.clone(),
+                                    stage: m.stage.clone(),
+                                    path,
+                                });
+                            }
                         }
                     }
                     let list = Arc::new(list);

@@ -274,9 +274,12 @@ impl Judge {
                 .filter(|m| policy.is_deployed(&m.stage))
             {
                 if let Ok(ArtifactLocation::Registry(rel)) = artifact_location(&m.artifact.uri) {
-                    let path = join(&root, &rel);
-                    if let std::collections::btree_map::Entry::Vacant(e) = artifacts.entry(path) {
-                        e.insert(artifact_file(repo, tree, &rel, &mut self.digests)?);
+                    for rel in index::artifact_paths(&rel, &m.artifact) {
+                        let path = join(&root, &rel);
+                        if let std::collections::btree_map::Entry::Vacant(e) = artifacts.entry(path)
+                        {
+                            e.insert(artifact_file(repo, tree, &rel, &mut self.digests)?);
+                        }
                     }
                 }
             }

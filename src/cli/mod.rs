@@ -6,9 +6,12 @@ mod table;
 
 mod approve;
 mod check;
+mod completions;
 mod history;
+mod init;
 mod promote;
 mod register;
+mod remote_artifact;
 mod rollback;
 mod serve;
 mod status;
@@ -83,6 +86,12 @@ pub enum Command {
     Rollback(rollback::Args),
     /// Run the controller: watch, re-check and reconcile deployments.
     Serve(serve::Args),
+    /// Scaffold a new registry: policy, an example model, your SSH key as signer.
+    Init(init::Args),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the man page (roff) of baton and every verb.
+    Man(completions::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -101,6 +110,9 @@ pub fn main() -> ExitCode {
         Command::Approve(a) => approve::run(&ctx, a),
         Command::Rollback(a) => rollback::run(&ctx, a),
         Command::Serve(a) => serve::run(&ctx, a),
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => completions::man(a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(0),

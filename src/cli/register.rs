@@ -1,12 +1,15 @@
-//! `baton register <model> --artifact FILE`: write a new version manifest in the first stage.
-//! It writes into the working tree (like `git` edits); committing it is the user's pull request.
+//! `baton register <model> --artifact FILE|DIR`: write a new version manifest in the first stage
+//! (a folder becomes a directory artifact). It writes into the working tree; committing it is
+//! the user's pull request.
 
 use super::context::print_json;
 use super::{Context, Format, Outcome};
 use anyhow::{anyhow, bail, Context as _, Result};
+use baton::manifest::version::listing_digest;
 use baton::manifest::{parse_policy, Artifact, VersionManifest};
 use baton::register::{
-    artifact_uri, digest, next_version, parse_metrics, render_manifest, render_model_yaml,
+    artifact_uri, digest, folder_listing, next_version, parse_metrics, render_manifest,
+    render_model_yaml,
 };
 use baton::registry::invariants::artifact_location;
 use baton::repo::join;
@@ -20,9 +23,16 @@ use std::path::{Path, PathBuf};
 pub struct Args {
     /// The model to register a version of.
     pub model: String,
-    /// The artifact file (sha256 and size are computed).
-    #[arg(long, value_name = "FILE")]
+    /// The artifact file, or a folder (a directory artifact listing every file in it), or a
+    /// remote one (s3://bucket/key, gs://…, https://…; an s3:// or gs:// URI ending in `/`
+    /// registers the objects below it as a directory artifact). sha256 and size are computed,
+    /// streaming.
+    #[arg(long, value_name = "FILE|DIR|URI")]
     pub artifact: PathBuf,
+    /// The model format a server loads (`artifact.format`): onnx, sklearn, mlflow...
+    /// (`--format` is the output format).
+    #[arg(long, value_name = "FORMAT")]
+    pub artifact_format: Option<String>,
     /// JSON object of metric name -> number.
     #[arg(long, value_name = "FILE.json")]
     pub metrics: Option<PathBuf>,
@@ -141,26 +151,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         return Ok(Outcome::Failed);
     }
 
-    // The artifact: digest streamed from the local file.
-    let artifact_path = std::fs::canonicalize(&args.artifact)
-        .with_context(|| format!("artifact {}", args.artifact.display()))?;
-    if !artifact_path.is_file() {
-        bail!("artifact {}: not a regular file", args.artifact.display());
+    if let Some(f) = &args.artifact_format {
+        if !baton::names::is_version_label(f) {
+            bail!("--artifact-format `{f}` is not a format name (letters, digits, `.`, `_`, `-`; at most 63)");
+        }
     }
-    let file = std::fs::File::open(&artifact_path)
-        .with_context(|| format!("artifact {}", args.artifact.display()))?;
-    let (sha256, size) =
-        digest(file).with_context(|| format!("reading artifact {}", args.artifact.display()))?;
-    let uri = match &args.uri {
-        Some(u) => {
-            artifact_location(u).map_err(|why| anyhow!("--uri `{u}`: {why}"))?;
-            u.clone()
-        }
-        None => {
-            let reg = std::fs::canonicalize(&registry_dir).unwrap_or(registry_dir.clone());
-            artifact_uri(&artifact_path, &reg)
-        }
+    // The artifact: digest streamed from the remote store, or from the local file or folder.
+    let mut artifact = match super::remote_artifact::requested(&args.artifact, args.uri.as_deref())?
+    {
+        Some(uri) => super::remote_artifact::describe(uri)?,
+        None => local_artifact(&args, &registry_dir)?,
     };
+    artifact.format = args.artifact_format.clone();
 
     let metrics = match &args.metrics {
         None => BTreeMap::new(),
@@ -169,18 +171,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             parse_metrics(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?
         }
     };
+    let size = artifact.size.unwrap_or_default();
 
     let manifest = VersionManifest {
         model: args.model.clone(),
         version: version.clone(),
         stage,
-        artifact: Artifact {
-            uri,
-            sha256,
-            size: Some(size),
-            format: None,
-            files: None,
-        },
+        artifact,
         metrics: metrics.into(),
         evidence: Default::default(),
         lineage: args.lineage.iter().cloned().collect(),
@@ -231,6 +228,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
                 "uri": manifest.artifact.uri,
                 "sha256": manifest.artifact.sha256,
                 "size": size,
+                "format": manifest.artifact.format,
+                "files": manifest.artifact.files,
             },
             "metrics": manifest.metrics,
             "created": manifest.created.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -248,6 +247,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             println!("  artifact {}", manifest.artifact.uri);
             println!("  sha256   {}", manifest.artifact.sha256);
             println!("  size     {size} bytes");
+            if let Some(files) = &manifest.artifact.files {
+                println!(
+                    "  files    {} (sha256 is the digest of their listing)",
+                    files.len()
+                );
+            }
+            if let Some(f) = &manifest.artifact.format {
+                println!("  format   {f}");
+            }
             let mut add = vec![manifest_rel.clone()];
             if create_model_yaml {
                 add.push(model_yaml_rel.clone());
@@ -265,6 +273,57 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The artifact at the local `--artifact` path: digest streamed from the file, or each file
+/// of a folder (a directory artifact); the URI relative to the registry folder when inside it,
+/// else `file://` (or `--uri`).
+fn local_artifact(args: &Args, registry_dir: &Path) -> Result<Artifact> {
+    let artifact_path = std::fs::canonicalize(&args.artifact)
+        .with_context(|| format!("artifact {}", args.artifact.display()))?;
+    let (sha256, size, files) = if artifact_path.is_dir() {
+        let files = folder_listing(&artifact_path)
+            .map_err(|e| anyhow!("artifact {}: {e}", args.artifact.display()))?;
+        let size = files.iter().map(|f| f.size).sum();
+        (listing_digest(&files), size, Some(files))
+    } else if artifact_path.is_file() {
+        let file = std::fs::File::open(&artifact_path)
+            .with_context(|| format!("artifact {}", args.artifact.display()))?;
+        let (sha256, size) = digest(file)
+            .with_context(|| format!("reading artifact {}", args.artifact.display()))?;
+        (sha256, size, None)
+    } else {
+        bail!(
+            "artifact {}: not a regular file or a folder",
+            args.artifact.display()
+        );
+    };
+    let uri = match &args.uri {
+        Some(u) => {
+            artifact_location(u).map_err(|why| anyhow!("--uri `{u}`: {why}"))?;
+            if files.is_some() && !u.ends_with('/') {
+                bail!("--uri `{u}`: the artifact is a folder, so its URI must end in `/`");
+            }
+            u.clone()
+        }
+        None => {
+            let reg =
+                std::fs::canonicalize(registry_dir).unwrap_or_else(|_| registry_dir.to_owned());
+            let uri = artifact_uri(&artifact_path, &reg);
+            if files.is_some() {
+                format!("{uri}/")
+            } else {
+                uri
+            }
+        }
+    };
+    Ok(Artifact {
+        uri,
+        sha256,
+        size: Some(size),
+        format: None,
+        files,
+    })
 }
 
 fn write_new(path: &Path, text: &str) -> std::io::Result<()> {

@@ -2,6 +2,7 @@
 //! holds), derive each environment's intent, plan against the target, apply, and publish.
 
 use super::admission::{self, Ancestry};
+use super::artifact::remote::Remote;
 use super::artifact::{ArtifactLimits, Fetcher, TreeCache};
 use super::events::{Event, EventKind, EventLog};
 use super::gate::{self, HoldKind};
@@ -100,6 +101,8 @@ pub struct Controller {
     head_cache: Option<(String, Option<Arc<Effective>>)>,
     /// Git tree listings for artifact reads, kept for one pass.
     trees: TreeCache,
+    /// Object-store clients for s3:// and gs:// artifacts, built once per bucket.
+    remote: Remote,
     /// Fingerprint of the state as last written, to skip writing an unchanged state.json.
     saved: Option<u64>,
     /// The last admission: new commits judged and how long it took (benchmarks).
@@ -199,6 +202,7 @@ impl Controller {
         let metrics = Metrics::default();
         events.notifier = Some(Notifier::new(cfg.public_url.clone(), metrics.clone()));
         Ok(Controller {
+            remote: Remote::new(cfg.fetch_timeout),
             cfg,
             repo,
             loader: Loader::new(),
@@ -890,6 +894,7 @@ impl Controller {
                     let fetcher = Fetcher {
                         repo: &self.repo,
                         timeout: self.cfg.fetch_timeout,
+                        remote: &self.remote,
                         trees: &self.trees,
                         limits: &self.cfg.artifacts,
                     };
@@ -1294,6 +1299,9 @@ impl Controller {
                     baseline: h.baseline.clone(),
                     reasons: h.reasons.clone(),
                     until: h.until,
+                    offending: h.offending.clone(),
+                    author: h.author.clone(),
+                    since: Some(h.since),
                 })
                 .collect(),
             errors: self.errors.iter().map(|d| d.to_string()).collect(),

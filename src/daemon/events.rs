@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex};
 /// Events kept in memory for `/api/v1/events`.
 pub const RING: usize = 1000;
 
+/// Events buffered for each live subscriber (the dashboard's stream) before it lags.
+pub const LIVE: usize = 256;
+
 /// What happened; written in kebab-case (`health-failed`) in JSON (docs/daemon.md, events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -196,6 +199,8 @@ pub struct EventLog {
     file: Option<File>,
     pub ring: Arc<Mutex<VecDeque<Event>>>,
     pub notifier: Option<super::notify::Notifier>,
+    /// Every event, as it is pushed, for live subscribers (`/api/v1/events/stream`).
+    pub live: tokio::sync::broadcast::Sender<Event>,
 }
 
 impl EventLog {
@@ -205,6 +210,7 @@ impl EventLog {
             file: Some(file),
             ring: Arc::new(Mutex::new(VecDeque::new())),
             notifier: None,
+            live: tokio::sync::broadcast::channel(LIVE).0,
         })
     }
 
@@ -236,11 +242,20 @@ impl EventLog {
         if let Some(n) = &mut self.notifier {
             n.offer(&e);
         }
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        if ring.len() == RING {
-            ring.pop_front();
+        // In the ring first: a subscriber that reads the ring after subscribing sees an
+        // event twice at most (it skips what it already replayed), never not at all.
+        let live = (self.live.receiver_count() > 0).then(|| e.clone());
+        {
+            let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+            if ring.len() == RING {
+                ring.pop_front();
+            }
+            ring.push_back(e);
         }
-        ring.push_back(e);
+        if let Some(e) = live {
+            // Never blocks: a subscriber that falls behind is told it lagged.
+            let _ = self.live.send(e);
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP API (axum): `/healthz`, `/readyz`, `/metrics`, `/api/v1/*` (behind
 //! `BATON_API_TOKEN` when set), `POST /hooks/git` and `POST /hooks/alertmanager`, served by a
-//! bounded accept loop.
+//! bounded accept loop. The dashboard's routes are in [`super::dashboard`].
 
 use super::events::Event;
 use super::metrics::Metrics;
@@ -74,8 +74,26 @@ impl ApiToken {
         }) else {
             return false;
         };
+        self.matches(given)
+    }
+
+    /// True when `given` is the token itself (`?token=` of the dashboard).
+    pub fn matches(&self, given: &str) -> bool {
         let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         bool::from(given.ct_eq(&self.0))
+    }
+
+    /// The dashboard's session cookie: derived from the token, so a cookie that leaks opens
+    /// the dashboard but is not the bearer token of the API.
+    pub fn cookie_value(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"baton-dashboard-session\0");
+        h.update(self.0);
+        hex::encode(h.finalize())
+    }
+
+    pub fn accepts_cookie(&self, given: &str) -> bool {
+        bool::from(given.as_bytes().ct_eq(self.cookie_value().as_bytes()))
     }
 }
 

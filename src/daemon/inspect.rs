@@ -54,6 +54,9 @@ pub fn from_state_dir(state_dir: &Path) -> Result<StatusView, StateError> {
                 baseline: h.baseline,
                 reasons: h.reasons,
                 until: h.until,
+                offending: h.offending,
+                author: h.author,
+                since: Some(h.since),
             })
             .collect(),
         ..Default::default()

@@ -3,11 +3,12 @@
 //!
 //! Pure core: [`plan`] (steps from intent vs observed), [`gate`] (holds from a gates report),
 //! the loop: [`runner`]; admission: [`admission`]; edges: [`target`] (local), [`artifact`],
-//! [`watch`], [`http`], [`state`], [`health`], [`process`].
+//! [`watch`], [`http`], [`state`], [`health`], [`process`]; the web UI: [`dashboard`].
 
 pub mod admission;
 pub mod artifact;
 pub mod controller;
+pub mod dashboard;
 pub mod events;
 /// Moved to the crate root (the gates engine's caches write through it too); kept here so
 /// `daemon::fsutil::...` paths still resolve.

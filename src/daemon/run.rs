@@ -183,6 +183,11 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             inbox: Default::default(),
         },
     });
+    let dashboard = super::dashboard::Config {
+        repo: cfg.controller.repo.clone(),
+        state_dir: cfg.state_dir.clone(),
+        live: ctrl.events.live.clone(),
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -253,7 +258,8 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         })
         .map_err(|e| ServeError::Runtime(e.to_string()))?;
 
-    let app = http::router(shared.clone());
+    let app =
+        http::router(shared.clone()).merge(super::dashboard::router(shared.clone(), dashboard));
     let limits = http::Limits::for_fd_limit(nofile);
     let sig_stop = stop.clone();
     let sig_tx = tx.clone();

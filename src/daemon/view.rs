@@ -100,6 +100,15 @@ pub struct HeldView {
     pub reasons: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
+    /// The commit whose change failed (the offending commit), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offending: Option<String>,
+    /// Who made the offending commit, when the daemon recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Since when the model is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -76,6 +76,82 @@ pub fn listing_digest(files: &[ArtifactFile]) -> String {
     hex::encode(h.finalize())
 }
 
+/// Check one path of a directory artifact: relative, `/`-separated, every component a
+/// plain name (no empty, `.` or `..` component, no NUL, no `\`).
+pub fn check_file_path(path: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("file path `{}` {why}", path.escape_default()));
+    if path.is_empty() {
+        return bad("is empty");
+    }
+    if path.starts_with('/') {
+        return bad("must be relative (no leading `/`)");
+    }
+    if path.contains(['\0', '\\']) {
+        return bad("must not contain NUL or `\\`");
+    }
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return bad("must not have empty, `.` or `..` components");
+    }
+    Ok(())
+}
+
+/// What is wrong with a directory artifact's listing on its own (no file is read): no
+/// files, unsafe paths, a path listed twice, a file that is also a folder of another, a
+/// digest that is not 64 lower-case hex digits. Empty when it is sound.
+pub fn listing_problems(files: &[ArtifactFile]) -> Vec<String> {
+    let mut out = Vec::new();
+    if files.is_empty() {
+        out.push("a directory artifact lists no files".to_owned());
+    }
+    for f in files {
+        if let Err(e) = check_file_path(&f.path) {
+            out.push(e);
+        }
+        if !(f.sha256.len() == 64
+            && f.sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        {
+            out.push(format!(
+                "file `{}`: sha256 must be 64 lower-case hex characters",
+                f.path.escape_default()
+            ));
+        }
+    }
+    let mut paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for w in paths.windows(2) {
+        if w[0] == w[1] {
+            out.push(format!("file `{}` is listed twice", w[0].escape_default()));
+        }
+    }
+    for p in &paths {
+        let mut prefix = String::new();
+        for c in p.split('/') {
+            if !prefix.is_empty()
+                && paths
+                    .binary_search_by(|x| x.as_bytes().cmp(prefix.as_bytes()))
+                    .is_ok()
+            {
+                out.push(format!(
+                    "file `{}` is also a folder of `{}`",
+                    prefix.escape_default(),
+                    p.escape_default()
+                ));
+            }
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(c);
+        }
+    }
+    out.dedup();
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {

@@ -29,6 +29,7 @@ pub fn validate(reg: &Registry, files: &dyn RegistryFiles) -> Vec<Diagnostic> {
         check_notifications(reg, policy, &ptext, &mut out);
         check_verify(reg, policy, &ptext, &mut out);
         check_models(reg, policy, files, &mut out);
+        check_kserve_releases(reg, policy, files, &mut out);
     }
     out.sort();
     out.dedup();
@@ -333,6 +334,7 @@ fn check_policy(
         }
     }
     let mut paths: BTreeMap<String, &str> = BTreeMap::new();
+    let mut kserve_folders: Vec<(&str, String, String, String)> = Vec::new();
     for (name, env) in &p.environments {
         let key = ["environments", name.as_str()];
         if !crate::names::is_model_name(name) {
@@ -385,7 +387,47 @@ fn check_policy(
                     ));
                 }
             }
+            Ok(crate::manifest::target::TargetConfig::Kserve(c)) => {
+                if let Some(why) = crate::daemon::target::kserve::folder_problem(&c.path) {
+                    out.push(d(
+                        format!("environment `{name}`: target: {why}"),
+                        &["environments", name.as_str(), "target", "path"],
+                    ));
+                }
+                let state = std::path::Path::new("/state-dir");
+                if let Err(why) =
+                    crate::daemon::target::kserve::gitops::Remote::parse(&c.repo, state)
+                {
+                    out.push(d(
+                        format!("environment `{name}`: target: {why}"),
+                        &["environments", name.as_str(), "target", "repo"],
+                    ));
+                }
+                kserve_folders.push((
+                    name.as_str(),
+                    c.repo.trim_end_matches('/').to_owned(),
+                    c.branch,
+                    c.path,
+                ));
+            }
             Ok(_) => {}
+        }
+    }
+    // Two kserve environments writing one folder (or one inside the other) of the same
+    // repository and branch would render each other's files away.
+    for (i, (a, repo, branch, path)) in kserve_folders.iter().enumerate() {
+        for (b, repo2, branch2, path2) in &kserve_folders[i + 1..] {
+            let nested = path == path2
+                || path2.starts_with(&format!("{path}/"))
+                || path.starts_with(&format!("{path2}/"));
+            if repo == repo2 && branch == branch2 && nested {
+                out.push(d(
+                    format!(
+                        "environments `{a}` and `{b}` both write `{repo}` branch `{branch}` folders `{path}` and `{path2}`; each kserve environment needs its own folder"
+                    ),
+                    &["environments", b],
+                ));
+            }
         }
     }
     // Nested target folders would let a model folder of one environment collide with the
@@ -469,6 +511,9 @@ fn check_version(
             format!("artifact.uri `{}`: {why}", m.artifact.uri),
             vec!["artifact", "uri"],
         )),
+        Ok(loc) if m.artifact.files.is_some() => {
+            directory_problems(reg, &m.artifact, &loc, files, &mut problems)
+        }
         Ok(ArtifactLocation::Registry(rel)) => match files.file_size(&reg.path(&rel)) {
             None => problems.push((
                 format!(
@@ -506,7 +551,11 @@ fn check_version(
                 }
             }
         },
-        Ok(ArtifactLocation::External) => {}
+        Ok(ArtifactLocation::External) => {
+            if let Some(problem) = remote_size_problem(&m.artifact) {
+                problems.push((problem, vec!["artifact"]));
+            }
+        }
     }
     let bad_metrics: Vec<&String> = m
         .metrics
@@ -567,6 +616,156 @@ fn check_version(
         let text = files.text(v.blob).unwrap_or_default();
         for (msg, key) in problems {
             out.push(Diagnostic::new(&v.path, msg).at_key(&text, &key));
+        }
+    }
+}
+
+/// What each kserve environment runs (its stage, or the nearest later stage's primary) must
+/// render (docs/targets.md, "kserve"): artifacts KServe can load (not in the registry, not
+/// `file://`), a `format`, and a split its `mode` can express.
+fn check_kserve_releases(
+    reg: &Registry,
+    p: &Policy,
+    files: &dyn RegistryFiles,
+    out: &mut Vec<Diagnostic>,
+) {
+    use crate::daemon::target::kserve::render::{problems, RenderError};
+    use crate::manifest::target::TargetConfig;
+    let kserve: Vec<(&String, crate::manifest::target::KserveConfig)> = p
+        .environments
+        .iter()
+        .filter_map(|(name, env)| match env.target.config() {
+            Ok(TargetConfig::Kserve(c)) => Some((name, c)),
+            _ => None,
+        })
+        .collect();
+    if kserve.is_empty() {
+        return;
+    }
+    let desired = super::desired::desired_state(reg);
+    let commit = reg.commit.to_string();
+    for (env, cfg) in kserve {
+        let Some(d) = desired.get(env) else { continue };
+        let releases = crate::daemon::release::releases_of(d, &commit, &reg.root);
+        for (model, release) in &releases {
+            let versions = &d.models[model];
+            for e in problems(release, cfg.mode) {
+                let (version, key): (Option<&str>, &[&str]) = match &e {
+                    RenderError::NotRemote { version, .. } => {
+                        (Some(version.as_str()), &["artifact", "uri"])
+                    }
+                    RenderError::NoFormat { version, .. } => {
+                        (Some(version.as_str()), &["artifact"])
+                    }
+                    RenderError::BadFormat { version, .. } => {
+                        (Some(version.as_str()), &["artifact", "format"])
+                    }
+                    _ => (None, &["stage"]),
+                };
+                // A version's own problem goes to its manifest; a split's to the newest
+                // version in it.
+                let Some(v) = versions
+                    .iter()
+                    .find(|v| Some(v.version.as_str()) == version)
+                    .or(versions.last())
+                else {
+                    continue;
+                };
+                let kept = v
+                    .kept_from
+                    .as_deref()
+                    .map(|s| format!(", kept from stage `{s}`"))
+                    .unwrap_or_default();
+                let text = reg
+                    .model(model)
+                    .and_then(|m| m.versions.values().find(|x| x.path == v.path))
+                    .and_then(|x| files.text(x.blob))
+                    .unwrap_or_default();
+                out.push(
+                    Diagnostic::new(&v.path, format!("environment `{env}` (kserve{kept}): {e}"))
+                        .at_key(&text, key),
+                );
+            }
+        }
+    }
+}
+
+/// A directory artifact (docs/registry-format.md#directory-artifacts): `uri` ends in `/`, the
+/// listing is sound, `sha256` is its digest, `size` (when given) the sum; an in-registry folder
+/// holds every listed file, a regular blob with the listed size and digest.
+fn directory_problems(
+    reg: &Registry,
+    a: &crate::manifest::version::Artifact,
+    loc: &ArtifactLocation,
+    files: &dyn RegistryFiles,
+    problems: &mut Vec<(String, Vec<&str>)>,
+) {
+    use crate::manifest::version::{listing_digest, listing_problems};
+    let listed = a.files.as_deref().unwrap_or_default();
+    if !a.uri.ends_with('/') {
+        problems.push((
+            format!(
+                "artifact.uri `{}` names a directory artifact (it lists `files`), so it must end in `/`",
+                a.uri
+            ),
+            vec!["artifact", "uri"],
+        ));
+    }
+    let listing = listing_problems(listed);
+    let sound = listing.is_empty();
+    for p in listing {
+        problems.push((format!("artifact.files: {p}"), vec!["artifact", "files"]));
+    }
+    let total: u64 = listed.iter().map(|f| f.size).sum();
+    if let Some(want) = a.size.filter(|w| *w != total) {
+        problems.push((
+            format!("artifact.size is {want} but the listed files sum to {total} bytes"),
+            vec!["artifact", "size"],
+        ));
+    }
+    if !sound {
+        return;
+    }
+    let digest = listing_digest(listed);
+    if is_sha256(&a.sha256) && digest != a.sha256 {
+        problems.push((
+            format!(
+                "artifact.sha256 is {} but the listing of artifact.files hashes to {digest}",
+                a.sha256
+            ),
+            vec!["artifact", "files"],
+        ));
+    }
+    let ArtifactLocation::Registry(rel) = loc else {
+        return;
+    };
+    for f in listed {
+        let path = reg.path(&format!("{rel}/{}", f.path));
+        match files.file_size(&path) {
+            None => problems.push((
+                format!(
+                    "artifact.files: `{path}` does not exist in the registry at this revision (or is not a regular file)"
+                ),
+                vec!["artifact", "files"],
+            )),
+            Some(size) if size != f.size => problems.push((
+                format!(
+                    "artifact.files: `{path}` is {size} bytes but the listing says {}",
+                    f.size
+                ),
+                vec!["artifact", "files"],
+            )),
+            Some(_) => {
+                if let Some(got) = files.file_sha256(&path).filter(|g| *g != f.sha256) {
+                    problems.push((
+                        format!(
+                            "artifact.files: `{path}` has sha256 {got} but the listing says {}",
+                            f.sha256
+                        ),
+                        vec!["artifact", "files"],
+                    ));
+                }
+            }
         }
     }
 }
@@ -647,7 +846,7 @@ pub fn is_sha256(s: &str) -> bool {
 pub enum ArtifactLocation {
     /// A file in the registry folder (normalised relative path).
     Registry(String),
-    /// `file://`, `https://`, `s3://`, `gs://`: outside git.
+    /// `file://`, `https://`, `s3://`, `gs://`, `oci://`, `pvc://`: outside git.
     External,
 }
 
@@ -655,12 +854,25 @@ pub enum ArtifactLocation {
 pub fn artifact_location(uri: &str) -> Result<ArtifactLocation, String> {
     if let Some((scheme, rest)) = uri.split_once("://") {
         return match scheme {
-            "file" | "https" | "http" | "s3" | "gs" if !rest.is_empty() => Ok(ArtifactLocation::External),
-            "file" | "https" | "http" | "s3" | "gs" => Err("empty location after the scheme".into()),
-            other => Err(format!("unsupported scheme `{other}` (use a relative path, file://, https://, s3:// or gs://)")),
+            // oci:// and pvc:// only a kserve environment deploys (KServe loads them).
+            "file" | "https" | "http" | "s3" | "gs" | "oci" | "pvc" if !rest.is_empty() => Ok(ArtifactLocation::External),
+            "file" | "https" | "http" | "s3" | "gs" | "oci" | "pvc" => Err("empty location after the scheme".into()),
+            other => Err(format!("unsupported scheme `{other}` (use a relative path, file://, https://, s3://, gs://, oci:// or pvc://)")),
         };
     }
     safe_relative(uri).map(ArtifactLocation::Registry)
+}
+
+/// A downloaded artifact (`s3://`, `gs://`, `https://`, `http://`) without `size`: the daemon
+/// stops a download at its size, so a remote single-file artifact must give one (a directory
+/// artifact's files each carry theirs). `file://` is read in place and needs none.
+pub fn remote_size_problem(a: &crate::manifest::Artifact) -> Option<String> {
+    let scheme = ["s3", "gs", "https", "http"]
+        .into_iter()
+        .find(|s| a.uri.starts_with(&format!("{s}://")))?;
+    (a.size.is_none() && a.files.is_none()).then(|| {
+        format!("artifact.size is required for a remote artifact: the daemon stops a {scheme}:// download at it (`baton register --artifact {scheme}://…` records it)")
+    })
 }
 
 /// Normalise a relative path, refusing absolute paths and `..` components.
@@ -727,5 +939,49 @@ mod verify_tests {
         assert!(p.contains("terminal"), "{p}");
         assert!(p.contains("names no provider"), "{p}");
         assert!(p.contains("`metrics` is empty"), "{p}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::version::{Artifact, ArtifactFile};
+
+    fn artifact(uri: &str, size: Option<u64>) -> Artifact {
+        Artifact {
+            uri: uri.into(),
+            sha256: "a".repeat(64),
+            size,
+            format: None,
+            files: None,
+        }
+    }
+
+    #[test]
+    fn remote_single_files_need_a_size() {
+        for uri in [
+            "s3://b/k",
+            "gs://b/k",
+            "https://h/m.onnx",
+            "http://h/m.onnx",
+        ] {
+            let p = remote_size_problem(&artifact(uri, None)).expect(uri);
+            assert!(p.contains("artifact.size is required"), "{p}");
+            assert!(
+                remote_size_problem(&artifact(uri, Some(1))).is_none(),
+                "{uri}"
+            );
+        }
+        for uri in ["file:///m.onnx", "artifacts/m/1.bin"] {
+            assert!(remote_size_problem(&artifact(uri, None)).is_none(), "{uri}");
+        }
+        // A directory artifact's files carry their sizes.
+        let mut dir = artifact("s3://b/m/6/", None);
+        dir.files = Some(vec![ArtifactFile {
+            path: "MLmodel".into(),
+            sha256: "b".repeat(64),
+            size: 3,
+        }]);
+        assert!(remote_size_problem(&dir).is_none());
     }
 }

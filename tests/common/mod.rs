@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod github;
+pub mod moto;
 pub mod receiver;
 
 use std::path::{Path, PathBuf};

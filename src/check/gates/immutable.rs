@@ -55,6 +55,12 @@ pub fn changed_fields(old: &VersionManifest, new: &VersionManifest) -> Vec<(Stri
     if old.artifact.size != new.artifact.size {
         push("artifact.size", &["artifact", "size"]);
     }
+    if old.artifact.format != new.artifact.format {
+        push("artifact.format", &["artifact", "format"]);
+    }
+    if old.artifact.files != new.artifact.files {
+        push("artifact.files", &["artifact", "files"]);
+    }
     if old.lineage != new.lineage {
         push("lineage", &["lineage"]);
     }

@@ -5,7 +5,7 @@ use super::{located, verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
 use crate::check::Rule;
-use crate::registry::invariants::{artifact_location, is_sha256};
+use crate::registry::invariants::{artifact_location, is_sha256, remote_size_problem};
 
 pub fn judge(t: &Transition, f: &Facts) -> Verdict {
     let Some(new) = &t.new else {
@@ -62,6 +62,9 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
             format!("artifact.uri `{}`: {why}", m.artifact.uri),
             &["artifact", "uri"],
         ));
+    }
+    if let Some(problem) = remote_size_problem(&m.artifact) {
+        problems.push((problem, &["artifact"]));
     }
     if let Some(tr) = m.traffic {
         if stage.is_some_and(|s| !s.canary) {

@@ -2,6 +2,7 @@
 //! [`build`]t into a [`Target`] that observes what runs, stages, switches and commits.
 
 pub mod command;
+pub mod kserve;
 pub mod local;
 pub mod payload;
 pub mod records;
@@ -110,13 +111,18 @@ pub fn build(
     cx: &BuildContext<'_>,
 ) -> Result<Box<dyn Target>, TargetError> {
     match config {
-        TargetConfig::Local(c) => Ok(Box::new(local::LocalTarget::new(
-            env,
-            &cx.state_dir.join("deploy").join(&c.path),
-        ))),
+        TargetConfig::Local(c) => Ok(Box::new(
+            local::LocalTarget::new(env, &cx.state_dir.join("deploy").join(&c.path))
+                .with_reload(c.reload.clone(), cx.state_dir),
+        )),
         TargetConfig::Webhook(c) => Ok(Box::new(webhook::WebhookTarget::new(env, c, cx)?)),
         TargetConfig::Command(c) => Ok(Box::new(command::CommandTarget::new(env, c, cx)?)),
-        other => Err(TargetError::Unsupported(other.kind().as_str())),
+        TargetConfig::Kserve(c) => Ok(Box::new(kserve::KserveTarget::new(
+            env,
+            c,
+            cx.state_dir,
+            cx.read_only,
+        )?)),
     }
 }
 

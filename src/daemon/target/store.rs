@@ -10,7 +10,7 @@ use super::TargetError;
 use crate::daemon::artifact::{file_uri, ArtifactError, ArtifactSource};
 use crate::daemon::release::{Release, ReleaseVersion};
 use crate::fsutil::{copy_hashing, fsync_dir, is_temp_name, sha256_file, temp_beside};
-use crate::manifest::version::{listing_digest, ArtifactFile};
+use crate::manifest::version::{listing_digest, listing_problems, ArtifactFile};
 use std::collections::HashMap;
 use std::fs;
 use std::io;
@@ -38,6 +38,12 @@ pub struct ReleaseStore {
     root: PathBuf,
     /// path -> (stamp, sha256) of stored files hashed before.
     hashes: HashMap<PathBuf, (Stamp, String)>,
+    /// Files read to hash them since this store was made (the stamp cache's misses).
+    hashed: u64,
+    /// sha256 -> the file of a single-file build, as last verified or stored.
+    files: HashMap<String, PathBuf>,
+    /// sha256 -> what its folder held when last scanned.
+    trees: HashMap<String, Tree>,
 }
 
 /// True for a lower-case hex sha256: the only names a release folder has.
@@ -45,11 +51,11 @@ pub fn is_digest(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The file name a single-file artifact is stored under: the last segment of its URI (of a
-/// URL, without its query or fragment). Refused when that is empty, `.`, `..`, or holds a
-/// NUL or a `\`: the name is never guessed.
+/// The file name a single-file artifact is stored under: the last segment of its URI (of an
+/// `http(s)://` URL, without its query or fragment). Refused when that is empty, `.`, `..`,
+/// or holds a NUL or a `\`: the name is never guessed.
 pub fn artifact_name(uri: &str) -> Result<&str, String> {
-    let path = if uri.contains("://") {
+    let path = if uri.starts_with("https://") || uri.starts_with("http://") {
         uri.split(['?', '#']).next().unwrap_or(uri)
     } else {
         uri
@@ -64,65 +70,13 @@ pub fn artifact_name(uri: &str) -> Result<&str, String> {
     Ok(name)
 }
 
-/// Check one path of a directory artifact: relative, `/`-separated, every component a
-/// plain name (no empty, `.` or `..` component, no NUL, no `\`).
-pub fn check_file_path(path: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("file path `{}` {why}", path.escape_default()));
-    if path.is_empty() {
-        return bad("is empty");
-    }
-    if path.starts_with('/') {
-        return bad("must be relative (no leading `/`)");
-    }
-    if path.contains(['\0', '\\']) {
-        return bad("must not contain NUL or `\\`");
-    }
-    if path
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return bad("must not have empty, `.` or `..` components");
-    }
-    Ok(())
-}
+pub use crate::manifest::version::check_file_path;
 
 /// Check a directory artifact's listing before anything is fetched: safe, unique paths,
 /// no file inside another file's path, and the listing digest equal to `sha256`.
 pub fn check_listing(files: &[ArtifactFile], sha256: &str) -> Result<(), String> {
-    if files.is_empty() {
-        return Err("a directory artifact lists no files".into());
-    }
-    for f in files {
-        check_file_path(&f.path)?;
-        if !is_digest(&f.sha256) {
-            return Err(format!(
-                "file `{}`: sha256 is not 64 lower-case hex digits",
-                f.path
-            ));
-        }
-    }
-    let mut paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    paths.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for w in paths.windows(2) {
-        if w[0] == w[1] {
-            return Err(format!("file `{}` is listed twice", w[0]));
-        }
-    }
-    for p in &paths {
-        let mut prefix = String::new();
-        for c in p.split('/') {
-            if !prefix.is_empty()
-                && paths
-                    .binary_search_by(|x| x.as_bytes().cmp(prefix.as_bytes()))
-                    .is_ok()
-            {
-                return Err(format!("file `{prefix}` is also a folder of `{p}`"));
-            }
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(c);
-        }
+    if let Some(first) = listing_problems(files).into_iter().next() {
+        return Err(first);
     }
     let digest = listing_digest(files);
     if digest != sha256 {
@@ -179,6 +133,46 @@ pub fn remove_tree(p: &Path) -> io::Result<()> {
     fs::remove_dir(p)
 }
 
+/// Put the folder `new` at `dst`: a rename when nothing is there, else an atomic exchange
+/// (`renameat2` with `RENAME_EXCHANGE`), so `dst` never goes missing, after which what was
+/// there — now at `new`, a temp name — is removed without following links (or left to
+/// [`ReleaseStore::gc`] when that fails). Where the filesystem cannot exchange, what was there
+/// is renamed aside first (a moment without `dst`).
+fn replace_dir(new: &Path, dst: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    if fs::symlink_metadata(dst).is_err() {
+        return fs::rename(new, dst);
+    }
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
+    let (a, b) = (c(new)?, c(dst)?);
+    // SAFETY: two valid NUL-terminated paths; renameat2 only renames.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        let _ = remove_tree(new);
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    ) {
+        return Err(e);
+    }
+    let aside = temp_beside(dst);
+    fs::rename(dst, &aside)?;
+    fs::rename(new, dst)?;
+    let _ = remove_tree(&aside);
+    Ok(())
+}
+
 /// A temp folder removed on drop unless it was renamed into place.
 struct TempDir(Option<PathBuf>);
 
@@ -190,10 +184,23 @@ impl Drop for TempDir {
     }
 }
 
-/// The regular files under `dir` (relative `/`-separated path, absolute path, metadata), or
-/// `None` when something else is there (a symbolic link, a special file, a non-UTF-8 name).
-fn scan(dir: &Path) -> Option<Vec<(String, PathBuf, fs::Metadata)>> {
-    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf, fs::Metadata)>) -> Option<()> {
+/// What a scan of a build folder found: the stamp of each of its folders (itself first),
+/// taken before it was read, and its regular files (relative `/`-separated path, path).
+/// While no folder's stamp changes, no entry was added, removed or renamed in it.
+struct Tree {
+    dirs: Vec<(PathBuf, Stamp)>,
+    files: Vec<(String, PathBuf)>,
+}
+
+/// The regular files under `dir` with their metadata, or `None` when something else is there
+/// (a symbolic link, a special file, a non-UTF-8 name).
+fn scan(dir: &Path) -> Option<(Tree, Vec<fs::Metadata>)> {
+    fn walk(dir: &Path, rel: &str, tree: &mut Tree, mds: &mut Vec<fs::Metadata>) -> Option<()> {
+        let md = fs::symlink_metadata(dir).ok()?;
+        if !md.file_type().is_dir() {
+            return None;
+        }
+        tree.dirs.push((dir.to_path_buf(), stamp_of(&md)));
         for e in fs::read_dir(dir).ok()? {
             let e = e.ok()?;
             let name = e.file_name().into_string().ok()?;
@@ -206,18 +213,42 @@ fn scan(dir: &Path) -> Option<Vec<(String, PathBuf, fs::Metadata)>> {
             // DirEntry::metadata does not follow links.
             let md = e.metadata().ok()?;
             if md.file_type().is_dir() {
-                walk(&path, &rel, out)?;
+                walk(&path, &rel, tree, mds)?;
             } else if md.file_type().is_file() {
-                out.push((rel, path, md));
+                tree.files.push((rel, path));
+                mds.push(md);
             } else {
                 return None;
             }
         }
         Some(())
     }
-    let mut out = Vec::new();
-    walk(dir, "", &mut out)?;
-    Some(out)
+    let mut tree = Tree {
+        dirs: Vec::new(),
+        files: Vec::new(),
+    };
+    let mut mds = Vec::new();
+    walk(dir, "", &mut tree, &mut mds)?;
+    Some((tree, mds))
+}
+
+/// The files of `tree` with fresh metadata when none of its folders changed (no readdir);
+/// `None` when one did, or a file is no longer a regular file.
+fn rescan_unchanged(tree: &Tree) -> Option<Vec<fs::Metadata>> {
+    for (dir, stamp) in &tree.dirs {
+        let md = fs::symlink_metadata(dir).ok()?;
+        if !md.file_type().is_dir() || stamp_of(&md) != *stamp {
+            return None;
+        }
+    }
+    tree.files
+        .iter()
+        .map(|(_, p)| {
+            fs::symlink_metadata(p)
+                .ok()
+                .filter(|m| m.file_type().is_file())
+        })
+        .collect()
 }
 
 impl ReleaseStore {
@@ -226,6 +257,9 @@ impl ReleaseStore {
         ReleaseStore {
             root: root.to_path_buf(),
             hashes: HashMap::new(),
+            hashed: 0,
+            files: HashMap::new(),
+            trees: HashMap::new(),
         }
     }
 
@@ -251,6 +285,9 @@ impl ReleaseStore {
         let dir = self.release_dir(&v.sha256);
         if !v.files.is_empty() {
             return dir;
+        }
+        if let Some(p) = self.files.get(&v.sha256) {
+            return p.clone();
         }
         if let Ok(mut entries) = fs::read_dir(&dir) {
             if let (Some(Ok(e)), None) = (entries.next(), entries.next()) {
@@ -282,6 +319,7 @@ impl ReleaseStore {
             }
         }
         let d = sha256_file(path)?;
+        self.hashed += 1;
         self.hashes.insert(path.to_path_buf(), (stamp, d.clone()));
         Ok(d)
     }
@@ -290,26 +328,49 @@ impl ReleaseStore {
     /// build named `sha`: one regular file hashing to `sha`, or regular files whose listing
     /// digest is `sha`. A symbolic link or special file anywhere inside fails it.
     pub fn verified(&mut self, sha: &str) -> bool {
+        let ok = self.check(sha);
+        if !ok {
+            self.files.remove(sha);
+        }
+        ok
+    }
+
+    fn check(&mut self, sha: &str) -> bool {
         if !is_digest(sha) || !is_real_dir(&self.releases()) {
             return false;
         }
-        let dir = self.release_dir(sha);
-        if !is_real_dir(&dir) {
-            return false;
-        }
-        let Some(files) = scan(&dir) else {
-            return false;
+        // Unchanged folders are not read again: their files' metadata is enough.
+        let known = self.trees.get(sha).and_then(rescan_unchanged);
+        let mds = match known {
+            Some(mds) => mds,
+            None => {
+                self.trees.remove(sha);
+                let Some((tree, mds)) = scan(&self.release_dir(sha)) else {
+                    return false;
+                };
+                self.trees.insert(sha.to_owned(), tree);
+                mds
+            }
         };
-        if let [(rel, path, md)] = files.as_slice() {
+        let tree = self.trees.remove(sha).expect("just scanned or known");
+        let ok = self.matches(sha, &tree, &mds);
+        self.trees.insert(sha.to_owned(), tree);
+        ok
+    }
+
+    /// True when the files of `tree` (with metadata `mds`) are the build `sha`.
+    fn matches(&mut self, sha: &str, tree: &Tree, mds: &[fs::Metadata]) -> bool {
+        if let ([(rel, path)], [md]) = (tree.files.as_slice(), mds) {
             if !rel.contains('/') && matches!(self.digest(path, md), Ok(d) if d == sha) {
+                self.files.insert(sha.to_owned(), path.clone());
                 return true;
             }
         }
-        if files.is_empty() {
+        if tree.files.is_empty() {
             return false;
         }
-        let mut listing = Vec::with_capacity(files.len());
-        for (rel, path, md) in &files {
+        let mut listing = Vec::with_capacity(tree.files.len());
+        for ((rel, path), md) in tree.files.iter().zip(mds) {
             let Ok(d) = self.digest(path, md) else {
                 return false;
             };
@@ -369,8 +430,9 @@ impl ReleaseStore {
         if self.verified(&v.sha256) {
             return Ok(());
         }
+        // Whatever is there (a modified build, perhaps the live one) stays until the new
+        // one is complete and takes its place.
         let dir = self.release_dir(&v.sha256);
-        remove_tree(&dir).map_err(TargetError::io(&dir))?;
         self.forget(&dir);
 
         let mut tmp = TempDir(Some(temp_beside(&dir)));
@@ -429,10 +491,13 @@ impl ReleaseStore {
             }
         }
         seal(&t).map_err(TargetError::io(&t))?;
-        fs::rename(&t, &dir).map_err(TargetError::io(&dir))?;
-        // Renamed: the temp folder is gone and must not be removed on drop.
+        replace_dir(&t, &dir).map_err(TargetError::io(&dir))?;
+        // In place: the temp path is gone (or holds what was replaced, removed already).
         tmp.0 = None;
         fsync_dir(&releases).map_err(TargetError::io(&releases))?;
+        if let Some(name) = &name {
+            self.files.insert(v.sha256.clone(), dir.join(name));
+        }
         // Hashed while written: remember, so the next check does not read them again.
         for (rel, digest) in written {
             let p = dir.join(rel);
@@ -488,9 +553,18 @@ impl ReleaseStore {
         Ok(removed)
     }
 
+    /// How many stored files were read to be hashed since this store was made: a check of
+    /// unchanged builds reads none.
+    pub fn files_hashed(&self) -> u64 {
+        self.hashed
+    }
+
     /// Drop what is remembered about files under `path` (removed, or about to be).
     pub fn forget(&mut self, path: &Path) {
         self.hashes.retain(|p, _| !p.starts_with(path));
+        self.files.retain(|_, p| !p.starts_with(path));
+        self.trees
+            .retain(|_, t| !t.dirs.first().is_some_and(|(d, _)| d.starts_with(path)));
     }
 }
 
@@ -511,11 +585,14 @@ fn size_mismatch(
             limit: crate::daemon::artifact::SizeLimit::Manifest(want),
         };
     }
-    ArtifactError::Fetch {
+    ArtifactError::Truncated {
         model: release.model.clone(),
         version: v.version.clone(),
         uri: uri.to_owned(),
-        message: format!("refused: shorter than the manifest's size of {want} bytes"),
+        short: crate::daemon::artifact::Short {
+            expected: want,
+            got,
+        },
     }
 }
 
@@ -523,7 +600,8 @@ fn set_uri(err: &mut ArtifactError, to: &str) {
     match err {
         ArtifactError::Fetch { uri, .. }
         | ArtifactError::Digest { uri, .. }
-        | ArtifactError::TooLarge { uri, .. } => *uri = to.to_owned(),
+        | ArtifactError::TooLarge { uri, .. }
+        | ArtifactError::Truncated { uri, .. } => *uri = to.to_owned(),
     }
 }
 
@@ -659,6 +737,24 @@ mod tests {
     }
 
     #[test]
+    fn the_same_bytes_under_another_name_keep_the_stored_name() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = ReleaseStore::new(d.path());
+        let (r, src) = single("1", b"weights");
+        s.stage(&r, &src).unwrap();
+        // Version 2: the same build registered again, its URI naming another file.
+        let (mut r2, src2) = single("2", b"weights");
+        r2.versions[0].uri = "https://models.example/m/2/weights.bin?sig=x".into();
+        s.stage(&r2, &src2).unwrap();
+        assert_eq!(src2.opens.get(), 0, "not fetched again");
+        let v2 = &r2.versions[0];
+        assert_eq!(s.path_of(v2), s.release_dir(&v2.sha256).join("model.onnx"));
+        // A fresh store (no memory of it) finds the same file.
+        let again = ReleaseStore::new(d.path());
+        assert_eq!(again.path_of(v2), s.path_of(v2));
+    }
+
+    #[test]
     fn a_tampered_build_is_fetched_again() {
         let d = tempfile::tempdir().unwrap();
         let mut s = ReleaseStore::new(d.path());
@@ -669,10 +765,19 @@ mod tests {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&p, b"evil").unwrap();
         assert!(!s.verified(&v.sha256));
+        // A refused fetch leaves the modified build where it was (nothing goes missing).
+        let refused = Bytes::default();
+        assert!(s.stage(&r, &refused).is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"evil");
         s.stage(&r, &src).unwrap();
         assert_eq!(src.opens.get(), 2);
         assert_eq!(fs::read(&p).unwrap(), b"weights");
         assert!(s.verified(&v.sha256));
+        assert_eq!(
+            names(&s.releases()),
+            vec![v.sha256.clone()],
+            "the replaced build is gone"
+        );
 
         // An extra file in a build is tampering too.
         let dir = s.release_dir(&v.sha256);
@@ -786,6 +891,7 @@ mod tests {
             Ok("model.onnx")
         );
         assert_eq!(artifact_name("model.bin"), Ok("model.bin"));
+        assert_eq!(artifact_name("s3://b/k/model?.bin"), Ok("model?.bin"));
         for p in [
             "",
             "/etc/passwd",

@@ -288,6 +288,7 @@ impl Controller {
         let fetcher = Fetcher {
             repo: &self.repo,
             timeout: self.cfg.fetch_timeout,
+            remote: &self.remote,
             trees: &self.trees,
             limits: &self.cfg.artifacts,
         };

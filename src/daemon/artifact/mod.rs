@@ -1,8 +1,16 @@
 //! Where artifact bytes come from, within bounds: a relative path read from the git object at
-//! the release's commit, a `file://` path under an allowed root, or an HTTP(S) download.
+//! the release's commit, a `file://` path under an allowed root, an `s3://` or `gs://` object
+//! ([`remote`]) or an HTTP(S) download ([`http`]) (docs/targets.md "Artifact sources").
 //!
-//! Every source stops at the manifest's `size` (when given) and at `--max-artifact-size`;
-//! verification of the digest is the target's job (it hashes while storing).
+//! Every source stops at the manifest's `size` (when given) and at `--max-artifact-size`, and
+//! refuses a body shorter than `size`; verification of the digest is the target's job (it
+//! hashes while storing).
+
+pub mod aws_profile;
+pub mod describe;
+pub mod http;
+pub mod remote;
+pub mod stream;
 
 use super::release::{Release, ReleaseVersion};
 use crate::manifest::version::ArtifactFile;
@@ -46,6 +54,13 @@ pub enum ArtifactError {
         uri: String,
         limit: SizeLimit,
     },
+    #[error("{model}@{version}: artifact {uri} refused: {short}")]
+    Truncated {
+        model: String,
+        version: String,
+        uri: String,
+        short: Short,
+    },
 }
 
 impl ArtifactError {
@@ -58,19 +73,39 @@ impl ArtifactError {
         }
     }
 
-    /// `err` as an artifact error: a [`SizeLimit`] carried by an I/O error (from [`Bounded`])
-    /// becomes [`ArtifactError::TooLarge`], anything else a fetch error.
+    /// `err` as an artifact error: a [`SizeLimit`] or a [`Short`] carried by an I/O error
+    /// (from [`Bounded`]) becomes [`ArtifactError::TooLarge`] or [`ArtifactError::Truncated`],
+    /// anything else a fetch error.
     pub fn from_io(release: &Release, v: &ReleaseVersion, err: &std::io::Error) -> Self {
-        match err.get_ref().and_then(|e| e.downcast_ref::<SizeLimit>()) {
-            Some(limit) => ArtifactError::TooLarge {
+        let inner = err.get_ref();
+        if let Some(limit) = inner.and_then(|e| e.downcast_ref::<SizeLimit>()) {
+            return ArtifactError::TooLarge {
                 model: release.model.clone(),
                 version: v.version.clone(),
                 uri: v.uri.clone(),
                 limit: *limit,
-            },
-            None => ArtifactError::fetch(release, v, err.to_string()),
+            };
         }
+        if let Some(short) = inner.and_then(|e| e.downcast_ref::<Short>()) {
+            return ArtifactError::Truncated {
+                model: release.model.clone(),
+                version: v.version.clone(),
+                uri: v.uri.clone(),
+                short: *short,
+            };
+        }
+        ArtifactError::fetch(release, v, err.to_string())
     }
+}
+
+/// A body that ended before the manifest's `size`: a truncated transfer, or the wrong object.
+/// The message says which way the size differs, not what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("shorter than the manifest's size of {expected} bytes")]
+pub struct Short {
+    pub expected: u64,
+    /// Bytes there were (kept for callers, not shown).
+    pub got: u64,
 }
 
 /// Which bound an artifact went past.
@@ -141,7 +176,8 @@ pub fn parse_size(s: &str) -> Result<u64, SizeError> {
     Ok(n)
 }
 
-/// A reader that fails once more than `limit` bytes come out of `inner`.
+/// A reader that fails once more than `limit` bytes come out of `inner`, and, when the limit
+/// is the manifest's size, at an end before that size ([`Short`]).
 pub struct Bounded<R> {
     inner: R,
     left: u64,
@@ -169,6 +205,14 @@ impl<R: Read> Read for Bounded<R> {
         let n = self.inner.read(&mut buf[..room])?;
         if n as u64 > self.left {
             return Err(std::io::Error::other(self.limit));
+        }
+        if let (0, SizeLimit::Manifest(expected)) = (n, self.limit) {
+            if self.left > 0 {
+                return Err(std::io::Error::other(Short {
+                    expected,
+                    got: expected - self.left,
+                }));
+            }
         }
         self.left -= n as u64;
         Ok(n)
@@ -329,10 +373,14 @@ pub fn file_uri(dir: &str, file: &ArtifactFile) -> String {
     }
 }
 
-/// The real source: git objects of the watched repository, local files, and HTTP(S).
+/// The real source: git objects of the watched repository, local files, object stores and
+/// HTTP(S).
 pub struct Fetcher<'r> {
     pub repo: &'r Repository,
+    /// Bounds connecting and each wait for data of a download (not the whole transfer).
     pub timeout: Duration,
+    /// The object stores (built once, kept by the controller).
+    pub remote: &'r remote::Remote,
     /// Tree listings (name -> object id) read so far; big trees such as `artifacts/` with one
     /// folder per model are parsed once instead of once per artifact.
     pub trees: &'r TreeCache,
@@ -386,6 +434,20 @@ impl Fetcher<'_> {
             uri: uri.to_owned(),
             limit,
         };
+        // A size the store announces is judged before any byte is read.
+        let announced = |size: u64| match limit {
+            _ if size > limit_bytes(limit) => Err(too_large()),
+            SizeLimit::Manifest(expected) if size < expected => Err(ArtifactError::Truncated {
+                model: release.model.clone(),
+                version: v.version.clone(),
+                uri: uri.to_owned(),
+                short: Short {
+                    expected,
+                    got: size,
+                },
+            }),
+            _ => Ok(()),
+        };
         let reader: Box<dyn Read> = match artifact_location(uri).map_err(err)? {
             ArtifactLocation::Registry(rel) => {
                 let path = crate::repo::join(&release.root, &rel);
@@ -404,22 +466,20 @@ impl Fetcher<'_> {
             ArtifactLocation::External
                 if uri.starts_with("https://") || uri.starts_with("http://") =>
             {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout_connect(self.timeout)
-                    .timeout(self.timeout)
-                    .build();
-                let resp = agent.get(uri).call().map_err(|e| err(e.to_string()))?;
-                let announced = resp
-                    .header("content-length")
-                    .and_then(|l| l.trim().parse::<u64>().ok());
-                if announced.is_some_and(|n| n > limit_bytes(limit)) {
-                    return Err(too_large());
+                let got = http::open(uri, self.timeout).map_err(err)?;
+                if let Some(n) = got.size {
+                    announced(n)?;
                 }
-                Box::new(resp.into_reader())
+                got.reader
+            }
+            ArtifactLocation::External if remote::is_object_uri(uri) => {
+                let got = self.remote.open(uri).map_err(|e| err(e.to_string()))?;
+                announced(got.size)?;
+                Box::new(got.reader)
             }
             ArtifactLocation::External => {
                 return Err(err(
-                    "this scheme has no fetcher in the local target (use a relative path, file:// or https://)"
+                    "this scheme has no fetcher (use a relative path, file://, s3://, gs:// or https://)"
                         .into(),
                 ))
             }
@@ -555,6 +615,28 @@ mod tests {
         let limit = err.get_ref().and_then(|e| e.downcast_ref::<SizeLimit>());
         assert_eq!(limit, Some(&SizeLimit::Max(1 << 20)));
         assert_eq!(err.to_string(), "larger than --max-artifact-size (1 MiB)");
+    }
+
+    #[test]
+    fn a_body_shorter_than_the_manifest_size_is_refused_at_its_end() {
+        let mut out = Vec::new();
+        let mut r = Bounded::new(&[7u8; 10][..], SizeLimit::Manifest(20));
+        let err = std::io::copy(&mut r, &mut out).unwrap_err();
+        let short = err.get_ref().and_then(|e| e.downcast_ref::<Short>());
+        assert_eq!(
+            short,
+            Some(&Short {
+                expected: 20,
+                got: 10
+            })
+        );
+        assert_eq!(
+            err.to_string(),
+            "shorter than the manifest's size of 20 bytes"
+        );
+        // Only the manifest's size is exact; the maximum is a cap.
+        let mut r = Bounded::new(&[7u8; 10][..], SizeLimit::Max(20));
+        assert_eq!(std::io::copy(&mut r, &mut std::io::sink()).unwrap(), 10);
     }
 
     #[test]
