@@ -20,6 +20,7 @@ fn burst(models: usize, commits: usize) -> f64 {
     let mut s = Synth::build(models, 3);
     let state_tmp = tempfile::tempdir().unwrap();
     let cfg = ControllerConfig {
+        rollback: Default::default(),
         repo: s.path().to_path_buf(),
         branch: "main".into(),
         path: None,

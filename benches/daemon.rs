@@ -271,6 +271,7 @@ fn resync(rounds: usize) -> (f64, f64) {
     let state_tmp = shm_tempdir();
     let state = state_tmp.path().join("state");
     let cfg = ControllerConfig {
+        rollback: Default::default(),
         repo: dir.clone(),
         branch: "main".into(),
         path: None,

@@ -144,6 +144,7 @@ fn world(n: usize) -> (StatusView, Registry, Vec<Entered>) {
                 waiting_until: None,
                 deployed_commit: Some("cd".repeat(20)),
                 deployed_at: Some(Utc::now()),
+                verification: None,
             });
         }
         if blocked {

@@ -15,6 +15,7 @@ pub enum Rule {
     Artifact,
     Metric,
     Evidence,
+    Verification,
     Soak,
     Window,
     Approvals,
@@ -25,7 +26,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in report order (the columns of the Markdown table).
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::Schema,
         Rule::StageOrder,
         Rule::Immutable,
@@ -34,6 +35,7 @@ impl Rule {
         Rule::Artifact,
         Rule::Metric,
         Rule::Evidence,
+        Rule::Verification,
         Rule::Soak,
         Rule::Window,
         Rule::Approvals,
@@ -53,6 +55,7 @@ impl Rule {
             Rule::Artifact => "artifact",
             Rule::Metric => "metric",
             Rule::Evidence => "evidence",
+            Rule::Verification => "verification",
             Rule::Soak => "soak",
             Rule::Window => "window",
             Rule::Approvals => "approvals",

@@ -59,6 +59,10 @@ pub struct Args {
     /// (default: http://<--listen>).
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// An SSH private key: rollbacks the daemon writes after a failed verification are signed
+    /// with it (gpg.format=ssh; docs/verification.md).
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> std::result::Result<u64, String> {
@@ -146,6 +150,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             public_url: args.public_url.clone().or_else(|| {
                 (!args.listen.ends_with(":0")).then(|| format!("http://{}", args.listen))
             }),
+            rollback: baton::daemon::verify::rollback::RollbackConfig {
+                signing_key: args.signing_key.clone(),
+                url: args.url.clone(),
+            },
         },
         url: args.url.clone(),
         state_dir,
@@ -155,6 +163,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
             .ok()
             .filter(|s| !s.is_empty()),
         api_token: std::env::var("BATON_API_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        alertmanager_token: std::env::var("BATON_ALERTMANAGER_TOKEN")
             .ok()
             .filter(|s| !s.is_empty()),
         insecure_listen: args.insecure_listen,

@@ -30,6 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
+#[path = "verify/hooks.rs"]
+mod verify_hooks;
+
 /// Errors that end a reconcile pass early; the pass is retried with backoff.
 #[derive(Debug, Error)]
 pub enum ControllerError {
@@ -63,6 +66,8 @@ pub struct ControllerConfig {
     pub artifacts: ArtifactLimits,
     /// `--public-url`: where people reach the dashboard (links in notifications).
     pub public_url: Option<String>,
+    /// `--signing-key` and `--url`: how a verification's rollback is written (docs/verification.md).
+    pub rollback: super::verify::rollback::RollbackConfig,
 }
 
 /// The result of one pass.
@@ -294,12 +299,21 @@ impl Controller {
             }
             let none = BTreeMap::new();
             let wanted = effective.get(env).unwrap_or(&none);
-            let observed = self.apply_env(env, spec, wanted, now, &mut outcome);
+            let verified = self.verify_intent(env, wanted);
+            let wanted = verified.as_ref().unwrap_or(wanted);
+            let mut observed = self.apply_env(env, spec, wanted, now, &mut outcome);
+            if self.verify_env(env, &spec.stage, now) {
+                if let Ok(o) = self.target(env).observe() {
+                    observed = o;
+                }
+            }
             let hd = head_desired
                 .as_ref()
                 .and_then(|d| d.get(env))
                 .unwrap_or(wanted);
-            envs.push(self.env_view(env, &spec.stage, hd, &observed));
+            let mut view = self.env_view(env, &spec.stage, hd, &observed);
+            self.verify_view(&mut view);
+            envs.push(view);
             if outcome.interrupted {
                 break;
             }
@@ -966,6 +980,8 @@ impl Controller {
                         self.fail(env, &model, fp, reason, true, interval, now);
                         outcome.failed = true;
                     } else {
+                        let prev = switched.previous.as_ref().map(|p| &p.release);
+                        self.verify_deployed(env, &spec.stage, &model, &release, prev, kind, now);
                         self.switched(env, &model, release, kind, &drift);
                     }
                 }
@@ -1219,6 +1235,7 @@ impl Controller {
                 waiting_until,
                 deployed_commit: rec.map(|r| r.commit.clone()),
                 deployed_at: rec.map(|r| r.time),
+                verification: None,
             });
         }
         let target = self
@@ -1338,6 +1355,7 @@ impl Controller {
         holds
             .chain(retries)
             .chain(windows)
+            .chain(self.verify_wakeup())
             .filter(|t| *t > now)
             .min()
     }

@@ -1,6 +1,6 @@
 //! The HTTP API (axum): `/healthz`, `/readyz`, `/metrics`, `/api/v1/*` (behind
-//! `BATON_API_TOKEN` when set) and `POST /hooks/git`, served by a bounded accept loop.
-//! The dashboard's routes are in [`super::dashboard`].
+//! `BATON_API_TOKEN` when set), `POST /hooks/git` and `POST /hooks/alertmanager`, served by a
+//! bounded accept loop. The dashboard's routes are in [`super::dashboard`].
 
 use super::events::Event;
 use super::metrics::Metrics;
@@ -46,6 +46,8 @@ pub struct Shared {
     pub alive: Arc<AtomicBool>,
     /// `BATON_API_TOKEN`: when set, `/api/*` needs `Authorization: Bearer <token>`.
     pub api_token: Option<ApiToken>,
+    /// `POST /hooks/alertmanager`: its token and the alerts queued for the controller.
+    pub alerts: super::verify::alerts::AlertHook,
 }
 
 impl Shared {
@@ -116,6 +118,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/hooks/git", post(hook))
+        .route("/hooks/alertmanager", post(super::verify::alerts::hook))
         .merge(protected)
         .with_state(shared)
 }

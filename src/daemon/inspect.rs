@@ -152,6 +152,7 @@ pub fn merge(
                 waiting_until,
                 deployed_commit: rec.map(|r| r.commit.clone()),
                 deployed_at: rec.map(|r| r.time),
+                verification: prior.and_then(|p| p.verification.clone()),
             }
         })
         .collect();

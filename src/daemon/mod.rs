@@ -26,6 +26,7 @@ pub mod run;
 pub mod runner;
 pub mod state;
 pub mod target;
+pub mod verify;
 pub mod view;
 pub mod watch;
 pub mod webhook;

@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub webhook_secret: Option<String>,
     /// `BATON_API_TOKEN`: `/api/*` needs `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
+    /// `BATON_ALERTMANAGER_TOKEN`: `POST /hooks/alertmanager` needs it (else `BATON_API_TOKEN`).
+    pub alertmanager_token: Option<String>,
     /// `--insecure-listen`: serve a non-loopback `--listen` without a token (with a warning).
     pub insecure_listen: bool,
 }
@@ -172,6 +174,14 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         remote: cfg.url.is_some(),
         alive: alive.clone(),
         api_token: token,
+        alerts: super::verify::alerts::AlertHook {
+            token: cfg
+                .alertmanager_token
+                .as_deref()
+                .or(cfg.api_token.as_deref())
+                .map(ApiToken::new),
+            inbox: Default::default(),
+        },
     });
     let dashboard = super::dashboard::Config {
         repo: cfg.controller.repo.clone(),

@@ -56,7 +56,8 @@ pub struct Wake {
     pub stop: bool,
     pub fetch: bool,
     pub changed: bool,
-    /// The sleep ran out (resync or a controller wake-up).
+    /// The sleep ran out (resync or a controller wake-up), or a pass was asked for
+    /// ([`Trigger::Pass`]): run one whatever the head.
     pub timer: bool,
 }
 
@@ -66,6 +67,7 @@ impl Wake {
             Trigger::Stop => self.stop = true,
             Trigger::Fetch => self.fetch = true,
             Trigger::Changed => self.changed = true,
+            Trigger::Pass => self.timer = true,
         }
     }
 }
@@ -235,6 +237,8 @@ impl Reconciler for Live {
     }
 
     fn reconcile(&mut self) -> Result<(), LiveError> {
+        // Alerts from `POST /hooks/alertmanager`, handled by this pass (docs/verification.md).
+        self.ctrl.verify_alerts(self.shared.alerts.inbox.drain());
         let r = self.ctrl.reconcile();
         trim_heap();
         r?;
@@ -494,6 +498,8 @@ mod tests {
                 timer: false
             }
         );
+        w.add(Trigger::Pass);
+        assert!(w.timer, "an alert asks for a pass whatever the head");
         w.add(Trigger::Stop);
         assert!(w.stop);
     }

@@ -118,6 +118,9 @@ pub struct PersistedState {
     /// environment -> model -> state.
     #[serde(default)]
     pub environments: BTreeMap<String, BTreeMap<String, ModelState>>,
+    /// Live verifications after deploys (docs/verification.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verifications: Vec<super::verify::Verification>,
 }
 
 /// An opened, locked state directory.

@@ -77,6 +77,9 @@ pub struct ModelView {
     pub deployed_commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_at: Option<DateTime<Utc>>,
+    /// The newest live verification of the model here (docs/verification.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<super::verify::VerificationView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

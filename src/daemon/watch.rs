@@ -16,6 +16,8 @@ pub enum Trigger {
     Changed,
     /// Fetch from the remote now (webhook).
     Fetch,
+    /// Run a pass now, whether the head moved or not (an Alertmanager alert came in).
+    Pass,
     /// Shut down after the step in flight.
     Stop,
 }

@@ -10,6 +10,7 @@ pub mod policy;
 pub mod serde_util;
 pub mod small_map;
 pub mod target;
+pub mod verify;
 pub mod version;
 
 pub use model::ModelManifest;

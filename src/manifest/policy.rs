@@ -38,6 +38,9 @@ pub struct Stage {
     pub terminal: bool,
     #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
     pub gates: Vec<Gate>,
+    /// Live verification after a deploy into the stage (docs/verification.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<super::verify::VerifySpec>,
 }
 
 /// One gate of a stage, written as a single-key map: `- metric: {...}`.

@@ -27,6 +27,7 @@ pub fn validate(reg: &Registry, files: &dyn RegistryFiles) -> Vec<Diagnostic> {
             .unwrap_or_default();
         check_policy(reg, policy, &ptext, files, &mut out);
         check_notifications(reg, policy, &ptext, &mut out);
+        check_verify(reg, policy, &ptext, &mut out);
         check_models(reg, policy, files, &mut out);
         check_kserve_releases(reg, policy, files, &mut out);
     }
@@ -62,6 +63,115 @@ fn check_notifications(reg: &Registry, p: &Policy, text: &str, out: &mut Vec<Dia
             out.push(d(why));
         }
     }
+}
+
+/// Each stage's `verify:` block (docs/verification.md), located at the stage's item.
+fn check_verify(reg: &Registry, p: &Policy, text: &str, out: &mut Vec<Diagnostic>) {
+    let file = reg.policy_path();
+    for s in &p.stages {
+        let Some(v) = &s.verify else { continue };
+        let at = |msg: String| {
+            let diag = Diagnostic::new(&file, format!("stage `{}`: verify: {msg}", s.name));
+            match crate::manifest::locate::find_list_item(text, "stages", "name", &s.name) {
+                Some((l, c)) => diag.at(Some(l), Some(c)),
+                None => diag.at_key(text, &["stages"]),
+            }
+        };
+        for m in verify_problems(s.terminal, p.is_deployed(&s.name), v) {
+            out.push(at(m));
+        }
+    }
+}
+
+/// What is wrong with a `verify:` block (pure; one sentence each).
+pub fn verify_problems(
+    terminal: bool,
+    deployed: bool,
+    v: &crate::manifest::verify::VerifySpec,
+) -> Vec<String> {
+    use crate::manifest::verify::{unknown_placeholders, Provider};
+    let mut out = Vec::new();
+    if terminal {
+        out.push("a terminal stage holds no deployment to verify".into());
+    } else if !deployed {
+        out.push("no environment deploys this stage, so nothing would be verified".into());
+    }
+    match v.provider.kind() {
+        Err(why) => out.push(why),
+        Ok(Provider::Prometheus(p)) => {
+            let a = p.address.trim();
+            if !(a.starts_with("http://") || a.starts_with("https://")) || a.len() < 10 {
+                out.push(format!(
+                    "provider.prometheus.address `{}` is not an http(s) URL",
+                    p.address
+                ));
+            }
+        }
+        Ok(Provider::Command(c)) => {
+            if c.command.trim().is_empty() {
+                out.push("provider.command.command is empty".into());
+            }
+        }
+    }
+    if v.interval().is_zero() {
+        out.push("`interval` must be longer than 0s".into());
+    }
+    if v.count == 0 {
+        out.push("`count` must be at least 1".into());
+    }
+    if v.consecutive_error_limit == Some(0) {
+        out.push("`consecutive_error_limit` must be at least 1".into());
+    }
+    if v.metrics.is_empty() {
+        out.push("`metrics` is empty: at least one metric is needed".into());
+    }
+    let mut names = BTreeSet::new();
+    for m in &v.metrics {
+        if m.name.trim().is_empty() {
+            out.push("a metric has an empty `name`".into());
+        } else if !names.insert(m.name.as_str()) {
+            out.push(format!("metric `{}` is listed twice", m.name));
+        }
+        if m.query.trim().is_empty() {
+            out.push(format!("metric `{}` has an empty `query`", m.name));
+        }
+        if !m.has_bound() {
+            out.push(format!(
+                "metric `{}` sets none of max, min, max_increase_vs_primary",
+                m.name
+            ));
+        }
+        for (field, x) in [
+            ("max", m.max),
+            ("min", m.min),
+            ("max_increase_vs_primary", m.max_increase_vs_primary),
+        ] {
+            if x.is_some_and(|x| !x.is_finite()) {
+                out.push(format!(
+                    "metric `{}`: `{field}` must be a finite number",
+                    m.name
+                ));
+            }
+        }
+        if m.max_increase_vs_primary.is_some_and(|x| x < 0.0) {
+            out.push(format!(
+                "metric `{}`: max_increase_vs_primary must be >= 0",
+                m.name
+            ));
+        }
+        if let (Some(lo), Some(hi)) = (m.min, m.max) {
+            if lo > hi {
+                out.push(format!("metric `{}`: min {lo} is above max {hi}", m.name));
+            }
+        }
+        for u in unknown_placeholders(&m.query) {
+            out.push(format!(
+                "metric `{}`: unknown placeholder `{{{{{u}}}}}` (use {{{{model}}}}, {{{{version}}}}, {{{{environment}}}})",
+                m.name
+            ));
+        }
+    }
+    out
 }
 
 fn refs_problem(policy: &Policy, r: &str, allow_owners: bool) -> Option<String> {
@@ -787,6 +897,49 @@ pub fn safe_relative(p: &str) -> Result<String, String> {
         return Err("empty path".into());
     }
     Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::verify_problems;
+    use crate::manifest::verify::VerifySpec;
+
+    fn spec(y: &str) -> VerifySpec {
+        serde_yaml::from_str(y).unwrap()
+    }
+
+    const OK: &str = "provider: {prometheus: {address: http://127.0.0.1:9090}}\ninterval: 1m\ncount: 3\nmetrics:\n  - {name: err, query: 'x{model=\"{{model}}\"}', max: 0.01}\n";
+
+    #[test]
+    fn a_sound_block_has_no_problems() {
+        assert!(verify_problems(false, true, &spec(OK)).is_empty());
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_a_reason_each() {
+        let bad = spec(
+            "provider: {command: {command: ' '}}\ninterval: 0s\ncount: 0\nconsecutive_error_limit: 0\nmetrics:\n  - {name: a, query: '{{modle}}'}\n  - {name: a, query: q, min: 2, max: 1}\n",
+        );
+        let p = verify_problems(false, false, &bad).join("\n");
+        for want in [
+            "no environment deploys",
+            "command is empty",
+            "`interval`",
+            "`count` must be at least 1",
+            "consecutive_error_limit",
+            "metric `a` sets none of",
+            "listed twice",
+            "min 2 is above max 1",
+            "unknown placeholder `{{modle}}`",
+        ] {
+            assert!(p.contains(want), "missing {want:?} in:\n{p}");
+        }
+        let none = spec("provider: {}\ninterval: 1m\ncount: 1\nmetrics: []\n");
+        let p = verify_problems(true, true, &none).join("\n");
+        assert!(p.contains("terminal"), "{p}");
+        assert!(p.contains("names no provider"), "{p}");
+        assert!(p.contains("`metrics` is empty"), "{p}");
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod rollback;
 pub mod schema;
 pub mod soak;
 pub mod stage_order;
+pub mod verification;
 pub mod window;
 
 use super::approvals::Evidence;
@@ -192,6 +193,8 @@ fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
     if let Some(h) = &held {
         v.push(rollback::judge(t, f, h));
     }
+    // A rollback too: the failed build stays out of the stage.
+    v.extend(verification::judge(t, f, to));
     for g in &stage.gates {
         match g {
             Gate::Metric(m) if held.is_none() => v.push(metric::judge(t, f, m)),

@@ -262,6 +262,7 @@ mod tests {
                     waiting_until: None,
                     deployed_commit: Some(c(2)),
                     deployed_at: None,
+                    verification: None,
                 }],
             }],
             held: vec![HeldView {

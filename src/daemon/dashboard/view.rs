@@ -1114,6 +1114,7 @@ mod tests {
             waiting_until: None,
             deployed_commit: Some("0123456789abcdef".into()),
             deployed_at: None,
+            verification: None,
         }
     }
 
