@@ -3,8 +3,8 @@
 //! stale, self-authored, duplicate and tampered approvals do not count. GitHub reviews come
 //! from a local HTTP server serving GitHub's documented JSON.
 
-mod common;
-mod world;
+use crate::common;
+use crate::world;
 
 use common::github::{pull, review, serve_with_self_url};
 use common::{stdout, SshKey};

@@ -3,8 +3,8 @@
 //! commit with the user's git config; `rollback` reverts the commit that put a version in place.
 //! Ends with promote -> approve -> check -> merge -> rollback on registry-example.
 
-mod common;
-mod world;
+use crate::common;
+use crate::world;
 
 use common::{code, stderr, stdout, SshKey};
 use world::*;

@@ -1,8 +1,8 @@
 //! `baton check` on real git repositories: each rule of docs/gates.md with a passing and a failing
 //! pull request, exit codes, and the blocking summary the daemon relies on.
 
-mod common;
-mod world;
+use crate::common;
+use crate::world;
 
 use common::{code, stderr};
 use world::*;
@@ -938,7 +938,7 @@ fn judge_library_reuses_its_cache_between_heads() {
 }
 
 /// The four output formats on a fixed scenario (fixed dates, the example's static keys, so
-/// commit ids are stable). `BATON_BLESS=1 cargo test --test check golden` rewrites them.
+/// commit ids are stable). `BATON_BLESS=1 cargo test --test it check::golden` rewrites them.
 #[test]
 fn golden_output_formats() {
     let r = common::TestRepo::new();

@@ -1,7 +1,7 @@
 //! `baton serve` end to end: a real daemon process on a loopback port, watching a real git
 //! repository (signed approvals made with ssh-keygen), deploying to a local target.
 
-mod common;
+use crate::common;
 
 use common::{code, stderr, stdout, SshKey, TestRepo};
 use serde_json::Value;
@@ -426,6 +426,7 @@ impl Daemon {
     }
 
     fn signal(&self, sig: i32) {
+        // SAFETY: kill only sends a signal to our own child.
         unsafe {
             libc::kill(self.child.id() as i32, sig);
         }

@@ -4,7 +4,7 @@
 //! Without `chromium` these tests are skipped (saying why), except under `CI=true`, where
 //! they fail. Screenshots go to `$CARGO_TARGET_TMPDIR/dashboard/`.
 
-mod common;
+use crate::common;
 
 use common::{SshKey, TestRepo};
 use serde_json::{json, Value};
@@ -401,7 +401,9 @@ impl Browser {
             libc::close(cmd_r);
             libc::close(ans_w);
         }
+        // SAFETY: cmd_w and ans_r are open, ours, and each is owned by exactly one File.
         let to = unsafe { File::from_raw_fd(cmd_w) };
+        // SAFETY: as above.
         let mut reader = BufReader::new(unsafe { File::from_raw_fd(ans_r) });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || loop {

@@ -2,8 +2,8 @@
 //! of a folder, `validate` of its listing, `check` of its files, and the `local` target
 //! deploying it under `current/` (with `reload`), through the `baton` binary.
 
-mod common;
-mod world;
+use crate::common;
+use crate::world;
 
 use common::{code, stderr, stdout, TestRepo};
 use serde_json::Value;

@@ -1,8 +1,7 @@
 //! Gate integrity, as an attacker or a hurried team would try it with `baton check`: fake
 //! rollbacks, reused labels, traffic shifts and undeploys (docs/gates.md).
 
-mod common;
-mod world;
+use crate::world;
 
 use world::*;
 

@@ -2,9 +2,9 @@
 //! schema (tests/fixtures/kserve/) and golden files, a real bare GitOps repository with
 //! concurrent pushes and hand edits, `baton validate`, and the daemon end to end.
 //!
-//! `BATON_BLESS=1 cargo test --test kserve` rewrites the golden files in tests/golden/kserve/.
+//! `BATON_BLESS=1 cargo test --test it kserve::` rewrites the golden files in tests/golden/kserve/.
 
-mod common;
+use crate::common;
 
 use baton::daemon::plan::{self, Step};
 use baton::daemon::release::{Release, ReleaseVersion};

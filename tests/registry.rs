@@ -1,7 +1,7 @@
 //! The registry read from git, end to end through the `baton` binary: `validate` (every
 //! invariant), `status`, `history` and `register`, on real repositories in temp dirs.
 
-mod common;
+use crate::common;
 
 use common::{code, stderr, stdout, TestRepo};
 use serde_json::Value;

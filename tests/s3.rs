@@ -2,7 +2,7 @@
 //! from a moto server on loopback, `register --artifact s3://…`, `http://` downloads from a
 //! server in the test, and `validate`'s rule that remote artifacts give their size.
 
-mod common;
+use crate::common;
 
 use baton::daemon::artifact::remote::Remote;
 use baton::daemon::artifact::{ArtifactLimits, ArtifactSource, Fetcher};

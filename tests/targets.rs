@@ -1,7 +1,7 @@
 //! The `webhook` and `command` targets end to end: a real daemon process deploying to an HTTP
 //! receiver on loopback (a std `TcpListener` thread) and to shell scripts.
 
-mod common;
+use crate::common;
 
 use common::TestRepo;
 use hmac::{Hmac, Mac};

@@ -1,7 +1,7 @@
 //! Live verification against a real Prometheus (docs/verification.md): a daemon process, a
 //! Prometheus scraping a tiny exporter the test controls, containment and the revert in git.
 
-mod common;
+use crate::common;
 
 use common::TestRepo;
 use serde_json::Value;

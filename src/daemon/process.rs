@@ -184,6 +184,7 @@ fn wait_exited(pid: i32) -> std::io::Result<()> {
     loop {
         // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes only into `info`, which outlives the call; WNOWAIT reaps nothing.
         let r = unsafe {
             libc::waitid(
                 libc::P_PID,
