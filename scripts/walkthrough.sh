@@ -95,7 +95,12 @@ if baton check --base main --head HEAD; then
   exit 1
 fi
 
-say "5. Approve: bob signs an approval commit on the branch"
+say "5. Approve: alice may not approve her own change; bob signs an approval commit"
+printf '$ %s\n' "baton approve example 2 --stage staging"
+if baton approve example 2 --stage staging; then
+  echo "walkthrough: alice approved her own change" >&2
+  exit 1
+fi
 as bob
 run baton approve example 2 --stage staging
 run baton check --base main --head HEAD

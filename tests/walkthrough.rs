@@ -64,11 +64,24 @@ fn the_readme_walkthrough_runs_start_to_finish() {
     let check = section(&text, "4.");
     assert!(check.contains("✗ approvals"), "{check}");
     assert!(
+        check.contains("to pass:      1 more approval from bob@example.com (not alice@example.com"),
+        "{check}"
+    );
+    assert!(
+        check.contains("`baton approve example 2 --stage staging`"),
+        "{check}"
+    );
+    assert!(
         check.contains("FAIL: 2 transitions, 1 failed: example@2 (approvals)"),
         "{check}"
     );
 
     let approve = section(&text, "5.");
+    assert!(
+        err.contains("you (alice@example.com) made this change")
+            && err.contains("ask bob@example.com"),
+        "{err}"
+    );
     assert!(
         approve.contains("Baton-Approve: example@2 -> staging"),
         "{approve}"
