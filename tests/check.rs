@@ -575,6 +575,21 @@ fn evidence_rule() {
         !ok && reason == "evidence `offline-eval` is missing",
         "{reason}"
     );
+    let hint = verdicts(&j, "fraud-detector@5", "evidence")[0]["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(hint.starts_with(&format!("add it to {FD5} ")), "{hint}");
+    assert!(
+        hint.contains("`baton register fraud-detector --artifact … --evidence offline-eval=FILE`"),
+        "{hint}"
+    );
+    assert!(
+        hint.ends_with(
+            "\nevidence:\n  offline-eval: {passed: true, report: <path or URL of the result>}"
+        ),
+        "{hint}"
+    );
 
     let w = World::new();
     w.edit(FD5, "stage: development", "stage: staging");
@@ -676,6 +691,16 @@ fn window_rule() {
         reason.contains("is closed; it opens Mon 2026-11-30 09:00 CET"),
         "{reason}"
     );
+    let hint = verdicts(&j, "churn-predictor@2", "window")[0]["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        hint.starts_with(
+            "nothing to change, only time: the change may go ahead from Mon 2026-11-30 09:00 CET"
+        ),
+        "{hint}"
+    );
 }
 
 #[test]
@@ -696,6 +721,23 @@ fn approvals_rule_counts_owners_and_leads() {
     );
     assert!(reason.contains("carol@acme.com (commit "), "{reason}");
     assert!(reason.contains("not an allowed approver"), "{reason}");
+    // The hint names who may still approve (not alice, who counted; not carol) and the line.
+    let hint = verdicts(&j, "churn-predictor@2", "approvals")[0]["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        hint.starts_with("1 more approval from bob@acme.com"),
+        "{hint}"
+    );
+    assert!(
+        !hint.contains("alice@acme.com,") && !hint.contains("carol"),
+        "{hint}"
+    );
+    assert!(
+        hint.contains("`baton approve churn-predictor 2 --stage production`"),
+        "{hint}"
+    );
     // An approval of another stage does not count for production.
     w.approve(&w.bob, "churn-predictor@2 -> staging");
     let (c, _) = w.check(&[]);

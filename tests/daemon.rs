@@ -689,6 +689,20 @@ fn http_api_metrics_and_webhook_signatures() {
     }
     let events: Vec<Value> = serde_json::from_str(&d.get("/api/v1/events?limit=3").1).unwrap();
     assert_eq!(events.len(), 3);
+    // A bad query string is a sentence naming the parameter, not axum's raw text.
+    let (status, body) = d.get("/api/v1/events?limit=abc");
+    assert_eq!(status, 400, "{body}");
+    let err: Value = serde_json::from_str(&body).unwrap();
+    let msg = err["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("GET /api/v1/events: bad query string (limit: "),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with("it takes limit (a whole number), model, environment and kind"),
+        "{msg}"
+    );
+    assert!(!msg.contains("Failed to deserialize"), "{msg}");
 
     let body = r#"{"ref":"refs/heads/main","after":"0000000000000000000000000000000000000000"}"#;
     let good = baton::daemon::webhook::sign(secret.as_bytes(), body.as_bytes());

@@ -19,3 +19,4 @@ mod registry;
 mod s3;
 mod targets;
 mod verify;
+mod walkthrough;

@@ -1322,6 +1322,83 @@ fn register_computes_digest_and_next_label_then_validates() {
 }
 
 #[test]
+fn register_records_evidence_from_files_and_refuses_bad_ones_by_line() {
+    let r = TestRepo::with_example();
+    r.write("model.bin", "a build");
+    r.write(
+        "eval.yaml",
+        "passed: true\nreport: \"s3://acme/reports/eval, v2.json\"\n",
+    );
+    r.write("bias.json", r#"{"passed": false}"#);
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "model.bin",
+        "--evidence",
+        "offline-eval=eval.yaml",
+        "--evidence",
+        "bias-audit=bias.json",
+        "--evidence",
+        "smoke=passed",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = r.read(&format!("{FD}/6.yaml"));
+    assert!(
+        text.contains("evidence:\n  bias-audit: {passed: false}\n  offline-eval: {passed: true, report: \"s3://acme/reports/eval, v2.json\"}\n  smoke: {passed: true}\n"),
+        "{text}"
+    );
+    // What was written reads back as the same evidence, and the registry validates with it.
+    let m: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        m["evidence"]["offline-eval"]["report"].as_str(),
+        Some("s3://acme/reports/eval, v2.json")
+    );
+    assert_eq!(m["evidence"]["bias-audit"]["passed"].as_bool(), Some(false));
+    for f in ["eval.yaml", "bias.json"] {
+        r.remove(f);
+    }
+    r.commit_all("register fraud-detector 6 with evidence");
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+
+    // A bad file is refused by file:line:column, a missing one in a sentence; nothing written.
+    r.write("bad.yaml", "passed: true\nscore: 0.9\n");
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "model.bin",
+        "--evidence",
+        "offline-eval=bad.yaml",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("bad.yaml:2:1: unknown field `score`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "model.bin",
+        "--evidence",
+        "offline-eval=missing.yaml",
+    ]);
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "evidence `offline-eval`: cannot read missing.yaml: no such file or directory"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
+    assert!(!r.path().join(format!("{FD}/7.yaml")).exists());
+}
+
+#[test]
 fn register_refuses_to_overwrite() {
     let r = TestRepo::with_example();
     r.write("new.bin", "new artifact");

@@ -118,10 +118,37 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::from(0),
         Ok(Outcome::Failed) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", sentence(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes as one sentence (`a: b: c`, like `{:#}`), with library text made
+/// readable: I/O errors without Rust's `(os error 2)`, git errors without their
+/// `; class=…; code=…` suffix.
+fn sentence(e: &anyhow::Error) -> String {
+    let parts: Vec<String> = e
+        .chain()
+        .map(|c| {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                baton::fsutil::io_sentence(io)
+            } else if let Some(g) = c.downcast_ref::<git2::Error>() {
+                g.message().to_owned()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for p in parts {
+        // A context that already ends with its cause's text says it once.
+        if out.last().is_some_and(|l| l.ends_with(&p)) {
+            continue;
+        }
+        out.push(p);
+    }
+    out.join(": ")
 }
 
 /// One-shot verbs end quietly on a closed pipe (`baton history m | head`), like other Unix

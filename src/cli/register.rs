@@ -50,6 +50,36 @@ pub struct Args {
     /// --requires feature-encoder=8.
     #[arg(long, value_name = "MODEL=VERSION", value_parser = parse_requirement)]
     pub requires: Vec<(String, String)>,
+    /// An evidence result (repeatable): NAME=FILE, a YAML or JSON file holding
+    /// `{passed: true|false, report: "…"}`, or NAME=passed / NAME=failed; recorded under the
+    /// manifest's `evidence`, e.g. --evidence offline-eval=reports/eval.yaml.
+    #[arg(long, value_name = "NAME=FILE", value_parser = parse_pair)]
+    pub evidence: Vec<(String, String)>,
+}
+
+/// The `evidence` map from `--evidence NAME=FILE|passed|failed`, each file checked.
+fn read_evidence(
+    pairs: &[(String, String)],
+) -> Result<BTreeMap<String, baton::manifest::version::Evidence>> {
+    let mut out = BTreeMap::new();
+    for (name, value) in pairs {
+        let e = match baton::register::evidence_shorthand(value) {
+            Some(e) => e,
+            None => {
+                let text = std::fs::read_to_string(value).map_err(|e| {
+                    anyhow!(
+                        "evidence `{name}`: cannot read {value}: {}",
+                        baton::fsutil::io_sentence(&e)
+                    )
+                })?;
+                baton::register::parse_evidence(&text).map_err(|e| anyhow!("{value}:{e}"))?
+            }
+        };
+        if out.insert(name.clone(), e).is_some() {
+            bail!("--evidence `{name}` is given twice");
+        }
+    }
+    Ok(out)
 }
 
 fn parse_requirement(s: &str) -> Result<(String, String), String> {
@@ -167,7 +197,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
     let metrics = match &args.metrics {
         None => BTreeMap::new(),
         Some(p) => {
-            let bytes = std::fs::read(p).with_context(|| format!("metrics {}", p.display()))?;
+            let bytes = std::fs::read(p)
+                .with_context(|| format!("cannot read the metrics file {}", p.display()))?;
             parse_metrics(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?
         }
     };
@@ -179,7 +210,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         stage,
         artifact,
         metrics: metrics.into(),
-        evidence: Default::default(),
+        evidence: read_evidence(&args.evidence)?.into_iter().collect(),
         lineage: args.lineage.iter().cloned().collect(),
         requires: args.requires.iter().cloned().collect(),
         traffic: None,
