@@ -228,3 +228,50 @@ fn register_follows_the_registry_modeline() {
         .read("models/fraud-detector/versions/6.yaml")
         .starts_with("model: "));
 }
+
+#[test]
+fn init_writes_the_schemas_and_points_every_manifest_at_them() {
+    let home = tempfile::tempdir().unwrap();
+    let key = common::SshKey::generate(home.path(), "id_ed25519", "me@acme.com");
+    let dir = home.path().join("registry");
+    let public = format!("{}.pub", key.private.display());
+    let o = common::baton(
+        &[
+            "init",
+            dir.to_str().unwrap(),
+            "--key",
+            &public,
+            "--email",
+            "me@acme.com",
+        ],
+        home.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for (rel, kind) in [
+        ("baton.yaml", "policy"),
+        ("models/example/model.yaml", "model"),
+        ("models/example/versions/1.yaml", "version"),
+    ] {
+        let path = dir.join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let target = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# yaml-language-server: $schema="))
+            .unwrap_or_else(|| panic!("{rel}: no modeline first:\n{text}"));
+        let schema_file = path.parent().unwrap().join(target).canonicalize().unwrap();
+        let file = KINDS.iter().find(|(k, _)| *k == kind).unwrap().1;
+        let expected = dir.join(".baton/schema").join(file);
+        assert_eq!(
+            schema_file,
+            expected.canonicalize().unwrap(),
+            "{rel}: {target}"
+        );
+        let written = std::fs::read_to_string(&schema_file)
+            .unwrap_or_else(|e| panic!("{rel}: {target}: {e}"));
+        assert_eq!(written, schema(&[kind]), "{rel}: {target}");
+        let v = validator(kind);
+        let errors: Vec<String> = v.iter_errors(&yaml(&text)).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{rel}: {errors:?}");
+    }
+}
