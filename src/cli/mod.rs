@@ -9,10 +9,12 @@ mod check;
 mod completions;
 mod history;
 mod init;
+mod logging;
 mod promote;
 mod register;
 mod remote_artifact;
 mod rollback;
+mod schema;
 mod serve;
 mod status;
 mod validate;
@@ -92,6 +94,8 @@ pub enum Command {
     Completions(completions::Args),
     /// Print the man page (roff) of baton and every verb.
     Man(completions::ManArgs),
+    /// Print the JSON Schema of baton.yaml, model.yaml and version manifests (for editors).
+    Schema(schema::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -113,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Init(a) => init::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => completions::man(a),
+        Command::Schema(a) => schema::run(&ctx, a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(0),

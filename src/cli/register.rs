@@ -5,6 +5,8 @@
 use super::context::print_json;
 use super::{Context, Format, Outcome};
 use anyhow::{anyhow, bail, Context as _, Result};
+use baton::manifest::modeline::{with_modeline, SchemaHome};
+use baton::manifest::schema::FileKind;
 use baton::manifest::version::listing_digest;
 use baton::manifest::{parse_policy, Artifact, VersionManifest};
 use baton::register::{
@@ -242,11 +244,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         }
         Err(e) => return Err(e).with_context(|| format!("writing {manifest_rel}")),
     };
-    out.write_all(render_manifest(&manifest).as_bytes())
+    // The editor modeline, when baton.yaml names the registry's schema folder.
+    let schema_home = SchemaHome::from_policy(&policy_text);
+    let headed = |kind: FileKind, text: String| match &schema_home {
+        Some(home) => with_modeline(home, kind, &text),
+        None => text,
+    };
+    out.write_all(headed(FileKind::Version, render_manifest(&manifest)).as_bytes())
         .with_context(|| format!("writing {manifest_rel}"))?;
     if create_model_yaml {
-        write_new(&model_yaml_path, &render_model_yaml(&args.model))
-            .with_context(|| format!("writing {model_yaml_rel}"))?;
+        let text = headed(FileKind::Model, render_model_yaml(&args.model));
+        write_new(&model_yaml_path, &text).with_context(|| format!("writing {model_yaml_rel}"))?;
     }
 
     match format {
