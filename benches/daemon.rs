@@ -11,7 +11,9 @@
 //! rounds of `latency` and two idle seconds); pass words to pick parts:
 //! `cargo bench --bench daemon -- latency resync verify rss idle`, plus `quick` for fewer rounds.
 //! The synthetic registries are built here (not with benches/support/synth.rs) because the
-//! daemon must fetch and verify real artifact bytes, and synth's artifacts are `s3://` names.
+//! daemon must fetch and verify real artifact bytes, and synth's artifacts are `s3://` names;
+//! starting the daemon and the latency loop live in benches/support/serve.rs (notify.rs uses
+//! them too).
 
 #[path = "support/serve.rs"]
 mod serve;

@@ -9,7 +9,8 @@
 //!   [delivered or dropped, bounded memory: 256 queued per sink].
 //!
 //! `cargo bench --bench notify` runs both (`-- latency`, `-- burst`, plus `quick`); under
-//! `cargo test` a smoke run: two latency rounds each way and the never-answering burst.
+//! `cargo test` a smoke run: two latency rounds each way and a burst of 300 toward the
+//! never-answering sink.
 
 #[path = "support/serve.rs"]
 mod serve;
@@ -275,8 +276,8 @@ fn main() {
     // `cargo test --all-targets` runs this binary without `--bench`: a smoke run only.
     if !args.iter().any(|a| a == "--bench") {
         report_latency(2);
-        let base = none(1000);
-        report_burst(1000, "never-answering sink", Some(Sink::Silent), base);
+        let base = none(300);
+        report_burst(300, "never-answering sink", Some(Sink::Silent), base);
         println!("smoke run (run `cargo bench --bench notify` to measure)");
         return;
     }
