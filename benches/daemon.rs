@@ -11,29 +11,24 @@
 //! rounds of `latency` and two idle seconds); pass words to pick parts:
 //! `cargo bench --bench daemon -- latency resync verify rss idle`, plus `quick` for fewer rounds.
 //! The synthetic registries are built here (not with benches/support/synth.rs) because the
-//! daemon must fetch and verify real artifact bytes, and synth's artifacts are `s3://` names.
+//! daemon must fetch and verify real artifact bytes, and synth's artifacts are `s3://` names;
+//! starting the daemon and the latency loop live in benches/support/serve.rs (notify.rs uses
+//! them too).
+
+#[path = "support/serve.rs"]
+mod serve;
 
 use baton::daemon::fsutil::sha256_file;
 use baton::daemon::state::StateDir;
 use baton::daemon::{Controller, ControllerConfig};
-use git2::{build::TreeUpdateBuilder, FileMode, Oid, Repository, Signature};
+use serve::{manifest, percentile, sha, start_daemon};
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn sha(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i]
-}
 
 const POLICY: &str = "version: 1
 stages:
@@ -49,12 +44,6 @@ environments:
     stage: production
     target: {kind: local, path: production}
 ";
-
-fn manifest(model: &str, v: usize, stage: &str, uri: &str, digest: &str) -> String {
-    format!(
-        "model: {model}\nversion: \"{v}\"\nstage: {stage}\nartifact:\n  uri: {uri}\n  sha256: {digest}\ncreated: 2026-11-01T10:00:00Z\n"
-    )
-}
 
 /// A repository on `main` with `models` models, each with version 1 in production and 2 in
 /// staging and small real artifacts, written in one `git fast-import` commit.
@@ -103,49 +92,6 @@ fn build_registry(dir: &Path, models: usize) {
     assert!(child.wait().unwrap().success());
 }
 
-/// Start the real daemon; returns it and its address once ready.
-fn start_daemon(repo: &Path, state: &Path, interval: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args([
-            "--repo",
-            repo.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--interval",
-            interval,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut addr = String::new();
-    for line in BufReader::new(out).lines().map_while(Result::ok) {
-        if let Some(a) = line.strip_prefix("listening on http://") {
-            addr = a.trim().to_owned();
-            break;
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while Instant::now() < deadline {
-        if let Ok(r) = ureq::get(&format!("http://{addr}/readyz")).call() {
-            if r.status() == 200 {
-                return (child, addr);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("daemon not ready");
-}
-
 fn shm_tempdir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
@@ -153,113 +99,6 @@ fn shm_tempdir() -> tempfile::TempDir {
     } else {
         tempfile::tempdir().unwrap()
     }
-}
-
-fn latency(rounds: usize) -> (f64, f64) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("repo");
-    std::fs::create_dir_all(&dir).unwrap();
-    let repo = Repository::init(&dir).unwrap();
-    let sig = Signature::now("Bench", "bench@acme.com").unwrap();
-    let policy = "version: 1\nstages:\n  - name: staging\n  - name: archived\n    terminal: true\nenvironments:\n  staging:\n    stage: staging\n    target: {kind: local, path: staging}\n";
-    let artifact = |n: usize| -> Vec<u8> {
-        let mut v = Vec::with_capacity(1 << 20);
-        let mut x = (n as u64)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .wrapping_add(1);
-        while v.len() < (1 << 20) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-        v
-    };
-    let mut b = TreeUpdateBuilder::new();
-    let empty = repo.treebuilder(None).unwrap().write().unwrap();
-    let empty = repo.find_tree(empty).unwrap();
-    let put = |b: &mut TreeUpdateBuilder, path: &str, bytes: &[u8]| {
-        let oid = repo.blob(bytes).unwrap();
-        b.upsert(path, oid, FileMode::Blob);
-    };
-    put(&mut b, "baton.yaml", policy.as_bytes());
-    put(
-        &mut b,
-        "models/m/model.yaml",
-        b"name: m\ndescription: bench\nowners: [a@acme.com]\n",
-    );
-    let a = artifact(0);
-    put(&mut b, "artifacts/m/0.bin", &a);
-    put(
-        &mut b,
-        "models/m/versions/0.yaml",
-        manifest("m", 0, "staging", "artifacts/m/0.bin", &sha(&a)).as_bytes(),
-    );
-    let tree = repo
-        .find_tree(b.create_updated(&repo, &empty).unwrap())
-        .unwrap();
-    let mut head = repo
-        .commit(Some("refs/heads/main"), &sig, &sig, "v0", &tree, &[])
-        .unwrap();
-    repo.set_head("refs/heads/main").unwrap();
-
-    let state = tmp.path().join("state");
-    let (mut child, _addr) = start_daemon(&dir, &state, "30s");
-    let record = state.join("deploy/staging/m/deployment.json");
-    let mut samples = Vec::new();
-    for n in 1..=rounds {
-        let a = artifact(n);
-        let parent = repo.find_commit(head).unwrap();
-        let mut b = TreeUpdateBuilder::new();
-        let prev = manifest(
-            "m",
-            n - 1,
-            "archived",
-            &format!("artifacts/m/{}.bin", n - 1),
-            &sha(&artifact(n - 1)),
-        );
-        put(
-            &mut b,
-            &format!("models/m/versions/{}.yaml", n - 1),
-            prev.as_bytes(),
-        );
-        let uri = format!("artifacts/m/{n}.bin");
-        put(&mut b, &uri, &a);
-        put(
-            &mut b,
-            &format!("models/m/versions/{n}.yaml"),
-            manifest("m", n, "staging", &uri, &sha(&a)).as_bytes(),
-        );
-        let tree = repo
-            .find_tree(b.create_updated(&repo, &parent.tree().unwrap()).unwrap())
-            .unwrap();
-        let c: Oid = repo
-            .commit(None, &sig, &sig, &format!("v{n}"), &tree, &[&parent])
-            .unwrap();
-        let needle = format!("\"version\": \"{n}\"");
-        let t0 = Instant::now();
-        repo.reference("refs/heads/main", c, true, "bench").unwrap();
-        loop {
-            if let Ok(s) = std::fs::read_to_string(&record) {
-                if s.contains(&needle) {
-                    break;
-                }
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "round {n} never deployed"
-            );
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
-        head = c;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let med = percentile(&mut samples, 0.5);
-    let p99 = percentile(&mut samples, 0.99);
-    (med, p99)
 }
 
 fn resync(rounds: usize) -> (f64, f64) {
@@ -346,20 +185,13 @@ fn rss() -> (f64, f64, f64) {
     // The 20,000 deployments go to tmpfs when there is one (setup speed only).
     let state_tmp = shm_tempdir();
     let t = Instant::now();
-    let (mut child, _addr) = start_daemon(&dir, state_tmp.path(), "2s");
+    let (mut child, _addr) = start_daemon(&dir, state_tmp.path(), "2s", &[]);
     let ready = t.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(5)); // a couple of resyncs
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let kb = |key: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    let (rss, hwm) = (kb("VmRSS:"), kb("VmHWM:"));
+    let (rss, hwm) = (
+        serve::proc_mb(child.id(), "VmRSS:"),
+        serve::proc_mb(child.id(), "VmHWM:"),
+    );
     let _ = child.kill();
     let _ = child.wait();
     (rss, hwm, ready)
@@ -383,19 +215,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// `baton_reconciles_total` from the daemon's `/metrics`.
 fn reconciles(addr: &str) -> f64 {
-    let text = ureq::get(&format!("http://{addr}/metrics"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("baton_reconciles_total ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap()
+    serve::sample(&serve::metrics_text(addr), "baton_reconciles_total").unwrap()
 }
 
 /// An idle daemon over `secs`: (passes, CPU seconds). Nothing writes the repository, so only
@@ -406,7 +226,7 @@ fn idle(secs: u64) -> (f64, f64) {
     std::fs::create_dir_all(&dir).unwrap();
     build_registry(&dir, 100);
     let state = tmp.path().join("state");
-    let (mut child, addr) = start_daemon(&dir, &state, "30s");
+    let (mut child, addr) = start_daemon(&dir, &state, "30s", &[]);
     let (p0, c0) = (reconciles(&addr), cpu_seconds(child.id()));
     std::thread::sleep(Duration::from_secs(secs));
     let (p1, c1) = (reconciles(&addr), cpu_seconds(child.id()));
@@ -426,7 +246,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo test --all-targets` runs this binary without `--bench`: a smoke run only.
     if !args.iter().any(|a| a == "--bench") {
-        let (med, _) = latency(2);
+        let med = percentile(&mut serve::latency(2, "", &[]), 0.5);
         println!(
             "smoke: commit-to-deployed {med:.1} ms (run `cargo bench --bench daemon` to measure)"
         );
@@ -450,7 +270,8 @@ fn main() {
         parts.is_empty() || parts.iter().any(|w| **w == p)
     };
     if want("latency") {
-        let (med, p99) = latency(if quick { 20 } else { 100 });
+        let mut s = serve::latency(if quick { 20 } else { 100 }, "", &[]);
+        let (med, p99) = (percentile(&mut s, 0.5), percentile(&mut s, 0.99));
         println!("commit-to-deployed, 1 MB artifact: median {med:.1} ms, p99 {p99:.1} ms  [goal: < 50 ms, < 200 ms]");
     }
     if want("resync") {

@@ -156,6 +156,8 @@ impl Controller {
                     .and_then(|r| r.as_ref())
                     .is_some_and(|r| vplan::runs(r, &v.version, &v.sha256))
         });
+        // What is due when the measuring starts (the pass may have run a while since `now`).
+        let due_by = Utc::now().max(now);
         let due: Vec<usize> = self
             .state
             .verifications
@@ -164,7 +166,7 @@ impl Controller {
             .filter(|(_, v)| {
                 v.environment == env
                     && v.phase == Phase::Running
-                    && v.next_due(spec.interval()) <= now
+                    && v.next_due(spec.interval()) <= due_by
             })
             .map(|(i, _)| i)
             .collect();
@@ -577,15 +579,24 @@ impl Controller {
     }
 
     /// The next measurement due, for [`Controller::next_wakeup`].
+    /// Only verifications whose environment still deploys their stage count: a pass measures
+    /// those (`verify_env`), so an overdue one (woken at once) cannot make the loop spin.
     pub(super) fn verify_wakeup(&self) -> Option<DateTime<Utc>> {
         let policy = &self.cache.as_ref()?.1;
+        let now = Utc::now();
         self.state
             .verifications
             .iter()
             .filter(|v| v.phase == Phase::Running)
+            .filter(|v| {
+                policy
+                    .environments
+                    .get(&v.environment)
+                    .is_some_and(|e| e.stage == v.stage)
+            })
             .filter_map(|v| {
                 let s = policy.stage(&v.stage)?.verify.as_ref()?;
-                Some(v.next_due(s.interval()))
+                Some(v.wake_at(s.interval(), now))
             })
             .min()
     }

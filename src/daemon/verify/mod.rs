@@ -24,6 +24,10 @@ use thiserror::Error;
 /// Measurements kept per verification (the oldest are dropped past it).
 pub const KEEP_MEASUREMENTS: usize = 200;
 
+/// How soon an overdue measurement wakes the controller (after "now"; the wake-up must lie
+/// in the future to count, see [`crate::daemon::runner::sleep_for`]).
+pub const OVERDUE_WAKE: Duration = Duration::from_millis(20);
+
 /// A failure older than this is not rolled back in git (Kargo's guardrail).
 pub const ROLLBACK_MAX_AGE: Duration = Duration::from_secs(20 * 60);
 
@@ -147,6 +151,15 @@ impl Verification {
         last + chrono::Duration::from_std(interval).unwrap_or_default()
     }
 
+    /// When the controller must wake for this verification's next measurement: when it is
+    /// due, or in [`OVERDUE_WAKE`] when that moment already passed (it came due while a pass
+    /// ran, after the pass had judged what was due), so that it is taken at once instead of
+    /// waiting for the next resync.
+    pub fn wake_at(&self, interval: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+        let soon = now + chrono::Duration::from_std(OVERDUE_WAKE).unwrap_or_default();
+        self.next_due(interval).max(soon)
+    }
+
     pub fn push(&mut self, m: Measurement) {
         self.measurements.push(m);
         if self.measurements.len() > KEEP_MEASUREMENTS {
@@ -255,5 +268,49 @@ impl VerificationView {
             revert: v.revert.clone(),
             rollback_note: v.rollback_note.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(started: DateTime<Utc>) -> Verification {
+        Verification {
+            environment: "production".into(),
+            model: "m".into(),
+            version: "2".into(),
+            sha256: "ab".repeat(32),
+            stage: "production".into(),
+            role: Role::Canary,
+            commit: "c".into(),
+            started,
+            phase: Phase::Running,
+            measurements: vec![],
+            previous: None,
+            baseline: None,
+            contained: None,
+            failed_at: None,
+            reason: None,
+            revert: None,
+            rollback_note: None,
+            alert: None,
+        }
+    }
+
+    #[test]
+    fn a_due_measurement_wakes_when_due_an_overdue_one_at_once() {
+        let t0: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().unwrap();
+        let second = Duration::from_secs(1);
+        let mut v = running(t0);
+        let s = |n: i64| chrono::Duration::milliseconds(n);
+        // Due in the future: then.
+        assert_eq!(v.wake_at(second, t0 + s(200)), t0 + s(1000));
+        // Came due while a pass ran (a deploy of 100 models taking longer than the
+        // interval): soon after now, never in the past, where the runner would ignore it.
+        assert_eq!(v.wake_at(second, t0 + s(2500)), t0 + s(2520));
+        // The newest measurement sets the next due moment.
+        v.push(Measurement::new(t0 + s(2600), vec![]));
+        assert_eq!(v.wake_at(second, t0 + s(2700)), t0 + s(3600));
     }
 }
