@@ -61,6 +61,8 @@ impl<'r> Snapshot<'r> {
         } else {
             match top.get_path(Path::new(root)) {
                 Ok(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
+                // Absent (or not a folder); a failed read is an error, never "no registry".
+                Err(e) if e.code() != git2::ErrorCode::NotFound => return Err(e.into()),
                 _ => None,
             }
         };

@@ -131,6 +131,8 @@ impl Loader {
         } else {
             match top.get_path(Path::new(root)) {
                 Ok(e) if e.kind() == Some(ObjectType::Tree) => repo.find_tree(e.id())?,
+                // Absent (or not a folder) is a value for the caller; a failed read is not.
+                Err(e) if e.code() != git2::ErrorCode::NotFound => return Err(e.into()),
                 _ => {
                     return Err(RepoError::PathNotFound {
                         path: root.to_owned(),

@@ -6,6 +6,7 @@ pub mod invariants;
 pub mod load;
 
 pub use load::Loader;
+pub use store::Store;
 
 use crate::diag::Diagnostic;
 use crate::manifest::Policy;
@@ -115,3 +116,4 @@ impl Registry {
 
 pub mod desired;
 pub mod files;
+pub mod store;
