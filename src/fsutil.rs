@@ -150,6 +150,22 @@ pub fn copy_hashing(mut r: impl Read, path: &Path) -> io::Result<(String, u64)> 
     Ok((hex::encode(h.finalize()), n))
 }
 
+/// An I/O error as the end of a sentence ("no such file or directory"), without Rust's
+/// `(os error 2)` suffix, for messages that already name the file.
+pub fn io_sentence(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error ") {
+                Some(i) => s[..i].to_lowercase(),
+                None => s,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

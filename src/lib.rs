@@ -9,6 +9,7 @@ pub mod diag;
 pub mod fsutil;
 pub mod gitopts;
 pub mod history;
+pub mod http_client;
 pub mod manifest;
 pub mod names;
 pub mod register;

@@ -1,7 +1,7 @@
 //! The pure parts of `baton register`: the next version label, metrics read from JSON, the
 //! artifact's digest (of a file, or the listing of a folder) and recorded URI, the manifest text.
 
-use crate::manifest::version::{check_file_path, ArtifactFile};
+use crate::manifest::version::{check_file_path, ArtifactFile, Evidence};
 use crate::manifest::VersionManifest;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -82,6 +82,56 @@ pub fn parse_metrics(bytes: &[u8]) -> Result<BTreeMap<String, f64>, MetricsError
         }
     }
     Ok(out)
+}
+
+/// Why an evidence file (`register --evidence NAME=FILE`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EvidenceError {
+    #[error("{line}:{column}: {message} (evidence is {{passed: true|false, report: \"…\"}}; docs/registry-format.md)")]
+    Parse {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("1:1: the file is empty; evidence is {{passed: true|false, report: \"…\"}}")]
+    Empty,
+}
+
+/// One evidence result, from the text of a YAML (or JSON) file holding the object
+/// `{passed: bool, report: string}` of docs/registry-format.md (`report` optional).
+pub fn parse_evidence(text: &str) -> Result<Evidence, EvidenceError> {
+    if text.trim().is_empty() {
+        return Err(EvidenceError::Empty);
+    }
+    serde_yaml::from_str::<Evidence>(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = e.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        EvidenceError::Parse {
+            line,
+            column,
+            message,
+        }
+    })
+}
+
+/// The shorthand values of `--evidence NAME=VALUE` that need no file.
+pub fn evidence_shorthand(value: &str) -> Option<Evidence> {
+    match value {
+        "passed" => Some(Evidence {
+            passed: true,
+            report: None,
+        }),
+        "failed" => Some(Evidence {
+            passed: false,
+            report: None,
+        }),
+        _ => None,
+    }
 }
 
 /// Lower-case hex sha256 and size in bytes of everything `r` yields, read in 64 KiB chunks.
@@ -238,7 +288,7 @@ fn flow_str(s: &str) -> String {
 }
 
 /// The manifest text of a newly registered version, in the field order of docs/registry-format.md.
-/// Only the fields `register` sets are written: evidence and requires are added later by hand.
+/// Only the fields `register` sets are written.
 pub fn render_manifest(m: &VersionManifest) -> String {
     let mut out = String::new();
     out.push_str(&format!("model: {}\n", yaml_str(&m.model)));
@@ -271,6 +321,23 @@ pub fn render_manifest(m: &VersionManifest) -> String {
         out.push_str("metrics:\n");
         for (k, v) in &m.metrics {
             out.push_str(&format!("  {}: {}\n", yaml_str(k), fmt_number(*v)));
+        }
+    }
+    if !m.evidence.is_empty() {
+        out.push_str("evidence:\n");
+        for (k, e) in &m.evidence {
+            out.push_str(&format!("  {}: {{passed: {}", yaml_str(k), e.passed));
+            if let Some(r) = &e.report {
+                let plain = yaml_str(r);
+                let quoted = match plain.contains([',', '{', '}', '[', ']', ':', '#']) {
+                    true if !plain.starts_with('"') => {
+                        serde_json::to_string(r).expect("strings serialize")
+                    }
+                    _ => plain,
+                };
+                out.push_str(&format!(", report: {quoted}"));
+            }
+            out.push_str("}\n");
         }
     }
     if !m.lineage.is_empty() {
@@ -312,6 +379,32 @@ pub fn render_model_yaml(model: &str) -> String {
     format!(
         "name: {model}\ndescription: \"\"\n# Who may approve this model's promotions: group:<name>, e-mails, github:<login>.\nowners: []\n"
     )
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::*;
+
+    #[test]
+    fn evidence_files_parse_or_say_where_they_are_wrong() {
+        let e = parse_evidence("passed: true\nreport: reports/eval.json\n").unwrap();
+        assert!(e.passed);
+        assert_eq!(e.report.as_deref(), Some("reports/eval.json"));
+        let e = parse_evidence("{\"passed\": false}").unwrap();
+        assert!(!e.passed && e.report.is_none());
+        let err = parse_evidence("passed: true\nscore: 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("2:1: unknown field `score`"), "{err}");
+        let err = parse_evidence("report: x\n").unwrap_err().to_string();
+        assert!(err.contains("missing field `passed`"), "{err}");
+        let err = parse_evidence("passed: maybe\n").unwrap_err().to_string();
+        assert!(err.starts_with("1:9: "), "{err}");
+        assert_eq!(parse_evidence("  \n"), Err(EvidenceError::Empty));
+        assert_eq!(evidence_shorthand("passed").map(|e| e.passed), Some(true));
+        assert_eq!(evidence_shorthand("failed").map(|e| e.passed), Some(false));
+        assert_eq!(evidence_shorthand("eval.yaml"), None);
+    }
 }
 
 #[cfg(test)]

@@ -266,6 +266,62 @@ fn approve_makes_a_signed_commit_that_check_counts() {
 }
 
 #[test]
+fn approve_refuses_your_own_change_and_explains_ssh_signing() {
+    let w = World::new();
+    w.edit(CP2, "stage: staging", "stage: production\ntraffic: 10");
+    let promoted = w.commit_as("alice@acme.com", "promote");
+    sign_as(&w, &w.alice);
+    let out = baton(
+        &w,
+        &["approve", "churn-predictor", "2", "--stage", "production"],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "you (alice@acme.com) made this change (commit {})",
+            &promoted[..10]
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("approvals never count a change's own author"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ask ") && err.contains("bob@acme.com"),
+        "{err}"
+    );
+    assert!(!err.contains("ask alice@acme.com"), "{err}");
+    assert_eq!(w.repo.head(), promoted, "no approval commit was made");
+
+    // Someone else may; but with git set to sign with GPG, approve says how to use SSH.
+    sign_as(&w, &w.bob);
+    w.repo.git(&["config", "gpg.format", "openpgp"]);
+    let out = baton(
+        &w,
+        &["approve", "churn-predictor", "2", "--stage", "production"],
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 2, "{err}");
+    assert!(err.contains("`gpg.format=openpgp`"), "{err}");
+    assert!(
+        err.contains("git config gpg.format ssh && git config user.signingkey"),
+        "{err}"
+    );
+    assert!(err.contains(".baton/allowed_signers"), "{err}");
+    assert!(!err.contains("gpg:"), "{err}");
+    assert_eq!(w.repo.head(), promoted);
+    w.repo.git(&["config", "gpg.format", "ssh"]);
+    let out = baton(
+        &w,
+        &["approve", "churn-predictor", "2", "--stage", "production"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
 fn rollback_without_commit_leaves_the_revert_staged() {
     let w = World::new();
     w.edit(CP2, "stage: staging", "stage: production");

@@ -73,10 +73,10 @@ fn schema_rule() {
         .as_str()
         .unwrap()
         .contains("unknown field `bogus`"));
-    assert_eq!(vs[0]["line"], 4);
+    assert_eq!(vs[0]["line"], 5);
     assert_eq!(vs[0]["file"], FD5);
     assert_eq!(j["errors"][0]["file"], FD5);
-    assert_eq!(j["errors"][0]["line"], 4);
+    assert_eq!(j["errors"][0]["line"], 5);
     assert_eq!(j["errors"][0]["column"], 1);
 
     // Fail: a stage the base policy does not know.
@@ -167,7 +167,7 @@ fn immutable_rule() {
     let vs = verdicts(&j, "churn-predictor@2", "immutable");
     assert_eq!(vs[0]["passed"], false);
     assert!(vs[0]["reason"].as_str().unwrap().contains("artifact"));
-    assert_eq!(vs[0]["line"], 7, "{:#}", vs[0]);
+    assert_eq!(vs[0]["line"], 8, "{:#}", vs[0]);
 
     // Fail: a same-stage edit changing an existing metric still goes through immutable.
     let w = World::new();
@@ -236,7 +236,7 @@ fn requires_rule() {
     );
     let vs = verdicts(&j, "fraud-detector@4", "requires");
     // (Line 18: the promotion added `traffic: 10` below `stage`.)
-    assert_eq!(vs[0]["line"], 18, "located at `requires`: {:#}", vs[0]);
+    assert_eq!(vs[0]["line"], 19, "located at `requires`: {:#}", vs[0]);
 
     // Fail: archiving feature-encoder 7 while fraud-detector 3 in production requires it.
     let w = World::new();
@@ -427,7 +427,7 @@ fn artifact_rule() {
     );
     let vs = verdicts(&j, "churn-predictor@2", "artifact");
     assert_eq!(
-        vs[0]["line"], 7,
+        vs[0]["line"], 8,
         "located at sha256 (below the added traffic line): {:#}",
         vs[0]
     );
@@ -519,7 +519,7 @@ fn metric_rule() {
         reason.contains("regression 0.016 vs churn-predictor@1 (0.931) > max_regression 0.005"),
         "{reason}"
     );
-    assert_eq!(vs[0]["line"], 11);
+    assert_eq!(vs[0]["line"], 12);
 
     // Fail: above max (lower is better).
     let w = World::with(|r| r.edit(CP2, "p99_latency_ms: 7.4", "p99_latency_ms: 51"));
@@ -574,6 +574,21 @@ fn evidence_rule() {
     assert!(
         !ok && reason == "evidence `offline-eval` is missing",
         "{reason}"
+    );
+    let hint = verdicts(&j, "fraud-detector@5", "evidence")[0]["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(hint.starts_with(&format!("add it to {FD5} ")), "{hint}");
+    assert!(
+        hint.contains("`baton register fraud-detector --artifact … --evidence offline-eval=FILE`"),
+        "{hint}"
+    );
+    assert!(
+        hint.ends_with(
+            "\nevidence:\n  offline-eval: {passed: true, report: <path or URL of the result>}"
+        ),
+        "{hint}"
     );
 
     let w = World::new();
@@ -676,6 +691,16 @@ fn window_rule() {
         reason.contains("is closed; it opens Mon 2026-11-30 09:00 CET"),
         "{reason}"
     );
+    let hint = verdicts(&j, "churn-predictor@2", "window")[0]["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        hint.starts_with(
+            "nothing to change, only time: the change may go ahead from Mon 2026-11-30 09:00 CET"
+        ),
+        "{hint}"
+    );
 }
 
 #[test]
@@ -696,6 +721,23 @@ fn approvals_rule_counts_owners_and_leads() {
     );
     assert!(reason.contains("carol@acme.com (commit "), "{reason}");
     assert!(reason.contains("not an allowed approver"), "{reason}");
+    // The hint names who may still approve (not alice, who counted; not carol) and the line.
+    let hint = verdicts(&j, "churn-predictor@2", "approvals")[0]["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        hint.starts_with("1 more approval from bob@acme.com"),
+        "{hint}"
+    );
+    assert!(
+        !hint.contains("alice@acme.com,") && !hint.contains("carol"),
+        "{hint}"
+    );
+    assert!(
+        hint.contains("`baton approve churn-predictor 2 --stage production`"),
+        "{hint}"
+    );
     // An approval of another stage does not count for production.
     w.approve(&w.bob, "churn-predictor@2 -> staging");
     let (c, _) = w.check(&[]);
@@ -764,7 +806,7 @@ fn head_policy_that_does_not_parse_blocks_all() {
         .find(|v| v["rule"] == "schema")
         .unwrap();
     assert_eq!(schema["passed"], false);
-    assert_eq!(schema["line"], 4);
+    assert_eq!(schema["line"], 5);
     assert!(schema["reason"]
         .as_str()
         .unwrap()

@@ -689,6 +689,20 @@ fn http_api_metrics_and_webhook_signatures() {
     }
     let events: Vec<Value> = serde_json::from_str(&d.get("/api/v1/events?limit=3").1).unwrap();
     assert_eq!(events.len(), 3);
+    // A bad query string is a sentence naming the parameter, not axum's raw text.
+    let (status, body) = d.get("/api/v1/events?limit=abc");
+    assert_eq!(status, 400, "{body}");
+    let err: Value = serde_json::from_str(&body).unwrap();
+    let msg = err["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("GET /api/v1/events: bad query string (limit: "),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with("it takes limit (a whole number), model, environment and kind"),
+        "{msg}"
+    );
+    assert!(!msg.contains("Failed to deserialize"), "{msg}");
 
     let body = r#"{"ref":"refs/heads/main","after":"0000000000000000000000000000000000000000"}"#;
     let good = baton::daemon::webhook::sign(secret.as_bytes(), body.as_bytes());
@@ -744,6 +758,71 @@ fn json_logs() {
     for line in d.log().lines().filter(|l| !l.trim().is_empty()) {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
     }
+}
+
+#[test]
+fn text_logs_in_a_file_carry_no_escape_codes_and_say_what_is_off() {
+    let f = Fixture::new();
+    // Even with a terminal-loving TERM: stderr is a file, so no colour.
+    let d = Daemon::start(
+        f.repo.path(),
+        &f.state,
+        &[],
+        &[("TERM", "xterm-256color"), ("CLICOLOR_FORCE", "1")],
+    );
+    d.eventually("a deployed event in the log", || {
+        d.log().contains("deployed")
+    });
+    let log = d.log();
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a log file:\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains(" INFO ")
+            && l.contains("push webhook off: BATON_WEBHOOK_SECRET is not set")),
+        "{log}"
+    );
+}
+
+#[test]
+fn json_logs_of_a_blocked_commit_carry_its_fields_at_warn() {
+    let f = Fixture::new();
+    let d = f.start(&["--log-format", "json"]);
+    d.eventually("initial deploy", || {
+        f.deployed("production", "beta").as_deref() == Some("1")
+    });
+    f.stage("beta", "2", "production");
+    f.stage("beta", "1", "archived");
+    let commit = f
+        .repo
+        .commit_all("push beta 2 to production without review");
+    let blocked = || {
+        d.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["kind"] == "blocked" && v["model"] == "beta")
+    };
+    d.eventually("a blocked line for beta", || blocked().is_some());
+    let line = blocked().unwrap();
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["commit"], commit.as_str(), "{line}");
+    assert!(
+        line["message"].as_str().unwrap().contains("blocked"),
+        "{line}"
+    );
+    // A hold is branch-wide; a deploy names its environment and version too.
+    let deployed = d
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["kind"] == "deployed" && v["model"] == "beta")
+        .expect("a deployed line for beta");
+    assert_eq!(deployed["level"], "INFO", "{deployed}");
+    assert!(deployed["environment"].is_string(), "{deployed}");
+    assert_eq!(deployed["version"], "1", "{deployed}");
+    assert!(deployed["commit"].is_string(), "{deployed}");
+    assert!(!d.log().contains('\u{1b}'));
 }
 
 // ------------------------------------------------- re-checking what landed (gates engine)

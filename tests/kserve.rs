@@ -669,7 +669,12 @@ fn a_no_op_pass_over_many_models_runs_at_most_one_git_process() {
     for (repo, state, idle) in [(g.bare_str(), "state-local", 0), (url, "state-url", 1)] {
         let _ = std::fs::remove_file(&log);
         let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "no_op_observe_child", "--nocapture", "--ignored"])
+            .args([
+                "--exact",
+                "kserve::no_op_observe_child",
+                "--nocapture",
+                "--ignored",
+            ])
             .env("PATH", &path)
             .env("BATON_KSERVE_REPO", &repo)
             .env("BATON_KSERVE_STATE", g.tmp.path().join(state))

@@ -17,5 +17,7 @@ mod kserve;
 mod loader;
 mod registry;
 mod s3;
+mod schema;
 mod targets;
 mod verify;
+mod walkthrough;

@@ -83,7 +83,7 @@ fn unknown_stage() {
     );
     assert_eq!(
         (e["line"].as_u64(), e["column"].as_u64()),
-        (Some(3), Some(1))
+        (Some(4), Some(1))
     );
 }
 
@@ -139,7 +139,7 @@ fn canary_traffic_is_a_percent_from_1_to_99() {
     );
     r.commit_all("zero traffic");
     let e = expect_invalid(&r, &format!("{FD}/4.yaml"), "traffic 0 must be 1..99");
-    assert_eq!(e["line"], 4);
+    assert_eq!(e["line"], 5);
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn unknown_group() {
         "group:fraud-squad",
         "unknown group `fraud-squad`",
     );
-    assert_eq!(e["line"], 3);
+    assert_eq!(e["line"], 4);
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn bad_sha256() {
     );
     assert_eq!(
         (e["line"].as_u64(), e["column"].as_u64()),
-        (Some(6), Some(3))
+        (Some(7), Some(3))
     );
 }
 
@@ -261,7 +261,7 @@ fn missing_artifact() {
         &format!("{FD}/4.yaml"),
         "artifact `artifacts/fraud-detector/4/model.onnx` does not exist in the registry",
     );
-    assert_eq!(e["line"], 5);
+    assert_eq!(e["line"], 6);
 }
 
 #[test]
@@ -279,13 +279,13 @@ fn wrong_digest_or_size_of_an_in_registry_artifact() {
     );
     assert_eq!(
         (e["line"].as_u64(), e["column"].as_u64()),
-        (Some(6), Some(3)),
+        (Some(7), Some(3)),
         "located at `sha256`"
     );
     let o = r.baton(&["validate"]);
     assert_eq!(code(&o), 1);
     assert!(
-        stdout(&o).contains(&format!("{FD}/4.yaml:6:3: artifact.sha256 is fe17")),
+        stdout(&o).contains(&format!("{FD}/4.yaml:7:3: artifact.sha256 is fe17")),
         "{}",
         stdout(&o)
     );
@@ -297,7 +297,7 @@ fn wrong_digest_or_size_of_an_in_registry_artifact() {
         "size: 4917",
         "artifact.size is 4917 but `artifacts/fraud-detector/4/model.onnx` is 4916 bytes",
     );
-    assert_eq!(e["line"], 7);
+    assert_eq!(e["line"], 8);
 }
 
 #[test]
@@ -393,7 +393,7 @@ fn a_broken_required_manifest_is_reported_once() {
     let errors = v["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0]["file"], "models/feature-encoder/versions/8.yaml");
-    assert_eq!(errors[0]["line"], 4);
+    assert_eq!(errors[0]["line"], 5);
 }
 
 #[test]
@@ -404,7 +404,7 @@ fn metric_must_be_finite() {
         "  auc: .nan",
         "metric `auc` must be a finite number",
     );
-    assert_eq!(e["line"], 10);
+    assert_eq!(e["line"], 11);
 }
 
 #[test]
@@ -417,7 +417,7 @@ fn decimal_looking_version_label_must_be_quoted() {
     r.remove(&format!("{FD}/5.yaml"));
     r.commit_all("5.10");
     let e = expect_invalid(&r, &format!("{FD}/5.10.yaml"), "quote it");
-    assert_eq!(e["line"], 2);
+    assert_eq!(e["line"], 3);
 }
 
 #[test]
@@ -538,7 +538,7 @@ fn status_of_a_registry_whose_policy_does_not_parse_exits_1() {
     let o = r.baton(&["status"]);
     assert_eq!(code(&o), 1);
     assert!(
-        stderr(&o).contains("baton.yaml:4:1: unknown field `versoin`"),
+        stderr(&o).contains("baton.yaml:5:1: unknown field `versoin`"),
         "{}",
         stderr(&o)
     );
@@ -559,12 +559,12 @@ fn yaml_syntax_error_is_located_text_and_json() {
     let e = expect_invalid(&r, &file, "mapping values are not allowed");
     assert_eq!(
         (e["line"].as_u64(), e["column"].as_u64()),
-        (Some(3), Some(15))
+        (Some(4), Some(15))
     );
     let o = r.baton(&["validate"]);
     assert_eq!(code(&o), 1);
     assert!(
-        stdout(&o).contains(&format!("{file}:3:15: mapping values are not allowed")),
+        stdout(&o).contains(&format!("{file}:4:15: mapping values are not allowed")),
         "{}",
         stdout(&o)
     );
@@ -590,11 +590,11 @@ fn unknown_field_is_located_text_and_json() {
     let e = expect_invalid(&r, &file, "unknown field `color`");
     assert_eq!(
         (e["line"].as_u64(), e["column"].as_u64()),
-        (Some(9), Some(1))
+        (Some(10), Some(1))
     );
     let o = r.baton(&["validate"]);
     assert!(
-        stdout(&o).contains(&format!("{file}:9:1: unknown field `color`")),
+        stdout(&o).contains(&format!("{file}:10:1: unknown field `color`")),
         "{}",
         stdout(&o)
     );
@@ -1284,7 +1284,10 @@ fn register_computes_digest_and_next_label_then_validates() {
     );
     let text = r.read(&format!("{FD}/6.yaml"));
     assert!(
-        text.starts_with("model: fraud-detector\nversion: \"6\"\nstage: development\n"),
+        text.starts_with(
+            "# yaml-language-server: $schema=../../../../docs/schema/version.schema.json\n\
+             model: fraud-detector\nversion: \"6\"\nstage: development\n"
+        ),
         "{text}"
     );
     assert!(text.contains(&format!(
@@ -1319,6 +1322,83 @@ fn register_computes_digest_and_next_label_then_validates() {
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     let o = r.baton(&["history", "fraud-detector", "--version", "6"]);
     assert!(stdout(&o).contains("(new) -> development"));
+}
+
+#[test]
+fn register_records_evidence_from_files_and_refuses_bad_ones_by_line() {
+    let r = TestRepo::with_example();
+    r.write("model.bin", "a build");
+    r.write(
+        "eval.yaml",
+        "passed: true\nreport: \"s3://acme/reports/eval, v2.json\"\n",
+    );
+    r.write("bias.json", r#"{"passed": false}"#);
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "model.bin",
+        "--evidence",
+        "offline-eval=eval.yaml",
+        "--evidence",
+        "bias-audit=bias.json",
+        "--evidence",
+        "smoke=passed",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = r.read(&format!("{FD}/6.yaml"));
+    assert!(
+        text.contains("evidence:\n  bias-audit: {passed: false}\n  offline-eval: {passed: true, report: \"s3://acme/reports/eval, v2.json\"}\n  smoke: {passed: true}\n"),
+        "{text}"
+    );
+    // What was written reads back as the same evidence, and the registry validates with it.
+    let m: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        m["evidence"]["offline-eval"]["report"].as_str(),
+        Some("s3://acme/reports/eval, v2.json")
+    );
+    assert_eq!(m["evidence"]["bias-audit"]["passed"].as_bool(), Some(false));
+    for f in ["eval.yaml", "bias.json"] {
+        r.remove(f);
+    }
+    r.commit_all("register fraud-detector 6 with evidence");
+    let o = r.baton(&["validate"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+
+    // A bad file is refused by file:line:column, a missing one in a sentence; nothing written.
+    r.write("bad.yaml", "passed: true\nscore: 0.9\n");
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "model.bin",
+        "--evidence",
+        "offline-eval=bad.yaml",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("bad.yaml:2:1: unknown field `score`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = r.baton(&[
+        "register",
+        "fraud-detector",
+        "--artifact",
+        "model.bin",
+        "--evidence",
+        "offline-eval=missing.yaml",
+    ]);
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "evidence `offline-eval`: cannot read missing.yaml: no such file or directory"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
+    assert!(!r.path().join(format!("{FD}/7.yaml")).exists());
 }
 
 #[test]
@@ -1451,9 +1531,9 @@ fn register_a_new_model_outside_artifact_and_uri() {
     assert_eq!(v["model_yaml_created"], "models/ranker/model.yaml");
     let canon = std::fs::canonicalize(&art).unwrap();
     assert_eq!(v["artifact"]["uri"], format!("file://{}", canon.display()));
-    assert!(r
-        .read("models/ranker/model.yaml")
-        .starts_with("name: ranker\n"));
+    assert!(r.read("models/ranker/model.yaml").starts_with(
+        "# yaml-language-server: $schema=../../../docs/schema/model.schema.json\nname: ranker\n"
+    ));
 
     let o = r.baton(&[
         "register",

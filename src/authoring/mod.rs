@@ -1,6 +1,7 @@
 //! Authoring verbs' logic (`promote`, `approve`, `rollback`): pure planning of manifest edits
 //! and history look-ups, with git at the edge ([`git`]). The CLI only parses flags and prints.
 
+pub mod approve;
 pub mod edit;
 pub mod git;
 pub mod init;

@@ -19,6 +19,10 @@ pub struct Verdict {
     pub file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// What would make a failing verdict pass, in one or two sentences naming the command
+    /// to run or the YAML to add (docs/gates.md); `None` when passing or nothing to suggest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// One version's stage change.

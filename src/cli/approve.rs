@@ -4,9 +4,12 @@
 use super::context::print_json;
 use super::{Context, Format, Outcome};
 use anyhow::{bail, Result};
-use baton::authoring::git;
+use baton::authoring::{approve, git};
 use baton::check::approvals::TRAILER;
+use baton::registry::Registry;
 use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::Path;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,6 +29,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
     let Some(workdir) = repo.workdir().map(|p| p.to_path_buf()) else {
         bail!("the repository has no working tree (bare); approve makes a commit");
     };
+    let repo_dir = workdir.clone();
+    let gpg_format = git::run(&workdir, &["config", "--get", "gpg.format"]).ok();
+    let signers = reg
+        .policy
+        .as_ref()
+        .and_then(|p| p.signers.as_deref())
+        .map_or("the allowed signers file".to_owned(), |s| {
+            baton::repo::join(&reg.root, s)
+        });
+    if let Some(setup) = approve::ssh_signing_setup(gpg_format.as_deref(), &signers) {
+        bail!("{setup}");
+    }
     let what = if args.policy {
         "policy".to_owned()
     } else {
@@ -43,6 +58,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
                 "error: {model}@{version} is in `{}` at HEAD, not `{stage}`: an approval binds to the manifest as committed, so promote first",
                 v.manifest.stage
             );
+            return Ok(Outcome::Failed);
+        }
+        if let Some(why) = own_change(&repo_dir, &reg, model, stage, &v.path)? {
+            eprintln!("error: {why}");
             return Ok(Outcome::Failed);
         }
         format!("{model}@{version} -> {stage}")
@@ -76,4 +95,42 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         bail!("git made the commit unsigned; configure signing (docs/approvals.md)");
     }
     Ok(Outcome::Ok)
+}
+
+/// The refusal when the approver (`git config user.email`) authored or committed the newest
+/// commit that changed the manifest at `path` (the change being approved).
+fn own_change(
+    workdir: &Path,
+    reg: &Registry,
+    model: &str,
+    stage: &str,
+    path: &str,
+) -> Result<Option<String>> {
+    let Ok(me) = git::run(workdir, &["config", "--get", "user.email"]) else {
+        return Ok(None);
+    };
+    let log = git::run(
+        workdir,
+        &["log", "-1", "--format=%H%x00%ae%x00%ce", "--", path],
+    )?;
+    let mut fields = log.trim().split('\0');
+    let commit = fields.next().unwrap_or_default();
+    let authors: BTreeSet<String> = fields.map(|e| e.trim().to_lowercase()).collect();
+    let Some(policy) = reg.policy.as_ref() else {
+        return Ok(None);
+    };
+    let owners = reg
+        .models
+        .get(model)
+        .map(|m| m.owners().to_vec())
+        .unwrap_or_default();
+    let mut exclude = authors.clone();
+    exclude.insert(me.trim().to_lowercase());
+    let eligible = approve::eligible(policy, stage, &owners, &exclude);
+    Ok(approve::own_change(
+        &me,
+        &authors,
+        commit.get(..10).unwrap_or(commit),
+        &eligible,
+    ))
 }

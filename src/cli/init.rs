@@ -4,6 +4,8 @@
 use super::{Context, Outcome};
 use anyhow::{Context as _, Result};
 use baton::authoring::init::{check_email, find_key, scaffold, InitError, KeySearch};
+use baton::manifest::modeline::{with_modeline, SchemaHome, INIT_SCHEMA_DIR};
+use baton::manifest::schema::FileKind;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -33,6 +35,38 @@ fn git_config(dir: &std::path::Path, key: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The scaffolded files with the editor modeline on each manifest, and the schemas it points
+/// at in `.baton/schema/` (docs/registry-format.md#editor-validation).
+fn with_schemas(files: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    let home = SchemaHome::new(INIT_SCHEMA_DIR);
+    let mut out: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|(rel, bytes)| {
+            let kind = if rel == "baton.yaml" {
+                Some(FileKind::Policy)
+            } else if rel.ends_with("/model.yaml") {
+                Some(FileKind::Model)
+            } else if rel.contains("/versions/") && rel.ends_with(".yaml") {
+                Some(FileKind::Version)
+            } else {
+                None
+            };
+            match (kind, String::from_utf8(bytes)) {
+                (Some(k), Ok(text)) => (rel, with_modeline(&home, k, &text).into_bytes()),
+                (_, Ok(text)) => (rel, text.into_bytes()),
+                (_, Err(e)) => (rel, e.into_bytes()),
+            }
+        })
+        .collect();
+    for k in FileKind::ALL {
+        out.push((
+            format!("{INIT_SCHEMA_DIR}/{}", k.file_name()),
+            k.rendered().into_bytes(),
+        ));
+    }
+    out
+}
+
 pub fn run(_ctx: &Context, args: Args) -> Result<Outcome> {
     let dir = args.dir;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -49,7 +83,7 @@ pub fn run(_ctx: &Context, args: Args) -> Result<Outcome> {
         ssh_dir: std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh")),
     };
     let (key, from) = find_key(&search)?;
-    let files = scaffold(&email, &key);
+    let files = with_schemas(scaffold(&email, &key));
     // Nothing is overwritten: every file must be new.
     for (rel, _) in &files {
         let p = dir.join(rel);

@@ -9,10 +9,12 @@ mod check;
 mod completions;
 mod history;
 mod init;
+mod logging;
 mod promote;
 mod register;
 mod remote_artifact;
 mod rollback;
+mod schema;
 mod serve;
 mod status;
 mod validate;
@@ -92,6 +94,8 @@ pub enum Command {
     Completions(completions::Args),
     /// Print the man page (roff) of baton and every verb.
     Man(completions::ManArgs),
+    /// Print the JSON Schema of baton.yaml, model.yaml and version manifests (for editors).
+    Schema(schema::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -113,15 +117,43 @@ pub fn main() -> ExitCode {
         Command::Init(a) => init::run(&ctx, a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => completions::man(a),
+        Command::Schema(a) => schema::run(&ctx, a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(0),
         Ok(Outcome::Failed) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", sentence(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes as one sentence (`a: b: c`, like `{:#}`), with library text made
+/// readable: I/O errors without Rust's `(os error 2)`, git errors without their
+/// `; class=…; code=…` suffix.
+fn sentence(e: &anyhow::Error) -> String {
+    let parts: Vec<String> = e
+        .chain()
+        .map(|c| {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                baton::fsutil::io_sentence(io)
+            } else if let Some(g) = c.downcast_ref::<git2::Error>() {
+                g.message().to_owned()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for p in parts {
+        // A context that already ends with its cause's text says it once.
+        if out.last().is_some_and(|l| l.ends_with(&p)) {
+            continue;
+        }
+        out.push(p);
+    }
+    out.join(": ")
 }
 
 /// One-shot verbs end quietly on a closed pipe (`baton history m | head`), like other Unix

@@ -5,6 +5,8 @@
 use super::context::print_json;
 use super::{Context, Format, Outcome};
 use anyhow::{anyhow, bail, Context as _, Result};
+use baton::manifest::modeline::{with_modeline, SchemaHome};
+use baton::manifest::schema::FileKind;
 use baton::manifest::version::listing_digest;
 use baton::manifest::{parse_policy, Artifact, VersionManifest};
 use baton::register::{
@@ -50,6 +52,36 @@ pub struct Args {
     /// --requires feature-encoder=8.
     #[arg(long, value_name = "MODEL=VERSION", value_parser = parse_requirement)]
     pub requires: Vec<(String, String)>,
+    /// An evidence result (repeatable): NAME=FILE, a YAML or JSON file holding
+    /// `{passed: true|false, report: "…"}`, or NAME=passed / NAME=failed; recorded under the
+    /// manifest's `evidence`, e.g. --evidence offline-eval=reports/eval.yaml.
+    #[arg(long, value_name = "NAME=FILE", value_parser = parse_pair)]
+    pub evidence: Vec<(String, String)>,
+}
+
+/// The `evidence` map from `--evidence NAME=FILE|passed|failed`, each file checked.
+fn read_evidence(
+    pairs: &[(String, String)],
+) -> Result<BTreeMap<String, baton::manifest::version::Evidence>> {
+    let mut out = BTreeMap::new();
+    for (name, value) in pairs {
+        let e = match baton::register::evidence_shorthand(value) {
+            Some(e) => e,
+            None => {
+                let text = std::fs::read_to_string(value).map_err(|e| {
+                    anyhow!(
+                        "evidence `{name}`: cannot read {value}: {}",
+                        baton::fsutil::io_sentence(&e)
+                    )
+                })?;
+                baton::register::parse_evidence(&text).map_err(|e| anyhow!("{value}:{e}"))?
+            }
+        };
+        if out.insert(name.clone(), e).is_some() {
+            bail!("--evidence `{name}` is given twice");
+        }
+    }
+    Ok(out)
 }
 
 fn parse_requirement(s: &str) -> Result<(String, String), String> {
@@ -167,7 +199,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
     let metrics = match &args.metrics {
         None => BTreeMap::new(),
         Some(p) => {
-            let bytes = std::fs::read(p).with_context(|| format!("metrics {}", p.display()))?;
+            let bytes = std::fs::read(p)
+                .with_context(|| format!("cannot read the metrics file {}", p.display()))?;
             parse_metrics(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))?
         }
     };
@@ -179,7 +212,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         stage,
         artifact,
         metrics: metrics.into(),
-        evidence: Default::default(),
+        evidence: read_evidence(&args.evidence)?.into_iter().collect(),
         lineage: args.lineage.iter().cloned().collect(),
         requires: args.requires.iter().cloned().collect(),
         traffic: None,
@@ -211,11 +244,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
         }
         Err(e) => return Err(e).with_context(|| format!("writing {manifest_rel}")),
     };
-    out.write_all(render_manifest(&manifest).as_bytes())
+    // The editor modeline, when baton.yaml names the registry's schema folder.
+    let schema_home = SchemaHome::from_policy(&policy_text);
+    let headed = |kind: FileKind, text: String| match &schema_home {
+        Some(home) => with_modeline(home, kind, &text),
+        None => text,
+    };
+    out.write_all(headed(FileKind::Version, render_manifest(&manifest)).as_bytes())
         .with_context(|| format!("writing {manifest_rel}"))?;
     if create_model_yaml {
-        write_new(&model_yaml_path, &render_model_yaml(&args.model))
-            .with_context(|| format!("writing {model_yaml_rel}"))?;
+        let text = headed(FileKind::Model, render_model_yaml(&args.model));
+        write_new(&model_yaml_path, &text).with_context(|| format!("writing {model_yaml_rel}"))?;
     }
 
     match format {

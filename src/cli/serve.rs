@@ -2,6 +2,7 @@
 //! and limits, sets up logging, and runs `baton::daemon` (`--once` for a single pass).
 
 use super::context::print_json;
+use super::logging::LogFormat;
 use super::{Context, Format, Outcome};
 use anyhow::{Context as _, Result};
 use baton::check::approvals::github::DEFAULT_API_URL;
@@ -69,30 +70,9 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
     baton::daemon::artifact::parse_size(s).map_err(|e| e.to_string())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour codes only on a terminal: never in log files or journald.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => b.json().flatten_event(true).try_init(),
-        LogFormat::Text => b.try_init(),
-    };
-}
-
 pub fn run(ctx: &Context, args: Args) -> Result<Outcome> {
     let format = ctx.text_or_json()?;
-    init_logging(args.log_format);
+    super::logging::init(args.log_format);
     let (repo, state_dir) = match &args.url {
         Some(_) => {
             let state = args

@@ -252,6 +252,7 @@ mod tests {
             reason: format!("{rule} says so"),
             file: None,
             line: None,
+            hint: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! process group, killed at the timeout and after it exits) or a readiness URL polled until 2xx.
 
 use super::process::{self, suffix, ProcessError};
+use crate::http_client::{self, Redirects};
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
@@ -118,13 +119,11 @@ pub fn readiness_url(url: &str, e: &HealthEnv) -> String {
 fn http_ready(url: &str, timeout: Duration) -> Result<(), HealthError> {
     let start = std::time::Instant::now();
     let mut last;
+    let agent = http_client::agent(Duration::from_secs(10), Redirects::Refuse);
     loop {
         let left = timeout.saturating_sub(start.elapsed());
-        let agent = ureq::AgentBuilder::new()
-            .timeout(left.clamp(Duration::from_millis(100), Duration::from_secs(10)))
-            .redirects(0)
-            .build();
-        match agent.get(url).call() {
+        let wait = left.clamp(Duration::from_millis(100), Duration::from_secs(10));
+        match agent.get(url).timeout(wait).call() {
             Ok(r) if (200..300).contains(&r.status()) => return Ok(()),
             Ok(r) => last = format!("HTTP {}", r.status()),
             Err(ureq::Error::Status(code, _)) => last = format!("HTTP {code}"),

@@ -173,14 +173,35 @@ async fn status(State(s): State<Arc<Shared>>) -> Json<StatusView> {
 
 #[derive(Debug, Deserialize)]
 struct EventQuery {
-    /// Newest N events (default 100).
-    limit: Option<usize>,
+    /// Newest N events (default 100); parsed by the handler, which names a bad value.
+    limit: Option<String>,
     model: Option<String>,
     environment: Option<String>,
     kind: Option<String>,
 }
 
-async fn events(State(s): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Json<Vec<Event>> {
+/// A refused query string in a sentence naming the parameter (axum's own rejection reads
+/// `Failed to deserialize query string: invalid digit found in string`).
+fn bad_events_query(why: &str) -> Response {
+    let message = format!(
+        "GET /api/v1/events: bad query string ({why}); it takes limit (a whole number), model, environment and kind"
+    );
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({"error": message})),
+    )
+        .into_response()
+}
+
+async fn events(State(s): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Response {
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            let given = q.limit.as_deref().unwrap_or_default();
+            return bad_events_query(&format!("limit: `{given}` is not a whole number"));
+        }
+    };
     let ring = s.events.lock().unwrap_or_else(|p| p.into_inner());
     let keep = |e: &&Event| {
         q.model.as_ref().is_none_or(|m| e.model.as_ref() == Some(m))
@@ -193,11 +214,11 @@ async fn events(State(s): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Js
         .iter()
         .rev()
         .filter(keep)
-        .take(q.limit.unwrap_or(100))
+        .take(limit)
         .cloned()
         .collect();
     out.reverse();
-    Json(out)
+    Json(out).into_response()
 }
 
 async fn hook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod controller;
 pub mod dashboard;
 pub mod events;
+pub mod features;
 /// Moved to the crate root (the gates engine's caches write through it too); kept here so
 /// `daemon::fsutil::...` paths still resolve.
 pub use crate::fsutil;

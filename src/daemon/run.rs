@@ -149,17 +149,18 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     limit_arenas();
     let nofile = raise_fd_limit();
     let token = cfg.api_token.as_deref().map(ApiToken::new);
-    if token.is_none() && !is_loopback(&cfg.listen)? {
-        if !cfg.insecure_listen {
-            return Err(ServeError::Insecure {
-                addr: cfg.listen.clone(),
-            });
+    let loopback = is_loopback(&cfg.listen)?;
+    if token.is_none() && !loopback && !cfg.insecure_listen {
+        return Err(ServeError::Insecure {
+            addr: cfg.listen.clone(),
+        });
+    }
+    // One line per feature that is off or open, and why (docs/daemon.md#logs).
+    for (level, line) in super::features::report(&cfg, loopback) {
+        match level {
+            super::features::Level::Warn => tracing::warn!(startup = true, "{line}"),
+            super::features::Level::Info => tracing::info!(startup = true, "{line}"),
         }
-        tracing::warn!(
-            "--insecure-listen: serving {} WITHOUT AUTHENTICATION on a non-loopback address; \
-             anyone who can reach it reads status and events. Set BATON_API_TOKEN to require a token.",
-            cfg.listen
-        );
     }
     let stop = Arc::new(AtomicBool::new(false));
     let mut ctrl = open(&cfg, stop.clone())?;

@@ -4,9 +4,11 @@
 mod fast;
 pub mod locate;
 pub mod model;
+pub mod modeline;
 pub mod notify;
 pub mod parse;
 pub mod policy;
+pub mod schema;
 pub mod serde_util;
 pub mod small_map;
 pub mod target;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One route: events of the kinds in `on` (optionally only for some environments or models)
 /// are delivered to `sink`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Event kinds as in `events.jsonl` (`blocked`, `deployed`...), or `*` for every kind.
@@ -18,8 +18,9 @@ pub struct Route {
 }
 
 /// Where a route delivers, written as a single-key map (`{slack: {url_env: ...}}`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
 pub struct SinkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<UrlFromEnv>,
@@ -32,14 +33,14 @@ pub struct SinkSpec {
 }
 
 /// A webhook URL that is itself a secret (Slack, Teams): named by environment variable.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UrlFromEnv {
     pub url_env: String,
 }
 
 /// A generic JSON webhook, HMAC-signed when `secret_env` is given.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSink {
     pub url: String,
@@ -48,7 +49,7 @@ pub struct WebhookSink {
 }
 
 /// GitHub commit statuses (`baton/<environment>`) on the landed commit.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GithubSink {
     /// `owner/repo`.

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// The policy format; this baton reads version 1.
+    #[schemars(extend("const" = 1))]
     pub version: u32,
     pub stages: Vec<Stage>,
     #[serde(default)]
@@ -28,7 +30,7 @@ pub struct Policy {
     pub notifications: Vec<super::notify::Route>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     pub name: String,
@@ -37,6 +39,7 @@ pub struct Stage {
     #[serde(default)]
     pub terminal: bool,
     #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
+    #[schemars(with = "Vec<Gate>")]
     pub gates: Vec<Gate>,
     /// Live verification after a deploy into the stage (docs/verification.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,7 +47,7 @@ pub struct Stage {
 }
 
 /// One gate of a stage, written as a single-key map: `- metric: {...}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Gate {
     Metric(MetricGate),
@@ -67,7 +70,7 @@ impl Gate {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricGate {
     pub name: String,
@@ -82,7 +85,7 @@ pub struct MetricGate {
     pub lower_is_better: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalsGate {
     pub min: u32,
@@ -91,7 +94,7 @@ pub struct ApprovalsGate {
     pub from: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SoakGate {
     pub stage: String,
@@ -99,7 +102,7 @@ pub struct SoakGate {
     pub duration: HumanDuration,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowGate {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -183,7 +186,7 @@ impl Serialize for TimeZone {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackPolicy {
     /// Approvals needed to return a version to a stage it held before on the branch.
@@ -191,7 +194,7 @@ pub struct RollbackPolicy {
     pub approvals: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
     /// The stage whose versions this environment runs.
@@ -203,7 +206,7 @@ pub struct Environment {
 
 pub use super::target::{TargetKind, TargetSpec};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     /// Shell command run after a switch; non-zero exit = unhealthy.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// The `target:` block as written. Each kind uses some of the fields; [`TargetSpec::config`]
 /// refuses the ones a kind does not take, so a typo never passes silently.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     pub kind: TargetKind,
@@ -52,7 +52,7 @@ pub struct TargetSpec {
     pub timeout: Option<HumanDuration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Local,
@@ -73,7 +73,9 @@ impl TargetKind {
 }
 
 /// How a KServe canary is expressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KserveMode {
     /// KServe >= 0.20 raw deployments: `spec.predictor` + `spec.canary[]`, any split.
@@ -84,7 +86,7 @@ pub enum KserveMode {
 }
 
 /// A shell command with an optional timeout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
     pub command: String,

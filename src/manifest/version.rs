@@ -5,11 +5,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionManifest {
     pub model: String,
     #[serde(deserialize_with = "super::serde_util::label")]
+    #[schemars(with = "super::schema::Label")]
     pub version: String,
     pub stage: String,
     pub artifact: Artifact,
@@ -25,13 +26,14 @@ pub struct VersionManifest {
         skip_serializing_if = "BTreeMap::is_empty",
         deserialize_with = "super::serde_util::label_map"
     )]
+    #[schemars(with = "BTreeMap<String, super::schema::Label>")]
     pub requires: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<u32>,
     pub created: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
     /// Relative path (to the registry folder), `file://`, `s3://`, `gs://` or `https://`.
@@ -51,7 +53,7 @@ pub struct Artifact {
 }
 
 /// One file of a directory artifact, verified on its own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactFile {
     /// Relative to the artifact's folder, `/`-separated, no leading `./`, no `..`.
@@ -152,7 +154,7 @@ pub fn listing_problems(files: &[ArtifactFile]) -> Vec<String> {
     out
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
     pub passed: bool,

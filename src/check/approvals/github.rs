@@ -2,6 +2,7 @@
 //! `GITHUB_TOKEN`), paginated on the API's own origin; a review counts only for the head it approved.
 
 use super::{Approval, Source};
+use crate::http_client::{self, Redirects};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -162,10 +163,8 @@ pub struct Client {
 
 impl Client {
     pub fn new(api_url: &str, token: Option<String>) -> Result<Client, GithubError> {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(30))
-            .redirect_auth_headers(ureq::RedirectAuthHeaders::Never)
-            .build();
+        let agent =
+            http_client::agent(Duration::from_secs(30), Redirects::FollowWithoutCredentials);
         let base = api_url.trim_end_matches('/').to_owned();
         let origin = origin_of(&agent, &base).map_err(|reason| GithubError::ApiUrl {
             url: api_url.to_owned(),

@@ -1,7 +1,7 @@
 //! `approvals`: at least `min` distinct approvers from `from` approved this exact change
 //! (signed commits bound to the manifest, or forge reviews); the change's authors never count.
 
-use super::{verdict, Facts};
+use super::{hinted, verdict, Facts};
 use crate::check::approvals::{tally, Tally, Target};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
@@ -36,6 +36,57 @@ pub fn describe(t: &Tally, min: u32, from: &[String]) -> String {
     s
 }
 
+/// What would make the gate pass: who may still approve (the resolved members of `from`,
+/// minus the change's authors and who already counted) and the `baton approve` line.
+pub fn hint(
+    t: &Transition,
+    f: &Facts,
+    from: &[String],
+    tally: &Tally,
+    min: u32,
+    stage: &str,
+) -> String {
+    let authors: std::collections::BTreeSet<String> = f
+        .evidence
+        .authors
+        .get(&t.file)
+        .into_iter()
+        .flatten()
+        .chain(&f.evidence.change_authors)
+        .cloned()
+        .collect();
+    let counted: Vec<String> = tally.counted.iter().map(|c| c.to_lowercase()).collect();
+    let (mut eligible, mut own) = (Vec::new(), Vec::new());
+    for p in f.policy.expand_principals(from, f.owners) {
+        let low = p.to_lowercase();
+        if counted.contains(&low) {
+            continue;
+        }
+        match authors.contains(&low) {
+            true => own.push(p),
+            false => eligible.push(p),
+        }
+    }
+    let missing = (min as usize).saturating_sub(tally.counted.len());
+    let not_authors = match own.is_empty() {
+        true => String::new(),
+        false => format!(" (not {}: a change's authors never count)", own.join(", ")),
+    };
+    if eligible.is_empty() {
+        return format!(
+            "nobody else may approve: {} resolves to no one but the change's authors and those counted{not_authors}; add a reviewer to it in baton.yaml (a policy change)",
+            from.join(", ")
+        );
+    }
+    format!(
+        "{missing} more approval{} from {}{not_authors}: each runs `baton approve {} {} --stage {stage}` on the branch (git signing with an SSH key in the allowed signers) and pushes",
+        if missing == 1 { "" } else { "s" },
+        eligible.join(", "),
+        t.model,
+        t.version,
+    )
+}
+
 pub fn judge(t: &Transition, f: &Facts, g: &ApprovalsGate) -> Verdict {
     let to = t.to().unwrap_or_default();
     let mut v = if g.min == 0 {
@@ -51,10 +102,13 @@ pub fn judge(t: &Transition, f: &Facts, g: &ApprovalsGate) -> Verdict {
         if tally.counted.len() < g.min as usize && !f.evidence.notes.is_empty() {
             reason.push_str(&format!("; note: {}", f.evidence.notes.join("; ")));
         }
-        verdict(
-            Rule::Approvals,
-            tally.counted.len() >= g.min as usize,
-            reason,
+        hinted(
+            verdict(
+                Rule::Approvals,
+                tally.counted.len() >= g.min as usize,
+                reason,
+            ),
+            hint(t, f, &g.from, &tally, g.min, to),
         )
     };
     v.file = Some(t.file.clone());
@@ -73,7 +127,7 @@ pub fn judge_for(t: &Transition, f: &Facts, g: &ApprovalsGate, to: &str, from: &
             stage: to.to_owned(),
         };
         let tally = count(t, f, &target, &g.from);
-        verdict(
+        let v = verdict(
             Rule::Approvals,
             tally.counted.len() >= g.min as usize,
             format!(
@@ -82,7 +136,8 @@ pub fn judge_for(t: &Transition, f: &Facts, g: &ApprovalsGate, to: &str, from: &
                 t.model,
                 describe(&tally, g.min, &g.from)
             ),
-        )
+        );
+        hinted(v, hint(t, f, &g.from, &tally, g.min, to))
     };
     v.file = Some(t.file.clone());
     v

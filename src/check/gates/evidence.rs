@@ -1,6 +1,6 @@
 //! `evidence`: the named evidence exists in the version manifest with `passed: true`.
 
-use super::{located, verdict};
+use super::{hinted, located, verdict};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
 use crate::check::Rule;
@@ -11,15 +11,27 @@ pub fn judge(t: &Transition, name: &str) -> Verdict {
         return verdict(Rule::Evidence, false, "manifest did not parse");
     };
     let v = match m.evidence.get(name) {
-        None => verdict(
-            Rule::Evidence,
-            false,
-            format!("evidence `{name}` is missing"),
+        None => hinted(
+            verdict(
+                Rule::Evidence,
+                false,
+                format!("evidence `{name}` is missing"),
+            ),
+            format!(
+                "add it to {} (a new evidence key is allowed), or record it at registration with `baton register {} --artifact … --evidence {name}=FILE`:\nevidence:\n  {name}: {{passed: true, report: <path or URL of the result>}}",
+                t.file, t.model
+            ),
         ),
-        Some(e) if !e.passed => verdict(
-            Rule::Evidence,
-            false,
-            format!("evidence `{name}` did not pass"),
+        Some(e) if !e.passed => hinted(
+            verdict(
+                Rule::Evidence,
+                false,
+                format!("evidence `{name}` did not pass"),
+            ),
+            format!(
+                "recorded evidence never changes: register a new version whose `{name}` passed, e.g. `baton register {} --artifact … --evidence {name}=FILE`",
+                t.model
+            ),
         ),
         Some(e) => verdict(
             Rule::Evidence,

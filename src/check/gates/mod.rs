@@ -83,7 +83,16 @@ pub fn verdict(rule: Rule, passed: bool, reason: impl Into<String>) -> Verdict {
         reason: reason.into(),
         file: None,
         line: None,
+        hint: None,
     }
+}
+
+/// `v` with `hint` (what would make it pass) when it fails; a passing verdict needs none.
+pub fn hinted(mut v: Verdict, hint: impl Into<String>) -> Verdict {
+    if !v.passed {
+        v.hint = Some(hint.into());
+    }
+    v
 }
 
 /// Attach a file and the line of `key` in `text` (when found).

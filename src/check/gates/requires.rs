@@ -1,7 +1,7 @@
 //! `requires` as a co-deployment constraint (docs/gates.md): every environment runs what the
 //! versions it runs require, judged with [`model_runs`], the rule the daemon deploys by.
 
-use super::{located, verdict, Facts};
+use super::{hinted, located, verdict, Facts};
 use crate::check::change::{ModelPair, Transition};
 use crate::check::report::Verdict;
 use crate::check::snapshot::ModelView;
@@ -122,6 +122,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
     };
     let ours = |label: &str| label == t.version || !changed_label(label);
     let mut problems = Vec::new();
+    let mut hints: Vec<String> = Vec::new();
     let mut held = Vec::new();
     let mut own_forward_problem = false;
     for (env, spec) in &f.policy.environments {
@@ -143,6 +144,11 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
                     continue;
                 }
                 let why = absent_because(f, rm, rv);
+                let promote = format!("`baton promote {rm} {rv} --to {stage}`");
+                hints.push(match head_view(f, rm).and_then(|m| m.version(rv)) {
+                    None => format!("register {rm} {rv} first, then run {promote} on this branch"),
+                    Some(_) => format!("run {promote} on this branch and commit it (promote does not move requirements along)"),
+                });
                 if r.label == t.version && !r.kept {
                     own_forward_problem = true;
                     problems.push(format!(
@@ -180,6 +186,10 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
                     "environment `{env}` stops running {what} but keeps running {}@{}, which requires {model}@{}",
                     d.model, d.version, r.label
                 ));
+                hints.push(format!(
+                    "move {}@{} out of `{stage}` in the same change (`baton promote {} <version> --to {stage}` for a version that does not need {model}@{}), or keep {model}@{} there",
+                    d.model, d.version, d.model, r.label, r.label
+                ));
             }
         }
     }
@@ -189,7 +199,11 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
             false => verdict(Rule::Requires, true, held.join("; ")),
         };
     }
-    let v = verdict(Rule::Requires, false, problems.join("; "));
+    hints.dedup();
+    let v = hinted(
+        verdict(Rule::Requires, false, problems.join("; ")),
+        hints.join("; "),
+    );
     match own_forward_problem {
         true => located(v, &t.file, &text, &["requires"]),
         false => v,

@@ -1,7 +1,7 @@
 //! `soak`: on the base branch's first-parent history, the version sat in the soak stage at
 //! least `for` (committer times; the current stint counts until now).
 
-use super::{verdict, Facts};
+use super::{hinted, verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
 use crate::check::Rule;
@@ -53,10 +53,13 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
     let stage = &g.stage;
     let mut v = match stint(f, stage) {
         None => (
-            verdict(
-                Rule::Soak,
-                false,
-                format!("never sat in `{stage}` on the base branch; needs {}", needs),
+            hinted(
+                verdict(
+                    Rule::Soak,
+                    false,
+                    format!("never sat in `{stage}` on the base branch; needs {}", needs),
+                ),
+                format!("promote it to `{stage}` first (`baton promote {} {} --to {stage}`) and let it run there {needs}", t.model, t.version),
             ),
             None,
         ),
@@ -79,29 +82,35 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
                 )
             } else if left.is_some() {
                 (
-                    verdict(
-                        Rule::Soak,
-                        false,
-                        format!(
-                            "sat in `{stage}` only {} (from {since}), needs {}",
-                            human(sat),
-                            needs
+                    hinted(
+                        verdict(
+                            Rule::Soak,
+                            false,
+                            format!(
+                                "sat in `{stage}` only {} (from {since}), needs {}",
+                                human(sat),
+                                needs
+                            ),
                         ),
+                        format!("it left `{stage}` too early: it must sit there again for {needs} (`baton promote {} {} --to {stage}`)", t.model, t.version),
                     ),
                     None,
                 )
             } else {
                 let at = entered + need;
+                let at_s = at.format("%Y-%m-%dT%H:%M:%SZ");
                 (
-                    verdict(
-                        Rule::Soak,
-                        false,
-                        format!(
-                            "in `{stage}` since {since}, only {}; needs {} (passes at {})",
-                            human(sat),
-                            needs,
-                            at.format("%Y-%m-%dT%H:%M:%SZ")
+                    hinted(
+                        verdict(
+                            Rule::Soak,
+                            false,
+                            format!(
+                                "in `{stage}` since {since}, only {}; needs {} (passes at {at_s})",
+                                human(sat),
+                                needs,
+                            ),
                         ),
+                        format!("nothing to change, only time: it passes at {at_s} (check again then; once merged, `baton serve` goes ahead by itself)"),
                     ),
                     Some(at),
                 )

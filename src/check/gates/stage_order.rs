@@ -2,7 +2,7 @@
 //! first stage, any move to a terminal stage is allowed, other moves only as rollbacks.
 
 use super::rollback::Held;
-use super::{located, verdict, Facts};
+use super::{hinted, located, verdict, Facts};
 use crate::check::change::Transition;
 use crate::check::report::Verdict;
 use crate::check::Rule;
@@ -36,9 +36,15 @@ pub fn judge(t: &Transition, f: &Facts, held: Option<&Held>) -> Verdict {
                 format!("a new version may enter terminal stage `{to}`"),
             )
         } else {
-            v(
-                false,
-                format!("a new version must enter the first stage `{first}`, not `{to}`"),
+            hinted(
+                v(
+                    false,
+                    format!("a new version must enter the first stage `{first}`, not `{to}`"),
+                ),
+                format!(
+                    "register it in `{first}` (`baton register` does), merge that, then promote it one stage at a time (`baton promote {} {} --to <next stage>`)",
+                    t.model, t.version
+                ),
             )
         };
     };
@@ -71,9 +77,16 @@ pub fn judge(t: &Transition, f: &Facts, held: Option<&Held>) -> Verdict {
             .iter()
             .map(|s| s.name.as_str())
             .collect();
-        return v(
-            false,
-            format!("`{from}` -> `{to}` skips {}", quoted(&skipped)),
+        let next = skipped[0];
+        return hinted(
+            v(
+                false,
+                format!("`{from}` -> `{to}` skips {}", quoted(&skipped)),
+            ),
+            format!(
+                "promote it to `{next}` first (`baton promote {} {} --to {next}`), merge that, then on to `{to}`",
+                t.model, t.version
+            ),
         );
     }
     v(

@@ -1,7 +1,7 @@
 //! `window`: the current time (in the gate's IANA time zone) is on an allowed day and within
 //! `from`..`to`; the state says when a closed window next opens and when an open one closes.
 
-use super::verdict;
+use super::{hinted, verdict};
 use crate::check::report::Verdict;
 use crate::check::Rule;
 use crate::manifest::policy::WindowGate;
@@ -132,12 +132,19 @@ pub fn judge(w: &WindowGate, state: &WindowState) -> Verdict {
             },
         )
     } else {
-        verdict(
+        let v = verdict(
             Rule::Window,
             false,
             match state.opens_at {
                 Some(o) => format!("window {} is closed; it opens {}", describe(w), fmt(o)),
                 None => format!("window {} is closed and never opens", describe(w)),
+            },
+        );
+        hinted(
+            v,
+            match state.opens_at {
+                Some(o) => format!("nothing to change, only time: the change may go ahead from {} (check again then; once merged, `baton serve` deploys it by itself)", fmt(o)),
+                None => "the window has no open day: change the gate's days or hours in baton.yaml (a policy change)".to_owned(),
             },
         )
     }

@@ -33,7 +33,10 @@ fn annotate(out: &mut String, v: &Verdict, subject: &str) {
         out,
         "::error {}::{}",
         props.join(","),
-        data(&format!("{subject}: {}", v.reason))
+        data(&match &v.hint {
+            Some(h) => format!("{subject}: {}\nTo pass: {h}", v.reason),
+            None => format!("{subject}: {}", v.reason),
+        })
     );
 }
 

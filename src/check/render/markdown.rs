@@ -20,6 +20,25 @@ fn esc(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// A failing verdict's hint as a nested item: its first line a sentence, any further lines
+/// literal text (YAML to add) in a fenced block.
+fn hint(v: &Verdict) -> String {
+    let Some(h) = v.hint.as_deref().filter(|_| !v.passed) else {
+        return String::new();
+    };
+    let mut lines = h.lines();
+    let mut s = format!("\n  - to pass: {}", lines.next().unwrap_or_default());
+    let rest: Vec<&str> = lines.collect();
+    if !rest.is_empty() {
+        s.push_str("\n\n    ```yaml\n");
+        for l in rest {
+            s.push_str(&format!("    {l}\n"));
+        }
+        s.push_str("    ```");
+    }
+    s
+}
+
 pub fn render(r: &CheckReport) -> String {
     let mut out = String::new();
     let head = if r.passed() {
@@ -64,19 +83,39 @@ pub fn render(r: &CheckReport) -> String {
     for t in &r.transitions {
         for v in t.verdicts.iter().filter(|v| !v.passed) {
             failures.push(format!(
-                "- `{}` **{}**: {}",
+                "- `{}` **{}**: {}{}",
                 name(t),
                 v.rule,
-                esc(&v.reason)
+                esc(&v.reason),
+                hint(v)
             ));
         }
     }
     for v in r.change.iter().filter(|v| !v.passed) {
-        failures.push(format!("- change **{}**: {}", v.rule, esc(&v.reason)));
+        failures.push(format!(
+            "- change **{}**: {}{}",
+            v.rule,
+            esc(&v.reason),
+            hint(v)
+        ));
     }
     for (m, vs) in &r.models {
         for v in vs.iter().filter(|v| !v.passed) {
-            failures.push(format!("- model `{m}` **{}**: {}", v.rule, esc(&v.reason)));
+            failures.push(format!(
+                "- model `{m}` **{}**: {}{}",
+                v.rule,
+                esc(&v.reason),
+                hint(v)
+            ));
+        }
+    }
+    for t in &r.transitions {
+        if let Some(at) = t.not_before {
+            failures.push(format!(
+                "- `{}` is waiting: only time gates fail; it passes from {} without a change",
+                name(t),
+                at.format("%Y-%m-%dT%H:%M:%SZ")
+            ));
         }
     }
     if !failures.is_empty() {

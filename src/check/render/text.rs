@@ -21,6 +21,12 @@ fn line(out: &mut String, v: &Verdict, color: bool) {
         _ => String::new(),
     };
     let _ = writeln!(out, "  {} {:<13} {}{loc}", mark(v, color), v.rule, v.reason);
+    if let Some(h) = v.hint.as_deref().filter(|_| !v.passed) {
+        for (i, l) in h.lines().enumerate() {
+            let lead = if i == 0 { "to pass:" } else { "" };
+            let _ = writeln!(out, "    {lead:<13} {l}");
+        }
+    }
 }
 
 pub fn render(r: &CheckReport, color: bool) -> String {
@@ -44,6 +50,13 @@ pub fn render(r: &CheckReport, color: bool) -> String {
         );
         for v in &t.verdicts {
             line(&mut out, v, color);
+        }
+        if let Some(at) = t.not_before {
+            let _ = writeln!(
+                out,
+                "  waiting: only time gates fail; it passes from {} without a change",
+                at.format("%Y-%m-%dT%H:%M:%SZ")
+            );
         }
     }
     if !r.change.is_empty() {

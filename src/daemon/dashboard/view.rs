@@ -6,6 +6,7 @@ use crate::check::gates::soak::human;
 use crate::check::gates::window;
 use crate::daemon::events::{Event, EventKind, Severity};
 use crate::daemon::state::Entered;
+use crate::daemon::verify::VerificationView;
 use crate::daemon::view::{HeldView, ModelView, StatusView, SyncStatus, VersionView};
 use crate::manifest::policy::{Gate, Policy};
 use crate::manifest::VersionManifest;
@@ -193,6 +194,46 @@ pub struct Cell {
     pub deployed_commit: Option<String>,
     /// Commands that move it on (read-only: the dashboard only shows them).
     pub actions: Vec<String>,
+    /// The newest live verification here (docs/verification.md), when the stage verifies.
+    pub verification: Option<VerificationLine>,
+}
+
+/// One line on a cell for a live verification: the phase (a CSS class too) and what it saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerificationLine {
+    /// `running`, `passed`, `failed`, `inconclusive`, `contained`, `rolled-back`.
+    pub phase: &'static str,
+    /// `verifying 4 (canary): 2 good, 1 failed; error-rate=0.2 (max 0.01); revert 1a2b3c4d5e`.
+    pub text: String,
+}
+
+impl VerificationLine {
+    /// The line for `v` (pure).
+    pub fn of(v: &VerificationView) -> Self {
+        use crate::daemon::verify::analysis::Outcome;
+        let count = |o: Outcome| v.measurements.iter().filter(|m| m.outcome == o).count();
+        let mut text = format!(
+            "verification of {} ({}): {}, {} good, {} failed, {} errors",
+            v.version,
+            v.role.as_str(),
+            v.phase.as_str(),
+            count(Outcome::Good),
+            count(Outcome::Failed),
+            count(Outcome::Error),
+        );
+        if let Some(r) = &v.reason {
+            text.push_str(&format!("; {r}"));
+        } else if let Some(m) = v.measurements.last() {
+            text.push_str(&format!("; latest {}", m.summary()));
+        }
+        if let Some(c) = &v.revert {
+            text.push_str(&format!("; revert {}", short(c)));
+        }
+        VerificationLine {
+            phase: v.phase.as_str(),
+            text,
+        }
+    }
 }
 
 impl Cell {
@@ -514,6 +555,7 @@ fn env_cell(
         waiting_until: mv.waiting_until.map(when),
         reasons,
         deployed_commit: mv.deployed_commit.as_deref().map(short),
+        verification: mv.verification.as_ref().map(VerificationLine::of),
     }
 }
 
@@ -1166,6 +1208,56 @@ mod tests {
             },
             &q,
         )
+    }
+
+    #[test]
+    fn a_cell_shows_the_live_verification_of_what_runs_there() {
+        use crate::daemon::verify::analysis::{Measurement, MetricReading};
+        use crate::daemon::verify::{Phase, Role};
+        let mut st = status(2);
+        let reading = |value: f64, failure: Option<&str>| MetricReading {
+            name: "error-rate".into(),
+            value: Some(value),
+            primary: None,
+            error: None,
+            failure: failure.map(str::to_owned),
+        };
+        st.environments[1].models[0].verification = Some(VerificationView {
+            version: "1".into(),
+            role: Role::Canary,
+            phase: Phase::RolledBack,
+            started: Utc::now(),
+            measurements: vec![
+                Measurement::new(Utc::now(), vec![reading(0.001, None)]),
+                Measurement::new(Utc::now(), vec![reading(0.2, Some("0.2 > max 0.01"))]),
+            ],
+            reason: None,
+            revert: Some("1a2b3c4d5e6f7a8b9c0d".into()),
+            rollback_note: None,
+        });
+        let p = page(&st, PipelineQuery::default());
+        let cell = |model: &str, column: &str| {
+            p.rows
+                .iter()
+                .find(|r| r.model == model)
+                .and_then(|r| r.cells.iter().find(|c| c.column == column))
+                .cloned()
+                .unwrap()
+        };
+        let line = cell("m0000", "production").verification.expect("a line");
+        assert_eq!(line.phase, "rolled-back");
+        assert!(
+            line.text.starts_with("verification of 1 (canary): rolled-back, 1 good, 1 failed, 0 errors; latest error-rate: 0.2 > max 0.01; revert "),
+            "{}",
+            line.text
+        );
+        assert_eq!(cell("m0000", "staging").verification, None);
+        assert_eq!(cell("m0001", "production").verification, None);
+        let html = crate::daemon::dashboard::render::pipeline(&p).unwrap();
+        assert!(
+            html.contains("class=\"verification verify-rolled-back\""),
+            "the cell renders it"
+        );
     }
 
     #[test]

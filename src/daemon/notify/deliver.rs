@@ -2,6 +2,7 @@
 //! (honouring a short `Retry-After`); secrets are read from the environment at send time.
 
 use super::payload::{self, Notice};
+use crate::http_client::{self, Redirects};
 use crate::manifest::notify::Sink;
 use std::time::Duration;
 
@@ -172,9 +173,7 @@ fn requests(d: &Delivery, delivery: &str) -> Result<Vec<Request>, SendError> {
 
 /// Send `r` once.
 fn send_once(agent: &ureq::Agent, r: &Request) -> Result<(), SendError> {
-    let mut req = agent
-        .post(&r.url)
-        .set("User-Agent", concat!("baton/", env!("CARGO_PKG_VERSION")));
+    let mut req = agent.post(&r.url);
     for (k, v) in &r.headers {
         req = req.set(k, v);
     }
@@ -226,10 +225,7 @@ pub fn deliver(agent: &ureq::Agent, d: &Delivery, base: Duration) -> Result<(), 
 
 /// An agent with the request timeout and no redirects (a webhook that redirects is refused).
 pub fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(REQUEST_TIMEOUT)
-        .redirects(0)
-        .build()
+    http_client::agent(REQUEST_TIMEOUT, Redirects::Refuse)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use super::{BuildContext, Observed, Switched, Target, TargetError};
 use crate::daemon::artifact::ArtifactSource;
 use crate::daemon::release::{DeploymentRecord, Release};
 use crate::daemon::webhook::sign;
+use crate::http_client::{self, Redirects};
 use crate::manifest::target::WebhookConfig;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -220,11 +221,7 @@ impl WebhookTarget {
                 "environment `{env}` is not a DNS label"
             )));
         }
-        let agent = ureq::AgentBuilder::new()
-            .timeout(c.timeout)
-            .redirects(0)
-            .user_agent(&format!("baton/{}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let agent = http_client::agent(c.timeout, Redirects::Refuse);
         Ok(WebhookTarget {
             env: env.to_owned(),
             url: c.url.clone(),

@@ -79,6 +79,15 @@ pub enum Role {
     Primary,
 }
 
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Canary => "canary",
+            Role::Primary => "primary",
+        }
+    }
+}
+
 /// One (environment, model, version)'s verification, persisted in `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {

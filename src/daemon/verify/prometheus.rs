@@ -2,6 +2,7 @@
 //! from a one-series vector or a scalar; an empty result is the error "no data".
 
 use super::ProviderError;
+use crate::http_client::{self, Redirects};
 use std::time::Duration;
 
 /// A Prometheus HTTP API at `address`.
@@ -12,11 +13,7 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn new(address: &str, timeout: Duration) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(timeout.min(Duration::from_secs(2)))
-            .timeout(timeout)
-            .redirects(0)
-            .build();
+        let agent = http_client::agent(timeout, Redirects::Refuse);
         Prometheus {
             base: address.trim_end_matches('/').to_owned(),
             agent,
@@ -35,26 +32,13 @@ impl Prometheus {
                 return Err(ProviderError::Unreachable(format!(
                     "{}: {}",
                     self.base,
-                    transport_text(&t)
+                    http_client::transport_text(&t)
                 )))
             }
         }
         .map_err(|e| ProviderError::Unreachable(format!("{}: {e}", self.base)))?;
         parse_answer(&body)
     }
-}
-
-/// Why a request did not get through, without the URL (the query would repeat in every
-/// measurement): `Connection Failed: Connect error: Connection refused (os error 111)`.
-fn transport_text(t: &ureq::Transport) -> String {
-    let mut s = t.kind().to_string();
-    if let Some(m) = t.message() {
-        s.push_str(&format!(": {m}"));
-    }
-    if let Some(src) = std::error::Error::source(t) {
-        s.push_str(&format!(": {src}"));
-    }
-    s
 }
 
 /// One number out of an API answer (pure).

@@ -270,7 +270,7 @@ impl KserveTarget {
                     return Ok(());
                 }
                 Pushed::Behind => {
-                    tracing::info!(env = %self.env, attempt, "the GitOps branch moved on: fetching and replaying baton's files");
+                    tracing::info!(environment = %self.env, attempt, "the GitOps branch moved on: fetching and replaying baton's files");
                 }
             }
         }
@@ -387,7 +387,7 @@ impl Target for KserveTarget {
             self.last = None;
             let back = self.checkout.tip().and_then(|tip| self.checkout.reset(tip));
             if let Err(b) = back {
-                tracing::warn!(env = %self.env, "resetting the GitOps clone failed: {b}");
+                tracing::warn!(environment = %self.env, "resetting the GitOps clone failed: {b}");
             }
             return Err(self.err(e));
         }
