@@ -187,9 +187,15 @@ fn load_model(
 ) -> Result<ModelView, RepoError> {
     let odb = repo.odb()?;
     let blobs = &cache.blobs;
-    let (view, parsed) = crate::registry::folder::walk(repo, &odb, name, path, tree, &|oid| {
-        blobs.get(&oid).cloned()
-    })?;
+    let (view, parsed) = crate::registry::folder::walk(
+        repo,
+        &odb,
+        name,
+        path,
+        tree,
+        &|oid| blobs.get(&oid).cloned(),
+        crate::registry::folder::Text::Keep,
+    )?;
     cache.parsed += parsed;
     if parsed > 0 {
         for v in view.versions.values() {

@@ -22,7 +22,8 @@ pub struct VersionFile {
     pub path: String,
     pub blob: Oid,
     pub parsed: Result<Arc<VersionManifest>, ParseError>,
-    /// The manifest text (to locate keys in diagnostics).
+    /// The manifest text (to locate keys in diagnostics). Empty in a folder of the eager
+    /// [`super::Loader`], which does not keep it (read the blob instead); kept by `check`.
     pub text: Arc<str>,
 }
 
@@ -149,12 +150,25 @@ fn scan_layout(
     Ok(())
 }
 
+/// Whether a walk keeps each manifest's text beside what it parsed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    /// `check` locates keys in the text of the files a change touches.
+    Keep,
+    /// The eager loader does not: a second copy of every blob (+60 MB peak at 100,000
+    /// manifests, benches/load.rs); whoever locates a key reads the blob (`GitFiles::text`).
+    Drop,
+}
+
 /// Read and parse one version blob.
-pub(crate) fn parse_version_blob(odb: &Odb, oid: Oid) -> Result<ParsedBlob, RepoError> {
+pub(crate) fn parse_version_blob(odb: &Odb, oid: Oid, text: Text) -> Result<ParsedBlob, RepoError> {
     let obj = odb.read(oid)?;
     let data = obj.data();
     let parsed = parse_version(data).map(Arc::new);
-    let text: Arc<str> = String::from_utf8_lossy(data).into();
+    let text: Arc<str> = match text {
+        Text::Keep => String::from_utf8_lossy(data).into(),
+        Text::Drop => Arc::from(""),
+    };
     Ok((parsed, text))
 }
 
@@ -168,6 +182,7 @@ pub fn walk(
     path: &str,
     tree: Oid,
     known: &dyn Fn(Oid) -> Option<ParsedBlob>,
+    text: Text,
 ) -> Result<(ModelFolder, usize), RepoError> {
     let mut layout = Vec::new();
     let mut manifest = None;
@@ -239,7 +254,7 @@ pub fn walk(
             Some(hit) => hit,
             None => {
                 parsed += 1;
-                parse_version_blob(odb, oid)?
+                parse_version_blob(odb, oid, text)?
             }
         };
         versions.insert(
@@ -392,9 +407,17 @@ mod tests {
     fn walked(repo: &Repository, commit: Oid, name: &str) -> ModelFolder {
         let tree = model_tree(repo, commit, name);
         let odb = repo.odb().unwrap();
-        walk(repo, &odb, name, &format!("models/{name}"), tree, &|_| None)
-            .unwrap()
-            .0
+        walk(
+            repo,
+            &odb,
+            name,
+            &format!("models/{name}"),
+            tree,
+            &|_| None,
+            Text::Keep,
+        )
+        .unwrap()
+        .0
     }
 
     /// The loader's and the lazy view's folder for `name` (they must be the same).

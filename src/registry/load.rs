@@ -424,9 +424,15 @@ impl Loader {
                 previous.insert(v.blob, (v.parsed.clone(), v.text.clone()));
             }
         }
-        let (entry, parsed) = folder::walk(repo, odb, &t.name, &t.path, t.tree, &|oid| {
-            previous.get(&oid).cloned()
-        })?;
+        let (entry, parsed) = folder::walk(
+            repo,
+            odb,
+            &t.name,
+            &t.path,
+            t.tree,
+            &|oid| previous.get(&oid).cloned(),
+            folder::Text::Drop,
+        )?;
         Ok((
             Built {
                 path: t.path.clone(),
