@@ -12,7 +12,7 @@ use baton::daemon::view::{
     EnvironmentView, HeldView, ModelView, StatusView, SyncStatus, VersionView,
 };
 use baton::manifest::{parse_policy, parse_version};
-use baton::registry::{ModelEntry, Registry, VersionEntry, VersionKey};
+use baton::registry::{ModelEntry, Registry, VersionFile, VersionKey};
 use chrono::Utc;
 use git2::Oid;
 use std::collections::{BTreeMap, HashMap};
@@ -43,7 +43,7 @@ fn name(i: usize) -> String {
     format!("model-{i:04}")
 }
 
-fn manifest(model: &str, v: usize, stage: &str, traffic: Option<u32>) -> VersionEntry {
+fn manifest(model: &str, v: usize, stage: &str, traffic: Option<u32>) -> VersionFile {
     let traffic = traffic
         .map(|t| format!("traffic: {t}\n"))
         .unwrap_or_default();
@@ -51,14 +51,16 @@ fn manifest(model: &str, v: usize, stage: &str, traffic: Option<u32>) -> Version
         "model: {model}\nversion: \"{v}\"\nstage: {stage}\nartifact:\n  uri: s3://bucket/{model}/{v}/model.onnx\n  sha256: {}\n  size: 48213\n  format: onnx\nmetrics:\n  auc: 0.9{v}\n  p99_latency_ms: 11.{v}\nevidence:\n  offline-eval: {{passed: true, report: reports/{model}/{v}.json}}\nlineage:\n  code: https://example.invalid/{model}@{v}\n{traffic}created: 2026-11-20T10:00:00Z\n",
         "ab".repeat(32)
     );
-    VersionEntry {
-        manifest: Arc::new(parse_version(yaml.as_bytes()).unwrap()),
+    VersionFile {
+        label: v.to_string(),
+        parsed: Ok(Arc::new(parse_version(yaml.as_bytes()).unwrap())),
         blob: Oid::zero(),
         path: format!("models/{model}/versions/{v}.yaml"),
+        text: Arc::from(yaml.as_str()),
     }
 }
 
-fn registry(models: &BTreeMap<String, Vec<VersionEntry>>) -> Registry {
+fn registry(models: &BTreeMap<String, Vec<VersionFile>>) -> Registry {
     Registry {
         commit: Oid::zero(),
         root: String::new(),
@@ -72,12 +74,15 @@ fn registry(models: &BTreeMap<String, Vec<VersionEntry>>) -> Registry {
                     m.clone(),
                     Arc::new(ModelEntry {
                         name: m.clone(),
+                        path: format!("models/{m}"),
+                        tree: Oid::zero(),
                         manifest: None,
                         manifest_blob: None,
                         versions: vs
                             .iter()
-                            .map(|v| (VersionKey(v.manifest.version.clone()), v.clone()))
+                            .map(|v| (VersionKey(v.label.clone()), v.clone()))
                             .collect(),
+                        layout: vec![],
                         diagnostics: vec![],
                     }),
                 )
@@ -259,7 +264,7 @@ fn main() {
     // A model with 500 versions (one primary, a canary, staging, the rest archived) and
     // 1,000 transitions in its trail.
     let m = "big-model";
-    let mut vs: Vec<VersionEntry> = (1..=500)
+    let mut vs: Vec<VersionFile> = (1..=500)
         .map(|v| manifest(m, v, "archived", None))
         .collect();
     vs[499] = manifest(m, 500, "staging", None);

@@ -40,12 +40,12 @@ fn same_content(a: &Registry, b: &Registry) {
         let va: Vec<_> = ma
             .versions
             .iter()
-            .map(|(k, v)| (k, &v.path, v.blob, &*v.manifest))
+            .map(|(k, v)| (k, &v.path, v.blob, v.manifest()))
             .collect();
         let vb: Vec<_> = mb
             .versions
             .iter()
-            .map(|(k, v)| (k, &v.path, v.blob, &*v.manifest))
+            .map(|(k, v)| (k, &v.path, v.blob, v.manifest()))
             .collect();
         assert_eq!(va, vb, "{name}: versions");
     }
@@ -107,7 +107,7 @@ fn changed_model_trees_are_invalidated() {
     assert_eq!(loader.stats.parsed, 0);
     assert_eq!(loader.stats.reused_models, 69);
     assert_eq!(
-        reg.models[&m0].manifest.as_ref().unwrap().description,
+        reg.models[&m0].model_manifest().unwrap().description,
         "edited"
     );
     assert!(!Arc::ptr_eq(&first.models[&m0], &reg.models[&m0]));

@@ -256,7 +256,8 @@ fn walk_trees(
         if let Some(y) = &y {
             if y.name().is_none() {
                 let parent = join(&out.root, rel);
-                out.layout.push(crate::registry::load::not_utf8(&parent, y));
+                out.layout
+                    .push(crate::registry::folder::not_utf8(&parent, y));
                 continue;
             }
         }

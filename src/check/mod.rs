@@ -477,7 +477,7 @@ impl Judge {
         for (name, (_, h)) in &change.models {
             let mut vs = Vec::new();
             if let Some(h) = h {
-                for d in &h.diagnostics {
+                for d in &h.layout {
                     report.errors.push(d.clone());
                     let mut v = gates::verdict(Rule::Schema, false, d.message.clone());
                     v.file = Some(d.file.clone());

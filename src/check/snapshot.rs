@@ -1,69 +1,15 @@
 //! A lazily loaded view of the registry at one commit: the policy and, on demand, single
 //! model folders (cached by tree id), so a check parses what the change touches, not everything.
 
-use crate::diag::Diagnostic;
-use crate::manifest::{
-    parse_model, parse_policy, parse_version, ModelManifest, ParseError, Policy, VersionManifest,
-};
-use crate::registry::VersionKey;
+use crate::manifest::{parse_policy, ParseError, Policy};
 use crate::repo::{join, RepoError};
 use git2::{ObjectType, Oid, Repository, Tree};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-/// A parsed version manifest file.
-#[derive(Debug, Clone)]
-pub struct VersionFile {
-    pub label: String,
-    /// Repository-relative path.
-    pub path: String,
-    pub blob: Oid,
-    pub parsed: Result<Arc<VersionManifest>, ParseError>,
-    /// The manifest text (to locate keys in diagnostics).
-    pub text: Arc<str>,
-}
-
-impl VersionFile {
-    pub fn manifest(&self) -> Option<&VersionManifest> {
-        self.parsed.as_ref().ok().map(|m| m.as_ref())
-    }
-}
-
-/// One `models/<name>/` folder at one commit.
-#[derive(Debug, Clone)]
-pub struct ModelView {
-    pub name: String,
-    pub tree: Oid,
-    pub manifest_blob: Option<Oid>,
-    pub manifest: Option<Result<Arc<ModelManifest>, ParseError>>,
-    pub versions: BTreeMap<VersionKey, VersionFile>,
-    /// Layout problems (bad file names, special entries).
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl ModelView {
-    pub fn version(&self, label: &str) -> Option<&VersionFile> {
-        self.versions.get(&VersionKey(label.to_owned()))
-    }
-
-    /// Parsed versions currently in `stage`.
-    pub fn in_stage<'a>(&'a self, stage: &'a str) -> impl Iterator<Item = &'a VersionFile> + 'a {
-        self.versions
-            .values()
-            .filter(move |v| v.manifest().is_some_and(|m| m.stage == stage))
-    }
-
-    pub fn owners(&self) -> &[String] {
-        match &self.manifest {
-            Some(Ok(m)) => &m.owners,
-            _ => &[],
-        }
-    }
-}
-
-/// A parsed version manifest and its text.
-type ParsedBlob = (Result<Arc<VersionManifest>, ParseError>, Arc<str>);
+/// One `models/<name>/` folder at one commit: the registry's one model of a model folder.
+pub use crate::registry::folder::{ModelFolder as ModelView, ParsedBlob, VersionFile};
 
 /// Parsed model folders and manifests, kept across checks (keyed by tree / blob id).
 #[derive(Default)]
@@ -85,18 +31,6 @@ impl ModelCache {
             self.models.clear();
             self.policies.clear();
         }
-    }
-
-    fn version_blob(&mut self, repo: &Repository, oid: Oid) -> Result<ParsedBlob, RepoError> {
-        if let Some(hit) = self.blobs.get(&oid) {
-            return Ok(hit.clone());
-        }
-        let blob = repo.find_blob(oid)?;
-        let parsed = parse_version(blob.content()).map(Arc::new);
-        let text: Arc<str> = String::from_utf8_lossy(blob.content()).into();
-        self.parsed += 1;
-        self.blobs.insert(oid, (parsed.clone(), text.clone()));
-        Ok((parsed, text))
     }
 }
 
@@ -127,6 +61,8 @@ impl<'r> Snapshot<'r> {
         } else {
             match top.get_path(Path::new(root)) {
                 Ok(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
+                // Absent (or not a folder); a failed read is an error, never "no registry".
+                Err(e) if e.code() != git2::ErrorCode::NotFound => return Err(e.into()),
                 _ => None,
             }
         };
@@ -249,67 +185,25 @@ fn load_model(
     tree: Oid,
     cache: &mut ModelCache,
 ) -> Result<ModelView, RepoError> {
-    let t = repo.find_tree(tree)?;
-    let mut view = ModelView {
-        name: name.to_owned(),
+    let odb = repo.odb()?;
+    let blobs = &cache.blobs;
+    let (view, parsed) = crate::registry::folder::walk(
+        repo,
+        &odb,
+        name,
+        path,
         tree,
-        manifest_blob: None,
-        manifest: None,
-        versions: BTreeMap::new(),
-        diagnostics: Vec::new(),
-    };
-    if let Some(e) = t.get_name("model.yaml") {
-        if e.kind() == Some(ObjectType::Blob) {
-            let blob = repo.find_blob(e.id())?;
-            view.manifest_blob = Some(e.id());
-            view.manifest = Some(parse_model(blob.content()).map(Arc::new));
+        &|oid| blobs.get(&oid).cloned(),
+        crate::registry::folder::Text::Keep,
+    )?;
+    cache.parsed += parsed;
+    if parsed > 0 {
+        for v in view.versions.values() {
+            cache
+                .blobs
+                .entry(v.blob)
+                .or_insert_with(|| (v.parsed.clone(), v.text.clone()));
         }
-    }
-    let Some(vs) = t.get_name("versions") else {
-        return Ok(view);
-    };
-    if vs.kind() != Some(ObjectType::Tree) {
-        view.diagnostics.push(Diagnostic::new(
-            join(path, "versions"),
-            "`versions` must be a folder",
-        ));
-        return Ok(view);
-    }
-    for e in repo.find_tree(vs.id())?.iter() {
-        let Some(fname) = e.name() else {
-            view.diagnostics
-                .push(crate::registry::load::not_utf8(&join(path, "versions"), &e));
-            continue;
-        };
-        let vpath = join(path, &format!("versions/{fname}"));
-        let label = match (fname.strip_suffix(".yaml"), e.kind(), e.filemode()) {
-            (Some(l), Some(ObjectType::Blob), m) if m != 0o120000 => l,
-            _ => {
-                view.diagnostics.push(Diagnostic::new(
-                    &vpath,
-                    "unexpected entry in versions/ (only <version>.yaml files belong here)",
-                ));
-                continue;
-            }
-        };
-        if !crate::names::is_version_label(label) {
-            view.diagnostics.push(Diagnostic::new(
-                &vpath,
-                format!("version label `{label}` must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,62}}$"),
-            ));
-            continue;
-        }
-        let (parsed, text) = cache.version_blob(repo, e.id())?;
-        view.versions.insert(
-            VersionKey(label.to_owned()),
-            VersionFile {
-                label: label.to_owned(),
-                path: vpath,
-                blob: e.id(),
-                parsed,
-                text,
-            },
-        );
     }
     Ok(view)
 }

@@ -122,8 +122,7 @@ fn own_change(
     let owners = reg
         .models
         .get(model)
-        .and_then(|m| m.manifest.as_ref())
-        .map(|m| m.owners.clone())
+        .map(|m| m.owners().to_vec())
         .unwrap_or_default();
     let mut exclude = authors.clone();
     exclude.insert(me.trim().to_lowercase());

@@ -19,7 +19,7 @@ use crate::diag::Diagnostic;
 use crate::manifest::policy::TargetSpec;
 use crate::manifest::Policy;
 use crate::registry::files::GitFiles;
-use crate::registry::{desired::desired_state, invariants, Loader, Registry};
+use crate::registry::{desired::desired_state, invariants, Registry, Store};
 use crate::repo::RepoError;
 use chrono::{DateTime, Utc};
 use git2::{Oid, Repository};
@@ -82,7 +82,8 @@ pub struct PassOutcome {
 pub struct Controller {
     cfg: ControllerConfig,
     repo: Repository,
-    loader: Loader,
+    /// The registries of this pass by commit (each loaded once), over the loader's caches.
+    store: Store,
     /// The gates engine, keeping its caches between heads.
     judge: check::Judge,
     dir: StateDir,
@@ -205,7 +206,7 @@ impl Controller {
             remote: Remote::new(cfg.fetch_timeout),
             cfg,
             repo,
-            loader: Loader::new(),
+            store: Store::new(),
             judge: check::Judge::new(),
             dir,
             state,
@@ -244,19 +245,22 @@ impl Controller {
 
     /// The registry at `commit`; `None` when the registry folder is absent there (a value,
     /// not an error: read failures are errors and fail the pass).
-    fn load(&mut self, commit: &str) -> Result<Option<Registry>, ControllerError> {
+    /// Loaded once per pass (the store).
+    fn load(&mut self, commit: &str) -> Result<Option<Arc<Registry>>, ControllerError> {
         let oid = Oid::from_str(commit)?;
         let root = self.state.registry.clone();
-        match self.loader.load(&self.repo, oid, &root) {
-            Ok(r) => Ok(Some(r)),
-            Err(RepoError::PathNotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.store.get(&self.repo, oid, &root)?)
+    }
+
+    /// Registries loaded so far (one per commit and pass), for tests.
+    pub fn registry_loads(&self) -> usize {
+        self.store.loads
     }
 
     /// One full pass. Errors leave the state as it was; the caller retries with backoff.
     pub fn reconcile(&mut self) -> Result<PassOutcome, ControllerError> {
         let started = Instant::now();
+        self.store.begin_pass();
         let head_oid = self.head()?;
         let head = head_oid.to_string();
         let now = Utc::now();
@@ -653,7 +657,7 @@ impl Controller {
         if commit.is_empty() {
             return Ok(());
         }
-        let policy = self.load(&commit)?.and_then(|r| r.policy);
+        let policy = self.load(&commit)?.and_then(|r| r.policy.clone());
         if let (Some(p), Some(n)) = (policy, &mut self.events.notifier) {
             n.configure(&p);
         }
@@ -683,7 +687,7 @@ impl Controller {
         let pc = self.state.policy_commit.clone();
         let policy = self
             .load(&pc)?
-            .and_then(|r| r.policy)
+            .and_then(|r| r.policy.clone())
             .unwrap_or_else(|| Arc::new(empty_policy()));
         let mut commits: BTreeSet<String> = self
             .state
@@ -694,10 +698,10 @@ impl Controller {
         commits.insert(head.clone());
         let mut by_commit: BTreeMap<String, Effective> = BTreeMap::new();
         for c in commits {
-            let Some(mut reg) = self.load(&c)? else {
+            let Some(reg) = self.load(&c)? else {
                 continue;
             };
-            reg.policy = Some(policy.clone());
+            let reg = with_policy(reg, &policy);
             let d = desired_state(&reg)
                 .iter()
                 .map(|(env, ed)| (env.clone(), releases_of(ed, &c, &reg.root)))
@@ -743,10 +747,10 @@ impl Controller {
             }
         }
         let pc = self.state.policy_commit.clone();
-        let policy = self.load(&pc)?.and_then(|r| r.policy);
+        let policy = self.load(&pc)?.and_then(|r| r.policy.clone());
         let d = match (self.load(head)?, policy) {
-            (Some(mut reg), Some(p)) => {
-                reg.policy = Some(p);
+            (Some(reg), Some(p)) => {
+                let reg = with_policy(reg, &p);
                 Some(Arc::new(
                     desired_state(&reg)
                         .iter()
@@ -1365,7 +1369,7 @@ impl Controller {
     /// Like a restart, the next pass re-judges from there and repairs the targets.
     pub fn recover(&mut self) -> Result<(), ControllerError> {
         self.state = self.dir.load()?.unwrap_or_default();
-        self.loader = Loader::new();
+        self.store = Store::new();
         self.judge = check::Judge::new();
         self.targets.clear();
         self.errors.clear();
@@ -1376,4 +1380,13 @@ impl Controller {
         self.saved = None;
         Ok(())
     }
+}
+/// `reg` interpreted by the policy in force (shared as is when it already holds it).
+fn with_policy(reg: Arc<Registry>, policy: &Arc<Policy>) -> Arc<Registry> {
+    if reg.policy.as_ref().is_some_and(|p| Arc::ptr_eq(p, policy)) {
+        return reg;
+    }
+    let mut r = Registry::clone(&reg);
+    r.policy = Some(policy.clone());
+    Arc::new(r)
 }

@@ -104,7 +104,7 @@ pub fn desired_state(reg: &Registry) -> BTreeMap<String, EnvironmentDesired> {
     for (env, spec) in &policy.environments {
         let mut models = BTreeMap::new();
         for (name, model) in &reg.models {
-            let entries: Vec<_> = model.versions.values().collect();
+            let entries: Vec<_> = model.parsed().collect();
             let manifests: Vec<&VersionManifest> =
                 entries.iter().map(|v| v.manifest.as_ref()).collect();
             let runs = model_runs(policy, &spec.stage, &manifests);
@@ -278,18 +278,23 @@ environments:
         ] {
             versions.insert(
                 super::super::VersionKey(v.version.clone()),
-                super::super::VersionEntry {
+                super::super::VersionFile {
+                    label: v.version.clone(),
                     path: format!("models/m/versions/{}.yaml", v.version),
                     blob: git2::Oid::zero(),
-                    manifest: Arc::new(v),
+                    parsed: Ok(Arc::new(v)),
+                    text: Arc::from(""),
                 },
             );
         }
         let model = super::super::ModelEntry {
             name: "m".into(),
+            path: "models/m".into(),
+            tree: git2::Oid::zero(),
             manifest: None,
             manifest_blob: None,
             versions,
+            layout: vec![],
             diagnostics: vec![],
         };
         let reg = Registry {

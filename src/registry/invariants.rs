@@ -448,7 +448,7 @@ fn check_policy(
 
 fn check_models(reg: &Registry, p: &Policy, files: &dyn RegistryFiles, out: &mut Vec<Diagnostic>) {
     for (name, model) in &reg.models {
-        if let (Some(m), Some(blob)) = (&model.manifest, model.manifest_blob) {
+        if let (Some(m), Some(blob)) = (model.model_manifest(), model.manifest_blob) {
             for o in &m.owners {
                 if let Some(problem) = refs_problem(p, o, false) {
                     let text = files.text(blob).unwrap_or_default();
@@ -462,12 +462,12 @@ fn check_models(reg: &Registry, p: &Policy, files: &dyn RegistryFiles, out: &mut
                 }
             }
         }
-        for v in model.versions.values() {
-            check_version(reg, p, v, files, out);
+        for v in model.parsed() {
+            check_version(reg, p, &v, files, out);
         }
         // Occupancy of each deployed stage.
-        let mut by_stage: BTreeMap<&str, Vec<&VersionEntry>> = BTreeMap::new();
-        for v in model.versions.values() {
+        let mut by_stage: BTreeMap<&str, Vec<VersionEntry>> = BTreeMap::new();
+        for v in model.parsed() {
             by_stage
                 .entry(v.manifest.stage.as_str())
                 .or_default()

@@ -1,20 +1,16 @@
 //! Read a [`Registry`] from a commit's git objects. Model folders are cached by tree id and
 //! their parsed manifests by blob id, so reloading a later revision parses only what changed.
 
-use super::{ModelEntry, Registry, VersionEntry, VersionKey};
+use super::folder::{self, not_utf8, special_entry, ParsedBlob};
+use super::{ModelEntry, Registry};
 use crate::diag::Diagnostic;
-use crate::manifest::{
-    parse_model, parse_policy, parse_version, ParseError, Policy, VersionManifest,
-};
+use crate::manifest::{parse_policy, ParseError, Policy};
 use crate::repo::{join, RepoError};
-use git2::{ObjectType, Odb, Oid, Repository, Tree};
+use git2::{ObjectType, Odb, Oid, Repository};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
-/// The outcome of parsing one version blob.
-type Parsed = Result<Arc<VersionManifest>, Arc<ParseError>>;
 
 /// Counters from the last [`Loader::load`], for tests and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,8 +28,6 @@ struct CachedModel {
     /// reused only at the same path.
     path: String,
     entry: Arc<ModelEntry>,
-    /// Version blobs that did not parse (the parsed ones are in `entry.versions`).
-    failed: Vec<(Oid, Arc<ParseError>)>,
 }
 
 /// Loads registries from git, keeping parsed manifests across loads.
@@ -137,6 +131,8 @@ impl Loader {
         } else {
             match top.get_path(Path::new(root)) {
                 Ok(e) if e.kind() == Some(ObjectType::Tree) => repo.find_tree(e.id())?,
+                // Absent (or not a folder) is a value for the caller; a failed read is not.
+                Err(e) if e.code() != git2::ErrorCode::NotFound => return Err(e.into()),
                 _ => {
                     return Err(RepoError::PathNotFound {
                         path: root.to_owned(),
@@ -255,7 +251,6 @@ impl Loader {
                     gen,
                     path: built.path,
                     entry: built.entry,
-                    failed: built.failed,
                 },
             );
         }
@@ -282,7 +277,7 @@ impl Loader {
     fn load_policy(
         &mut self,
         repo: &Repository,
-        tree: &Tree,
+        tree: &git2::Tree,
         root: &str,
         gen: u64,
         diagnostics: &mut Vec<Diagnostic>,
@@ -418,47 +413,31 @@ impl Loader {
         odb: &Odb,
         t: &Todo,
     ) -> Result<(Built, usize), RepoError> {
-        let p = walk_model(repo, &t.name, &t.path, &repo.find_tree(t.tree)?)?;
         // What the folder's previous tree already parsed, by blob id.
-        let mut previous: HashMap<Oid, Parsed> = HashMap::new();
+        let mut previous: HashMap<Oid, ParsedBlob> = HashMap::new();
         if let Some(c) = self
             .latest
             .get(&t.path)
             .and_then(|oid| self.models.get(oid))
         {
             for v in c.entry.versions.values() {
-                previous.insert(v.blob, Ok(v.manifest.clone()));
-            }
-            for (oid, e) in &c.failed {
-                previous.insert(*oid, Err(e.clone()));
+                previous.insert(v.blob, (v.parsed.clone(), v.text.clone()));
             }
         }
-        let mut parsed = 0;
-        let mut results = Vec::with_capacity(p.versions.len());
-        for (_, _, oid) in &p.versions {
-            let r = match previous.get(oid) {
-                Some(hit) => hit.clone(),
-                None => {
-                    parsed += 1;
-                    let obj = odb.read(*oid)?;
-                    parse_version(obj.data()).map(Arc::new).map_err(Arc::new)
-                }
-            };
-            results.push(r);
-        }
-        let failed = p
-            .versions
-            .iter()
-            .zip(&results)
-            .filter_map(|((_, _, oid), r)| r.as_ref().err().map(|e| (*oid, e.clone())))
-            .collect();
-        let entry = Arc::new(assemble(p, results));
+        let (entry, parsed) = folder::walk(
+            repo,
+            odb,
+            &t.name,
+            &t.path,
+            t.tree,
+            &|oid| previous.get(&oid).cloned(),
+            folder::Text::Drop,
+        )?;
         Ok((
             Built {
                 path: t.path.clone(),
                 entry_tree: t.tree,
-                entry,
-                failed,
+                entry: Arc::new(entry),
             },
             parsed,
         ))
@@ -515,213 +494,4 @@ struct Built {
     path: String,
     entry_tree: Oid,
     entry: Arc<ModelEntry>,
-    failed: Vec<(Oid, Arc<ParseError>)>,
-}
-
-struct PendingModel {
-    name: String,
-    path: String,
-    manifest: Option<(Oid, Result<crate::manifest::ModelManifest, ParseError>)>,
-    versions: Vec<(String, String, Oid)>,
-    diagnostics: Vec<Diagnostic>,
-}
-
-/// Put a walked folder and its parsed versions (in `p.versions` order) together.
-fn assemble(p: PendingModel, parsed: Vec<Parsed>) -> ModelEntry {
-    let mut diagnostics = p.diagnostics;
-    let manifest_path = join(&p.path, "model.yaml");
-    let (manifest, manifest_blob) = match p.manifest {
-        Some((oid, Ok(m))) => {
-            if m.name != p.name {
-                diagnostics.push(
-                    Diagnostic::new(
-                        &manifest_path,
-                        format!(
-                            "name `{}` does not match the folder name `{}`",
-                            m.name, p.name
-                        ),
-                    )
-                    .at(Some(1), Some(1)),
-                );
-            }
-            (Some(Arc::new(m)), Some(oid))
-        }
-        Some((oid, Err(e))) => {
-            diagnostics.push(e.into_diagnostic(&manifest_path));
-            (None, Some(oid))
-        }
-        None => {
-            diagnostics.push(Diagnostic::new(
-                &manifest_path,
-                "missing: every model folder needs a model.yaml",
-            ));
-            (None, None)
-        }
-    };
-    let mut versions = BTreeMap::new();
-    for ((label, path, oid), parsed) in p.versions.into_iter().zip(parsed) {
-        match parsed {
-            Ok(v) => {
-                if v.model != p.name {
-                    diagnostics.push(
-                        Diagnostic::new(
-                            &path,
-                            format!(
-                                "model `{}` does not match the folder name `{}`",
-                                v.model, p.name
-                            ),
-                        )
-                        .at(Some(1), Some(1)),
-                    );
-                }
-                if v.version != label {
-                    diagnostics.push(Diagnostic::new(
-                        &path,
-                        format!(
-                            "version `{}` does not match the file name `{label}.yaml`",
-                            v.version
-                        ),
-                    ));
-                }
-                versions.insert(
-                    VersionKey(label),
-                    VersionEntry {
-                        manifest: v,
-                        blob: oid,
-                        path,
-                    },
-                );
-            }
-            Err(e) => diagnostics.push(e.as_ref().clone().into_diagnostic(&path)),
-        }
-    }
-    diagnostics.sort();
-    ModelEntry {
-        name: p.name,
-        manifest,
-        manifest_blob,
-        versions,
-        diagnostics,
-    }
-}
-
-/// A tree entry under `parent` whose name is not UTF-8: a layout error (docs/registry-format.md).
-pub(crate) fn not_utf8(parent: &str, e: &git2::TreeEntry) -> Diagnostic {
-    let shown = crate::names::shown_name(e.name_bytes());
-    Diagnostic::new(
-        join(parent, &shown),
-        crate::names::not_utf8_message(e.name_bytes()),
-    )
-}
-
-/// Symbolic links, submodules and names that are not UTF-8 anywhere below `tree` (the parts
-/// of a model folder the walk does not read itself).
-fn scan_layout(
-    repo: &Repository,
-    tree: Oid,
-    prefix: &str,
-    out: &mut Vec<Diagnostic>,
-) -> Result<(), RepoError> {
-    for e in repo.find_tree(tree)?.iter() {
-        let Some(name) = e.name() else {
-            out.push(not_utf8(prefix, &e));
-            continue;
-        };
-        let path = join(prefix, name);
-        if let Some(d) = special_entry(&e, &path) {
-            out.push(d);
-        } else if e.kind() == Some(ObjectType::Tree) {
-            scan_layout(repo, e.id(), &path, out)?;
-        }
-    }
-    Ok(())
-}
-
-fn special_entry(e: &git2::TreeEntry, path: &str) -> Option<Diagnostic> {
-    match (e.kind(), e.filemode()) {
-        (_, 0o120000) => Some(Diagnostic::new(
-            path,
-            "symbolic links are not allowed in the registry",
-        )),
-        (Some(ObjectType::Commit), _) => Some(Diagnostic::new(
-            path,
-            "submodules are not allowed in the registry",
-        )),
-        _ => None,
-    }
-}
-
-fn walk_model(
-    repo: &Repository,
-    name: &str,
-    path: &str,
-    tree: &Tree,
-) -> Result<PendingModel, RepoError> {
-    let mut p = PendingModel {
-        name: name.to_owned(),
-        path: path.to_owned(),
-        manifest: None,
-        versions: Vec::new(),
-        diagnostics: Vec::new(),
-    };
-    if !crate::names::is_model_name(name) {
-        p.diagnostics.push(Diagnostic::new(
-            path,
-            format!("model name `{name}` must be a DNS label: lower-case letters, digits and '-', at most 63"),
-        ));
-    }
-    for e in tree.iter() {
-        let Some(ename) = e.name() else {
-            p.diagnostics.push(not_utf8(path, &e));
-            continue;
-        };
-        let epath = join(path, ename);
-        if let Some(d) = special_entry(&e, &epath) {
-            p.diagnostics.push(d);
-            continue;
-        }
-        match (ename, e.kind()) {
-            ("model.yaml", Some(ObjectType::Blob)) => {
-                let blob = repo.find_blob(e.id())?;
-                p.manifest = Some((e.id(), parse_model(blob.content())));
-            }
-            ("versions", Some(ObjectType::Tree)) => {
-                for v in repo.find_tree(e.id())?.iter() {
-                    let Some(vname) = v.name() else {
-                        p.diagnostics.push(not_utf8(&epath, &v));
-                        continue;
-                    };
-                    let vpath = join(&epath, vname);
-                    if let Some(d) = special_entry(&v, &vpath) {
-                        p.diagnostics.push(d);
-                        continue;
-                    }
-                    let label = match (vname.strip_suffix(".yaml"), v.kind()) {
-                        (Some(l), Some(ObjectType::Blob)) => l,
-                        _ => {
-                            p.diagnostics.push(Diagnostic::new(
-                                &vpath,
-                                "unexpected entry in versions/ (only <version>.yaml files belong here)",
-                            ));
-                            continue;
-                        }
-                    };
-                    if !crate::names::is_version_label(label) {
-                        p.diagnostics.push(Diagnostic::new(
-                            &vpath,
-                            format!("version label `{label}` must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,62}}$"),
-                        ));
-                        continue;
-                    }
-                    p.versions.push((label.to_owned(), vpath, v.id()));
-                }
-            }
-            ("versions", _) => p
-                .diagnostics
-                .push(Diagnostic::new(&epath, "`versions` must be a folder")),
-            (_, Some(ObjectType::Tree)) => scan_layout(repo, e.id(), &epath, &mut p.diagnostics)?,
-            _ => {}
-        }
-    }
-    Ok(p)
 }

@@ -1,13 +1,15 @@
 //! The registry at one revision: policy, models and their versions, read from git objects.
 //! [`Loader`] builds it with a blob- and tree-keyed cache; [`invariants`] judges it whole.
 
+pub mod folder;
 pub mod invariants;
 pub mod load;
 
 pub use load::Loader;
+pub use store::Store;
 
 use crate::diag::Diagnostic;
-use crate::manifest::{ModelManifest, Policy, VersionManifest};
+use crate::manifest::Policy;
 use git2::Oid;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,26 +32,9 @@ pub struct Registry {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// One `models/<name>/` folder.
-#[derive(Debug, Clone)]
-pub struct ModelEntry {
-    pub name: String,
-    pub manifest: Option<Arc<ModelManifest>>,
-    pub manifest_blob: Option<Oid>,
-    /// Versions by label (the file name without `.yaml`), in natural order.
-    pub versions: BTreeMap<VersionKey, VersionEntry>,
-    /// Parse and layout problems in this model's folder.
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-/// One parsed version manifest and where it came from.
-#[derive(Debug, Clone)]
-pub struct VersionEntry {
-    pub manifest: Arc<VersionManifest>,
-    pub blob: Oid,
-    /// Repository-relative path of the manifest file.
-    pub path: String,
-}
+/// One `models/<name>/` folder: the same value the lazy view `check` uses hands out.
+pub type ModelEntry = folder::ModelFolder;
+pub use folder::{ModelFolder, VersionEntry, VersionFile};
 
 /// A version label ordered naturally ("9" < "10").
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -85,16 +70,14 @@ impl Registry {
         self.models.get(name).map(|m| m.as_ref())
     }
 
-    pub fn version(&self, model: &str, version: &str) -> Option<&VersionEntry> {
-        self.models
-            .get(model)?
-            .versions
-            .get(&VersionKey(version.to_owned()))
+    /// The parsed version `version` of `model`.
+    pub fn version(&self, model: &str, version: &str) -> Option<VersionEntry<'_>> {
+        self.models.get(model)?.version(version)?.entry()
     }
 
-    /// Every version manifest, in model then natural version order.
-    pub fn versions(&self) -> impl Iterator<Item = &VersionEntry> {
-        self.models.values().flat_map(|m| m.versions.values())
+    /// Every parsed version manifest, in model then natural version order.
+    pub fn versions(&self) -> impl Iterator<Item = VersionEntry<'_>> {
+        self.models.values().flat_map(|m| m.parsed())
     }
 
     /// The versions of `model` currently in `stage`.
@@ -102,17 +85,17 @@ impl Registry {
         &'a self,
         model: &str,
         stage: &'a str,
-    ) -> impl Iterator<Item = &'a VersionEntry> + 'a {
+    ) -> impl Iterator<Item = VersionEntry<'a>> + 'a {
         self.models
             .get(model)
             .into_iter()
-            .flat_map(|m| m.versions.values())
+            .flat_map(|m| m.parsed())
             .filter(move |v| v.manifest.stage == stage)
     }
 
-    /// Total number of version manifests.
+    /// Total number of parsed version manifests.
     pub fn version_count(&self) -> usize {
-        self.models.values().map(|m| m.versions.len()).sum()
+        self.models.values().map(|m| m.parsed().count()).sum()
     }
 
     /// Every load-time diagnostic (policy, layout, parse), sorted by file and line.
@@ -127,13 +110,10 @@ impl Registry {
 
     /// Owners of a model (empty when the model has no parsed `model.yaml`).
     pub fn owners(&self, model: &str) -> &[String] {
-        self.models
-            .get(model)
-            .and_then(|m| m.manifest.as_ref())
-            .map(|m| m.owners.as_slice())
-            .unwrap_or(&[])
+        self.models.get(model).map(|m| m.owners()).unwrap_or(&[])
     }
 }
 
 pub mod desired;
 pub mod files;
+pub mod store;

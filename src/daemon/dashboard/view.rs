@@ -487,9 +487,8 @@ fn in_stage<'r>(reg: &'r Registry, model: &str, stage: &str) -> Vec<&'r VersionM
         return Vec::new();
     };
     let mut vs: Vec<&VersionManifest> = m
-        .versions
-        .values()
-        .map(|v| &*v.manifest)
+        .parsed()
+        .map(|v| v.manifest.as_ref())
         .filter(|v| v.stage == stage)
         .collect();
     // Newest first (the natural order of labels, reversed), the primary before canaries.
@@ -1025,14 +1024,14 @@ pub fn model_page(inp: ModelInput) -> Option<ModelPage> {
     Some(ModelPage {
         model: inp.model.to_owned(),
         description: entry
-            .and_then(|e| e.manifest.as_ref())
+            .and_then(|e| e.model_manifest())
             .map(|m| m.description.clone())
             .unwrap_or_default(),
         owners: entry
-            .and_then(|e| e.manifest.as_ref())
+            .and_then(|e| e.model_manifest())
             .map(|m| m.owners.clone())
             .unwrap_or_default(),
-        versions: entry.map(|e| e.versions.len()).unwrap_or(0),
+        versions: entry.map(|e| e.parsed().count()).unwrap_or(0),
         stages,
         runs,
         hold: held.map(|h| hold_view(h, inp.commits, inp.now)),
