@@ -1063,8 +1063,11 @@ fn the_daemon_pushes_promotes_and_repairs_end_to_end() {
         g.show("apps/other.yaml").as_deref(),
         Some("kind: ConfigMap\n")
     );
-    let events = d.get("/api/v1/events");
-    assert!(events.contains("repaired"), "{events}");
+    // The event is recorded once the push that repaired the file returned, so it can trail
+    // the file by a moment.
+    d.eventually("a repaired event", || {
+        d.get("/api/v1/events").contains("repaired")
+    });
 
     // Promotion: 1.3.0 becomes the primary, 1.2.0 archived.
     r.repo.edit(

@@ -13,7 +13,9 @@ use std::path::Path;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The model whose change you approve (with VERSION; omit both with --policy).
     pub model: Option<String>,
+    /// The version whose change you approve.
     pub version: Option<String>,
     /// The stage being approved.
     #[arg(long)]

@@ -71,30 +71,65 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the whole registry at a revision against schema and invariants.
+    #[command(
+        after_help = "Examples:\n  baton validate\n  baton validate --rev origin/main --format json"
+    )]
     Validate(validate::Args),
     /// Judge the change base...head against the registry's gates.
+    #[command(
+        after_help = "Examples:\n  baton check --base main --head HEAD\n  baton check --base origin/main --format markdown > verdict.md\n  baton check --base origin/main --github acme/registry --pr 42 --comment --status"
+    )]
     Check(check::Args),
     /// Desired (and, with --state-dir, deployed) state per environment and model.
+    #[command(
+        after_help = "Examples:\n  baton status\n  baton status --state-dir .git/baton --format json"
+    )]
     Status(status::Args),
     /// The audit trail of a model: every stage transition with commit, author, date.
+    #[command(
+        after_help = "Examples:\n  baton history fraud-detector\n  baton history fraud-detector --version 4"
+    )]
     History(history::Args),
     /// Register a new model version (computes sha256 and size) in the first stage.
+    #[command(
+        after_help = "Examples:\n  baton register fraud-detector --artifact artifacts/fraud-detector/6/model.onnx --metrics metrics.json\n  baton register fraud-detector --artifact artifacts/fraud-detector/6 --artifact-format mlflow\n  baton register fraud-detector --artifact model.onnx --evidence bias-audit=audit.yaml"
+    )]
     Register(register::Args),
     /// Edit manifests to promote a version to a stage.
+    #[command(
+        after_help = "Examples:\n  baton promote fraud-detector 4 --to staging --commit --branch promote-fraud-detector-4\n  baton promote fraud-detector 4 --to production --traffic 10 --commit"
+    )]
     Promote(promote::Args),
     /// Make a signed approval commit for a promotion.
+    #[command(
+        after_help = "Examples:\n  baton approve fraud-detector 4 --stage production\n  baton approve --policy"
+    )]
     Approve(approve::Args),
     /// Revert the commit that put an environment's current version in place.
+    #[command(after_help = "Examples:\n  baton rollback fraud-detector --env production --commit")]
     Rollback(rollback::Args),
     /// Run the controller: watch, re-check and reconcile deployments.
+    #[command(
+        after_help = "Examples:\n  baton serve --path registry-example\n  baton serve --once\n  baton serve --url git@github.com:acme/registry.git --branch main --state-dir /var/lib/baton"
+    )]
     Serve(serve::Args),
     /// Scaffold a new registry: policy, an example model, your SSH key as signer.
+    #[command(
+        after_help = "Examples:\n  baton init my-registry\n  baton init --key ~/.ssh/id_ed25519.pub --email alice@example.com ."
+    )]
     Init(init::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  baton completions bash > ~/.local/share/bash-completion/completions/baton\n  baton completions zsh > \"${fpath[1]}/_baton\"\n  baton completions fish > ~/.config/fish/completions/baton.fish"
+    )]
     Completions(completions::Args),
     /// Print the man page (roff) of baton and every verb.
+    #[command(after_help = "Examples:\n  baton man > baton.1 && man ./baton.1")]
     Man(completions::ManArgs),
     /// Print the JSON Schema of baton.yaml, model.yaml and version manifests (for editors).
+    #[command(
+        after_help = "Examples:\n  baton schema\n  baton schema version\n  baton schema --out docs/schema"
+    )]
     Schema(schema::Args),
 }
 
@@ -163,5 +198,49 @@ fn restore_sigpipe() {
     // SAFETY: resetting a signal disposition to its default at startup, before any threads.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::{CommandFactory, Parser};
+
+    /// Every `Examples:` line of every verb's `--help` parses as written (up to a redirection):
+    /// an example that names a flag that does not exist fails here, not in a user's shell.
+    #[test]
+    fn every_verb_has_examples_that_parse() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let examples: Vec<&str> = help
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("baton "))
+                .collect();
+            assert!(
+                !examples.is_empty(),
+                "`baton {}` has no examples",
+                sub.get_name()
+            );
+            for a in sub.get_positionals() {
+                assert!(
+                    a.get_help().is_some(),
+                    "`baton {}`: positional {} is not described",
+                    sub.get_name(),
+                    a.get_id()
+                );
+            }
+            for ex in examples {
+                let line = ex.split(['>', '&']).next().unwrap();
+                let args = std::iter::once("baton")
+                    .chain(line.split_whitespace().map(|a| a.trim_matches('"')));
+                if let Err(e) = Cli::try_parse_from(args) {
+                    panic!("example `baton {ex}` does not parse: {e}");
+                }
+            }
+        }
     }
 }

@@ -11,7 +11,9 @@ use serde_json::json;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The model to promote (its folder name under `models/`).
     pub model: String,
+    /// The version to promote (its `version:` label).
     pub version: String,
     /// Target stage.
     #[arg(long)]

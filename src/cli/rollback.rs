@@ -9,6 +9,7 @@ use serde_json::json;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The model to roll back.
     pub model: String,
     /// The environment to roll back.
     #[arg(long)]
