@@ -1,8 +1,8 @@
 //! The controller's verification hooks (docs/verification.md): start a verification after a
 //! deploy, hold or contain in the intent, measure what is due, contain and roll back.
 //!
-//! A child module of `controller` (declared there with `#[path]`) so the hooks stay out of
-//! the reconcile code and reach the controller's state directly.
+//! The stage hooks verification adds to a pass; a child module of `controller` so they
+//! reach the controller's state directly.
 
 use super::{Controller, Event, EventKind, Release, SwitchKind};
 use crate::daemon::artifact::Fetcher;

@@ -1,0 +1,293 @@
+//! One reconcile pass, level-triggered: read the branch head, re-check what landed (per-model
+//! holds), derive each environment's intent, plan against the target, apply, and publish.
+
+use super::artifact::remote::Remote;
+use super::artifact::{ArtifactLimits, TreeCache};
+use super::events::{Event, EventKind, EventLog};
+use super::metrics::Metrics;
+use super::notify::Notifier;
+use super::plan::SwitchKind;
+use super::release::Release;
+use super::state::{PersistedState, StateDir, StateError};
+use super::target::Target;
+use super::view::StatusView;
+use crate::check;
+use crate::diag::Diagnostic;
+use crate::manifest::policy::TargetSpec;
+use crate::manifest::Policy;
+use crate::registry::Store;
+use crate::repo::RepoError;
+use chrono::Utc;
+use git2::Repository;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+mod admit;
+mod apply;
+mod desired;
+mod source;
+mod status;
+mod verify;
+
+pub use apply::backoff;
+use desired::{Effective, EffectiveKey};
+
+/// Errors that end a reconcile pass early; the pass is retried with backoff.
+#[derive(Debug, Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("branch `{0}` not found in the repository")]
+    NoBranch(String),
+    #[error("--trust {rev}: that commit is not on branch {branch} (it must be the head or one of its ancestors)")]
+    TrustNotOnBranch { rev: String, branch: String },
+}
+
+/// How the controller was started.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// The repository read (the watched one, or the clone of `--url`).
+    pub repo: PathBuf,
+    pub branch: String,
+    /// `--path`.
+    pub path: Option<String>,
+    pub interval: Duration,
+    pub trust: Option<String>,
+    /// Timeout of artifact downloads.
+    pub fetch_timeout: Duration,
+    /// `--github owner/repo`: count the reviews of the pull request each commit came from.
+    pub github: Option<crate::check::GithubSource>,
+    /// Size caps and `file://` roots of artifact reads.
+    pub artifacts: ArtifactLimits,
+    /// `--public-url`: where people reach the dashboard (links in notifications).
+    pub public_url: Option<String>,
+    /// `--signing-key` and `--url`: how a verification's rollback is written (docs/verification.md).
+    pub rollback: super::verify::rollback::RollbackConfig,
+}
+
+/// The result of one pass.
+#[derive(Debug, Clone, Default)]
+pub struct PassOutcome {
+    /// Some switch failed (will be retried).
+    pub failed: bool,
+    /// A stop was requested between steps.
+    pub interrupted: bool,
+}
+
+pub struct Controller {
+    cfg: ControllerConfig,
+    repo: Repository,
+    /// The registries of this pass by commit (each loaded once), over the loader's caches.
+    store: Store,
+    /// The gates engine, keeping its caches between heads.
+    judge: check::Judge,
+    dir: StateDir,
+    state: PersistedState,
+    targets: BTreeMap<String, (TargetSpec, Box<dyn Target>)>,
+    /// Located errors of the last head.
+    errors: Vec<Diagnostic>,
+    /// When each head was first seen, for commit-to-deployed latency.
+    seen: Option<(String, Instant)>,
+    stop: Arc<AtomicBool>,
+    pub events: EventLog,
+    pub metrics: Metrics,
+    pub status: Arc<StatusView>,
+    cache: Option<(EffectiveKey, Arc<Policy>, Arc<Effective>)>,
+    /// What the head says (for status), per head.
+    head_cache: Option<(String, Option<Arc<Effective>>)>,
+    /// Git tree listings for artifact reads, kept for one pass.
+    trees: TreeCache,
+    /// Object-store clients for s3:// and gs:// artifacts, built once per bucket.
+    remote: Remote,
+    /// Fingerprint of the state as last written, to skip writing an unchanged state.json.
+    saved: Option<u64>,
+    /// The last admission: new commits judged and how long it took (benchmarks).
+    last_admission: Option<(usize, Duration)>,
+}
+
+fn short(c: &str) -> &str {
+    &c[..c.len().min(10)]
+}
+
+impl Controller {
+    /// Open the repository and the (locked) state dir.
+    pub fn new(
+        cfg: ControllerConfig,
+        dir: StateDir,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, ControllerError> {
+        // libgit2's object cache is bounded (crate::gitopts): the big `models/` trees a pass
+        // reads several times stay parsed, the rest of the registry's trees are evicted.
+        crate::gitopts::init();
+        let repo = crate::repo::open(&cfg.repo)?;
+        let state = dir.load()?.unwrap_or_default();
+        let mut events = EventLog::open(&dir.events_path()).map_err(|e| StateError::Io {
+            path: dir.events_path(),
+            source: e,
+        })?;
+        let metrics = Metrics::default();
+        events.notifier = Some(Notifier::new(cfg.public_url.clone(), metrics.clone()));
+        Ok(Controller {
+            remote: Remote::new(cfg.fetch_timeout),
+            cfg,
+            repo,
+            store: Store::new(),
+            judge: check::Judge::new(),
+            dir,
+            state,
+            targets: BTreeMap::new(),
+            errors: Vec::new(),
+            seen: None,
+            stop,
+            events,
+            metrics,
+            status: Arc::new(StatusView::default()),
+            cache: None,
+            head_cache: None,
+            trees: Default::default(),
+            saved: None,
+            last_admission: None,
+        })
+    }
+
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.dir.root
+    }
+
+    /// Registries loaded so far (one per commit and pass), for tests.
+    pub fn registry_loads(&self) -> usize {
+        self.store.loads
+    }
+
+    /// One full pass. Errors leave the state as it was; the caller retries with backoff.
+    pub fn reconcile(&mut self) -> Result<PassOutcome, ControllerError> {
+        let started = Instant::now();
+        self.store.begin_pass();
+        let head_oid = self.head()?;
+        let head = head_oid.to_string();
+        let now = Utc::now();
+        if self.state.head.is_none() {
+            self.start_from_trusted(head_oid)?;
+        }
+        if self.seen.as_ref().map(|s| &s.0) != Some(&head) {
+            self.seen = Some((head.clone(), Instant::now()));
+        }
+        self.configure_notifier()?;
+        if self.state.head.as_deref() != Some(head.as_str())
+            || !self.state.held.is_empty()
+            || !self.state.policy_pending.is_empty()
+            || self.state.diverged.is_some()
+        {
+            self.recheck(head_oid, now)?;
+        }
+        let accepted = self.state.head.clone().unwrap_or_else(|| head.clone());
+        let (policy, effective) = self.effective()?;
+        if let Some(n) = &mut self.events.notifier {
+            n.configure(&policy);
+        }
+        let mut outcome = PassOutcome::default();
+        let mut envs = Vec::new();
+        // Without holds the effective state is what the accepted head says: share it.
+        let head_desired = if self.state.held.is_empty() && self.state.policy_commit == accepted {
+            self.head_cache = None;
+            Some(effective.clone())
+        } else {
+            self.head_desired(&accepted)?
+        };
+        for (env, spec) in policy.environments.iter() {
+            // The target's config is validated again here (validation refuses a bad one too):
+            // nothing is deployed outside deploy/ or to a malformed destination.
+            if let Err(e) = self.ensure_target(env, &spec.target) {
+                outcome.failed = true;
+                self.events
+                    .push(Event::new(EventKind::Failed, format!("{env}: {e}")).env(env));
+                continue;
+            }
+            let none = BTreeMap::new();
+            let wanted = effective.get(env).unwrap_or(&none);
+            let verified = self.verify_intent(env, wanted);
+            let wanted = verified.as_ref().unwrap_or(wanted);
+            let mut observed = self.apply_env(env, spec, wanted, now, &mut outcome);
+            if self.verify_env(env, &spec.stage, now) {
+                if let Ok(o) = self.target(env).observe() {
+                    observed = o;
+                }
+            }
+            let hd = head_desired
+                .as_ref()
+                .and_then(|d| d.get(env))
+                .unwrap_or(wanted);
+            let mut view = self.env_view(env, &spec.stage, hd, &observed);
+            self.verify_view(&mut view);
+            envs.push(view);
+            if outcome.interrupted {
+                break;
+            }
+        }
+        self.trees.borrow_mut().clear();
+        let failed = self
+            .events
+            .notifier
+            .as_ref()
+            .map(|n| n.take_failures())
+            .unwrap_or_default();
+        for e in failed {
+            self.events.push(e);
+        }
+        if self.publish(envs, now) {
+            self.dir.save_status(&*self.status)?;
+        }
+        let fp = super::state::fingerprint(&self.state);
+        if self.saved != Some(fp) {
+            self.dir.save(&self.state)?;
+            self.saved = Some(fp);
+        }
+        self.metrics.reconciles_total.inc();
+        self.metrics
+            .reconcile_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(outcome)
+    }
+
+    /// Mark ready (after the first full pass) and persist the status.
+    pub fn set_ready(&mut self) {
+        Arc::make_mut(&mut self.status).ready = true;
+        self.metrics.ready.set(1);
+        let _ = self.dir.save_status(&*self.status);
+    }
+
+    /// The last admission: how many new commits it judged and how long that took.
+    pub fn last_admission(&self) -> Option<(usize, Duration)> {
+        self.last_admission
+    }
+
+    /// Every environment's target root, for the startup message.
+    pub fn deploy_dir(&self) -> PathBuf {
+        self.dir.deploy_dir()
+    }
+
+    /// Start again from `state.json` after a pass panicked: the in-memory state may be half
+    /// updated (holds taken out, caches half filled), the file is the last consistent state.
+    /// Like a restart, the next pass re-judges from there and repairs the targets.
+    pub fn recover(&mut self) -> Result<(), ControllerError> {
+        self.state = self.dir.load()?.unwrap_or_default();
+        self.store = Store::new();
+        self.judge = check::Judge::new();
+        self.targets.clear();
+        self.errors.clear();
+        self.seen = None;
+        self.cache = None;
+        self.head_cache = None;
+        self.trees = Default::default();
+        self.saved = None;
+        Ok(())
+    }
+}
