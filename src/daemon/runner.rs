@@ -1,14 +1,13 @@
-//! The controller thread's loop: woken by ref writes, webhooks, the resync timer and the
-//! controller's own next wake-up; coalesces, skips unchanged heads, backs off, recovers, stops.
+//! The controller thread's loop: woken by ref writes, webhooks, and the [`Action`] each pass
+//! returns (resync or the next wake-up); coalesces, skips unchanged heads, backs off, recovers.
 //!
 //! [`run`] is generic over [`Reconciler`] so the loop's policy is tested without a repository;
 //! [`Live`] is the real one (the [`Controller`], `git fetch` for `--url`, publishing for HTTP).
 
-use super::controller::{backoff, Controller, ControllerError};
+use super::controller::{Action, Controller, ControllerError};
 use super::events::{Event, EventKind};
 use super::http::Shared;
 use super::watch::{self, Trigger, WatchError};
-use chrono::{DateTime, Utc};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,9 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
-/// Sleep this much past a wake-up moment, so the pass sees it as reached.
-pub const WAKE_SLACK: Duration = Duration::from_millis(50);
-
 /// What the loop drives: one pass, and what it needs around it.
 pub trait Reconciler {
     type Error: std::fmt::Display;
@@ -27,10 +23,8 @@ pub trait Reconciler {
     fn head(&self) -> Option<String>;
     /// Refresh the clone (`--url`); nothing for a local repository.
     fn fetch(&mut self) -> Result<(), Self::Error>;
-    /// One full pass.
-    fn reconcile(&mut self) -> Result<(), Self::Error>;
-    /// The earliest moment still ahead at which a pass can change something by itself.
-    fn next_wakeup(&self) -> Option<DateTime<Utc>>;
+    /// One full pass; says when the next one should run.
+    fn reconcile(&mut self) -> Result<Action, Self::Error>;
     /// Forget what memory holds after a pass panicked; start again from what is on disk.
     fn recover(&mut self) -> Result<(), Self::Error>;
     /// Record a failure of the loop (a `failed` event, counted in the metrics).
@@ -44,7 +38,7 @@ pub trait Reconciler {
 /// How the loop was configured.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    /// `--interval`: one resync per interval between events; the base of the backoff.
+    /// `--interval`: the base of the backoff, and how often `--url` is fetched.
     pub interval: Duration,
     /// `--url`: fetch before every resync.
     pub remote: bool,
@@ -56,7 +50,7 @@ pub struct Wake {
     pub stop: bool,
     pub fetch: bool,
     pub changed: bool,
-    /// The sleep ran out (resync or a controller wake-up), or a pass was asked for
+    /// The sleep ran out (the pass's [`Action`]), or a pass was asked for
     /// ([`Trigger::Pass`]): run one whatever the head.
     pub timer: bool,
 }
@@ -72,25 +66,6 @@ impl Wake {
     }
 }
 
-/// How long to sleep: until the next resync, or until the controller's wake-up moment (plus
-/// [`WAKE_SLACK`]) when that comes first. A wake-up already past is ignored (the pass that just
-/// ran saw it), so a stale moment never makes the loop spin.
-pub fn sleep_for(
-    now: Instant,
-    next_resync: Instant,
-    wakeup: Option<DateTime<Utc>>,
-    now_utc: DateTime<Utc>,
-) -> Duration {
-    let resync = next_resync.saturating_duration_since(now);
-    match wakeup.filter(|w| *w > now_utc) {
-        Some(w) => {
-            let until = (w - now_utc).to_std().unwrap_or_default() + WAKE_SLACK;
-            resync.min(until)
-        }
-        None => resync,
-    }
-}
-
 /// The text of a panic payload.
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
@@ -103,17 +78,18 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Run passes until a [`Trigger::Stop`], `stop`, or every sender is gone. The first pass runs
-/// at once. Then a pass runs when the resync interval ran out, the controller's next wake-up
-/// came, a fetch was asked for, or a ref write moved the branch head (a write that leaves the
-/// head where the last pass saw it runs nothing). A failed or panicking pass is recorded and
-/// retried after [`backoff`]; a panic first resets the reconciler from disk.
+/// at once. Then a pass runs when the last pass's [`Action`] says (resync or a wake-up), a
+/// fetch was asked for, or a ref write moved the branch head (a write that leaves the head
+/// where the last pass saw it runs nothing). A failed or panicking pass is recorded and
+/// retried per [`Action::error_policy`]; a panic first resets the reconciler from disk.
 pub fn run<R: Reconciler>(r: &mut R, rx: &Receiver<Trigger>, stop: &AtomicBool, s: Settings) {
     let mut errors = 0u32;
     let mut last_head: Option<String> = None;
     let mut next_resync = Instant::now();
+    let mut next_pass = Instant::now();
     let mut first = true;
     loop {
-        let wait = sleep_for(Instant::now(), next_resync, r.next_wakeup(), Utc::now());
+        let wait = next_pass.saturating_duration_since(Instant::now());
         let mut wake = Wake::default();
         match rx.recv_timeout(wait) {
             Ok(t) => wake.add(t),
@@ -142,9 +118,9 @@ pub fn run<R: Reconciler>(r: &mut R, rx: &Receiver<Trigger>, stop: &AtomicBool, 
         };
         first = false;
         let outcome = catch_unwind(AssertUnwindSafe(|| r.reconcile()));
-        let failure = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("reconcile: {e}")),
+        let result: Result<Action, String> = match outcome {
+            Ok(Ok(action)) => Ok(action),
+            Ok(Err(e)) => Err(format!("reconcile: {e}")),
             Err(p) => {
                 let msg = panic_message(&*p);
                 let reset = match catch_unwind(AssertUnwindSafe(|| r.recover())) {
@@ -154,25 +130,26 @@ pub fn run<R: Reconciler>(r: &mut R, rx: &Receiver<Trigger>, stop: &AtomicBool, 
                 };
                 // Judge the head again from the reloaded state.
                 last_head = None;
-                Some(format!("reconcile panicked: {msg}; {reset}"))
+                Err(format!("reconcile panicked: {msg}; {reset}"))
             }
         };
-        let wait = match failure {
-            None => {
+        let (action, resync) = match result {
+            Ok(action) => {
                 errors = 0;
-                s.interval
+                (action, s.interval)
             }
-            Some(msg) => {
+            Err(msg) => {
                 errors += 1;
-                let wait = backoff(s.interval, errors);
+                let action = Action::error_policy(s.interval, errors);
                 r.failed(format!(
                     "{msg} (retry in {})",
-                    humantime::format_duration(wait)
+                    humantime::format_duration(action.requeue_after)
                 ));
-                wait
+                (action, action.requeue_after)
             }
         };
-        next_resync = Instant::now() + wait;
+        next_pass = Instant::now() + action.requeue_after;
+        next_resync = Instant::now() + resync;
         r.publish();
         if stop.load(Ordering::SeqCst) {
             break;
@@ -236,20 +213,16 @@ impl Reconciler for Live {
         }
     }
 
-    fn reconcile(&mut self) -> Result<(), LiveError> {
+    fn reconcile(&mut self) -> Result<Action, LiveError> {
         // Alerts from `POST /hooks/alertmanager`, handled by this pass (docs/verification.md).
         self.ctrl.verify_alerts(self.shared.alerts.inbox.drain());
         let r = self.ctrl.reconcile();
         trim_heap();
-        r?;
+        let outcome = r?;
         if !self.ctrl.status.ready {
             self.ctrl.set_ready();
         }
-        Ok(())
-    }
-
-    fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        self.ctrl.next_wakeup()
+        Ok(outcome.action)
     }
 
     fn recover(&mut self) -> Result<(), LiveError> {
@@ -294,7 +267,8 @@ mod tests {
         passes: usize,
         panic_on_pass: Option<usize>,
         fail_on_pass: Option<usize>,
-        wakeup: Option<DateTime<Utc>>,
+        /// What each pass returns, in order; then an hour.
+        requeue: Vec<Duration>,
         recovered: usize,
         failures: Vec<String>,
         published: usize,
@@ -313,7 +287,7 @@ mod tests {
         fn fetch(&mut self) -> Result<(), String> {
             Ok(())
         }
-        fn reconcile(&mut self) -> Result<(), String> {
+        fn reconcile(&mut self) -> Result<Action, String> {
             let mut s = self.0.lock().unwrap();
             s.passes += 1;
             let n = s.passes;
@@ -324,10 +298,12 @@ mod tests {
             if s.fail_on_pass == Some(n) {
                 return Err("branch `main` not found".into());
             }
-            Ok(())
-        }
-        fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-            self.0.lock().unwrap().wakeup
+            let requeue_after = if s.requeue.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                s.requeue.remove(0)
+            };
+            Ok(Action { requeue_after })
         }
         fn recover(&mut self) -> Result<(), String> {
             self.0.lock().unwrap().recovered += 1;
@@ -441,46 +417,22 @@ mod tests {
     }
 
     #[test]
-    fn the_controllers_wakeup_comes_before_the_interval() {
+    fn the_next_pass_runs_when_the_last_action_says() {
         let hour = Duration::from_secs(3600);
         let (seen, tx, h) = start(
             Seen {
                 head: "a".into(),
-                wakeup: Some(Utc::now() + chrono::Duration::milliseconds(200)),
+                requeue: vec![Duration::from_millis(200), Duration::ZERO],
                 ..Default::default()
             },
             hour,
         );
-        eventually(&seen, "a second pass at the wake-up", |s| s.passes == 2);
-        // Past wake-ups are ignored: no further pass within the hour.
+        // 200 ms after the first pass, then at once, then an hour.
+        eventually(&seen, "the third pass", |s| s.passes == 3);
         std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(seen.lock().unwrap().passes, 2);
+        assert_eq!(seen.lock().unwrap().passes, 3);
         tx.send(Trigger::Stop).unwrap();
         h.join().unwrap();
-    }
-
-    #[test]
-    fn sleep_is_the_earlier_of_resync_and_a_future_wakeup() {
-        let now = Instant::now();
-        let utc = Utc::now();
-        let resync = now + Duration::from_secs(30);
-        assert_eq!(sleep_for(now, resync, None, utc), Duration::from_secs(30));
-        let soon = utc + chrono::Duration::seconds(2);
-        assert_eq!(
-            sleep_for(now, resync, Some(soon), utc),
-            Duration::from_secs(2) + WAKE_SLACK
-        );
-        let late = utc + chrono::Duration::seconds(90);
-        assert_eq!(
-            sleep_for(now, resync, Some(late), utc),
-            Duration::from_secs(30)
-        );
-        let past = utc - chrono::Duration::seconds(5);
-        assert_eq!(
-            sleep_for(now, resync, Some(past), utc),
-            Duration::from_secs(30)
-        );
-        assert_eq!(sleep_for(resync, now, None, utc), Duration::ZERO);
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Controller {
                 state_dir: &self.dir.root,
                 read_only: false,
             };
-            let t = target::from_spec(env, spec, &cx)?;
+            let t = (self.build_target)(env, spec, &cx)?;
             self.targets.insert(env.to_owned(), (spec.clone(), t));
         }
         Ok(())
@@ -204,10 +204,11 @@ impl Controller {
                         trees: &self.trees,
                         limits: &self.cfg.artifacts,
                     };
+                    let at = (self.clock)();
                     let t = &mut self.targets.get_mut(env).expect("target built").1;
                     let result = t
                         .stage(&release, &fetcher)
-                        .and_then(|()| t.switch(&release, Utc::now()));
+                        .and_then(|()| t.switch(&release, at));
                     match result {
                         Ok(switched) => applied.push(Applied::Switched {
                             model,
@@ -344,11 +345,10 @@ impl Controller {
             .version(&p.version)
             .commit(&release.commit),
         );
+        let at = self.now();
         let t = self.target(env);
         let back = match &switched.previous {
-            Some(prev) => t
-                .switch(&prev.release, Utc::now())
-                .map(|_| prev.release.label()),
+            Some(prev) => t.switch(&prev.release, at).map(|_| prev.release.label()),
             None => t.undeploy(model).map(|_| "nothing".to_owned()),
         };
         match back {

@@ -9,7 +9,7 @@ use super::notify::Notifier;
 use super::plan::SwitchKind;
 use super::release::Release;
 use super::state::{PersistedState, StateDir, StateError};
-use super::target::Target;
+use super::target::{self, Target, TargetError};
 use super::view::StatusView;
 use crate::check;
 use crate::diag::Diagnostic;
@@ -17,7 +17,7 @@ use crate::manifest::policy::TargetSpec;
 use crate::manifest::Policy;
 use crate::registry::Store;
 use crate::repo::RepoError;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use git2::Repository;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -73,13 +73,56 @@ pub struct ControllerConfig {
     pub rollback: super::verify::rollback::RollbackConfig,
 }
 
+/// Where the controller reads the time: the wall clock, or a clock a test moves.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// What the runner does after a pass (kube-runtime's `Action`): the next pass runs after
+/// `requeue_after` unless a trigger (a ref write, a webhook, an alert) comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    pub requeue_after: Duration,
+}
+
+/// Sleep this much past a wake-up moment, so the pass then sees it as reached.
+pub const WAKE_SLACK: Duration = Duration::from_millis(50);
+
+impl Action {
+    /// After a pass that started at `started`: the next resync (`interval`), or the earliest
+    /// wake-up moment, when that comes first. A moment at or before `started` was seen by the
+    /// pass and is ignored (it cannot make the loop spin); one that came while the pass ran
+    /// requeues at once.
+    pub fn after_pass(
+        interval: Duration,
+        wakeup: Option<DateTime<Utc>>,
+        started: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Action {
+        let until = wakeup
+            .filter(|w| *w > started)
+            .map(|w| (w - now).to_std().unwrap_or_default() + WAKE_SLACK);
+        Action {
+            requeue_after: until.map_or(interval, |u| u.min(interval)),
+        }
+    }
+
+    /// The one error policy: a pass that failed (or panicked) `attempts` times in a row runs
+    /// again after [`backoff`].
+    pub fn error_policy(interval: Duration, attempts: u32) -> Action {
+        Action {
+            requeue_after: backoff(interval, attempts),
+        }
+    }
+}
+
 /// The result of one pass.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PassOutcome {
     /// Some switch failed (will be retried).
     pub failed: bool,
     /// A stop was requested between steps.
     pub interrupted: bool,
+    /// When the next pass should run.
+    pub action: Action,
 }
 
 pub struct Controller {
@@ -111,7 +154,18 @@ pub struct Controller {
     saved: Option<u64>,
     /// The last admission: new commits judged and how long it took (benchmarks).
     last_admission: Option<(usize, Duration)>,
+    /// The time source of judging, holds, retries and verification.
+    clock: Clock,
+    /// How targets are built from their config (tests build fakes).
+    build_target: TargetBuilder,
 }
+
+/// Builds an environment's target from its validated config.
+pub type TargetBuilder = Arc<
+    dyn Fn(&str, &TargetSpec, &target::BuildContext) -> Result<Box<dyn Target>, TargetError>
+        + Send
+        + Sync,
+>;
 
 fn short(c: &str) -> &str {
     &c[..c.len().min(10)]
@@ -155,7 +209,26 @@ impl Controller {
             trees: Default::default(),
             saved: None,
             last_admission: None,
+            clock: Arc::new(Utc::now),
+            build_target: Arc::new(|env, spec, cx| target::from_spec(env, spec, cx)),
         })
+    }
+
+    /// Read the time from `clock` instead of the wall clock (tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Build targets with `build` instead of from their kind (tests use a fake target).
+    pub fn with_targets(mut self, build: TargetBuilder) -> Self {
+        self.build_target = build;
+        self
+    }
+
+    /// The controller's clock.
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
     }
 
     pub fn state_dir(&self) -> &std::path::Path {
@@ -173,7 +246,7 @@ impl Controller {
         self.store.begin_pass();
         let head_oid = self.head()?;
         let head = head_oid.to_string();
-        let now = Utc::now();
+        let now = self.now();
         if self.state.head.is_none() {
             self.start_from_trusted(head_oid)?;
         }
@@ -193,7 +266,13 @@ impl Controller {
         if let Some(n) = &mut self.events.notifier {
             n.configure(&policy);
         }
-        let mut outcome = PassOutcome::default();
+        let mut outcome = PassOutcome {
+            failed: false,
+            interrupted: false,
+            action: Action {
+                requeue_after: self.cfg.interval,
+            },
+        };
         let mut envs = Vec::new();
         // Without holds the effective state is what the accepted head says: share it.
         let head_desired = if self.state.held.is_empty() && self.state.policy_commit == accepted {
@@ -254,6 +333,8 @@ impl Controller {
         self.metrics
             .reconcile_seconds
             .observe(started.elapsed().as_secs_f64());
+        outcome.action =
+            Action::after_pass(self.cfg.interval, self.next_wakeup(now), now, self.now());
         Ok(outcome)
     }
 
@@ -289,5 +370,40 @@ impl Controller {
         self.trees = Default::default();
         self.saved = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_action_is_the_earlier_of_resync_and_a_wakeup_after_the_pass_started() {
+        let interval = Duration::from_secs(30);
+        let started = Utc::now();
+        let now = started + chrono::Duration::seconds(1);
+        let after = |w: Option<DateTime<Utc>>| Action::after_pass(interval, w, started, now);
+        assert_eq!(after(None).requeue_after, interval);
+        let soon = now + chrono::Duration::seconds(2);
+        assert_eq!(
+            after(Some(soon)).requeue_after,
+            Duration::from_secs(2) + WAKE_SLACK
+        );
+        let late = now + chrono::Duration::seconds(90);
+        assert_eq!(after(Some(late)).requeue_after, interval);
+        // Seen by the pass: ignored, so a stale moment never makes the loop spin.
+        assert_eq!(after(Some(started)).requeue_after, interval);
+        // Came while the pass ran: at once.
+        let during = started + chrono::Duration::milliseconds(500);
+        assert_eq!(after(Some(during)).requeue_after, WAKE_SLACK);
+    }
+
+    #[test]
+    fn the_error_policy_backs_off_to_five_minutes() {
+        let i = Duration::from_secs(2);
+        let waits: Vec<u64> = (1..=10)
+            .map(|n| Action::error_policy(i, n).requeue_after.as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
     }
 }

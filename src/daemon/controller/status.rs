@@ -176,9 +176,9 @@ impl Controller {
     /// The earliest moment still ahead at which a pass can change something without a new
     /// commit: a waiting hold's `until` (window opening, end of a soak), a failed switch's
     /// retry (`next_at`; health failures are not retried), a deploy window the status waits
-    /// for. The runner sleeps until then when it comes before the next resync.
-    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        let now = Utc::now();
+    /// for, a verification's next measurement. Only moments after `after` (the pass's start:
+    /// earlier ones the pass saw) count.
+    pub fn next_wakeup(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let holds = self.state.held.values().filter_map(|h| h.until);
         let retries = self
             .state
@@ -198,7 +198,7 @@ impl Controller {
             .chain(retries)
             .chain(windows)
             .chain(self.verify_wakeup())
-            .filter(|t| *t > now)
+            .filter(|t| *t > after)
             .min()
     }
 }

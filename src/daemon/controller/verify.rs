@@ -157,7 +157,7 @@ impl Controller {
                     .is_some_and(|r| vplan::runs(r, &v.version, &v.sha256))
         });
         // What is due when the measuring starts (the pass may have run a while since `now`).
-        let due_by = Utc::now().max(now);
+        let due_by = self.now().max(now);
         let due: Vec<usize> = self
             .state
             .verifications
@@ -176,6 +176,7 @@ impl Controller {
             let vs = &self.state.verifications;
             let spec = &spec;
             let cwd = &cwd;
+            let clock = &self.clock;
             std::thread::scope(|s| {
                 let handles: Vec<_> = chunk
                     .iter()
@@ -188,7 +189,7 @@ impl Controller {
                                 version: &v.version,
                                 baseline: v.baseline.as_deref(),
                             };
-                            (i, verify::measure(spec, &subject, cwd, Utc::now()))
+                            (i, verify::measure(spec, &subject, cwd, clock()))
                         })
                     })
                     .collect();
@@ -294,11 +295,12 @@ impl Controller {
             trees: &self.trees,
             limits: &self.cfg.artifacts,
         };
+        let at = (self.clock)();
         let t = &mut self.targets.get_mut(env).expect("target built").1;
         let result = match &instead {
             Some(r) if !r.same_content(&cur) => t
                 .stage(r, &fetcher)
-                .and_then(|()| t.switch(r, Utc::now()))
+                .and_then(|()| t.switch(r, at))
                 .map(|_| ()),
             Some(_) => Ok(()),
             None => t.undeploy(&v.model),
@@ -583,7 +585,7 @@ impl Controller {
     /// those (`verify_env`), so an overdue one (woken at once) cannot make the loop spin.
     pub(super) fn verify_wakeup(&self) -> Option<DateTime<Utc>> {
         let policy = &self.cache.as_ref()?.1;
-        let now = Utc::now();
+        let now = self.now();
         self.state
             .verifications
             .iter()
