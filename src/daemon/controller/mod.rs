@@ -210,7 +210,7 @@ impl Controller {
             saved: None,
             last_admission: None,
             clock: Arc::new(Utc::now),
-            build_target: Arc::new(|env, spec, cx| target::from_spec(env, spec, cx)),
+            build_target: Arc::new(target::from_spec),
         })
     }
 
