@@ -18,6 +18,7 @@ pub mod gate;
 pub mod health;
 pub mod http;
 pub mod inspect;
+pub mod intent;
 pub mod metrics;
 pub mod notify;
 pub mod plan;

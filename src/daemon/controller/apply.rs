@@ -6,6 +6,7 @@ use crate::daemon::artifact::Fetcher;
 use crate::daemon::events::Event;
 use crate::daemon::events::EventKind;
 use crate::daemon::health;
+use crate::daemon::intent;
 use crate::daemon::plan;
 use crate::daemon::plan::Step;
 use crate::daemon::plan::SwitchKind;
@@ -21,7 +22,6 @@ use crate::manifest::policy::TargetSpec;
 use chrono::DateTime;
 use chrono::Utc;
 use std::collections::BTreeMap;
-use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -108,47 +108,8 @@ impl Controller {
                 return BTreeMap::new();
             }
         };
-        let mut intent: BTreeMap<String, Release> = BTreeMap::new();
-        let mut names: BTreeSet<String> = wanted.keys().cloned().collect();
-        names.extend(observed.keys().cloned());
-        let mstates = self.state.environments.entry(env.to_owned()).or_default();
-        for m in names {
-            let ms = mstates.entry(m.clone()).or_default();
-            if ms.last_good.is_none() {
-                ms.last_good = observed
-                    .get(&m)
-                    .and_then(|o| o.record.as_ref())
-                    .map(|r| r.release.clone());
-            }
-            let desired = wanted.get(&m);
-            let same = match (desired, &ms.last_good) {
-                (Some(d), Some(g)) => d.same_content(g),
-                (None, None) => true,
-                _ => false,
-            };
-            let fp = desired
-                .map(|d| d.fingerprint())
-                .unwrap_or_else(|| "undeploy".into());
-            if same {
-                ms.failure = None;
-            }
-            // Deploy windows and every other gate were decided by admission; here only a
-            // failed switch of this same content keeps the old release (health: until the
-            // content changes; other errors: until the retry's backoff ends).
-            let keep_old = !same
-                && ms
-                    .failure
-                    .as_ref()
-                    .is_some_and(|f| f.fingerprint == fp && (f.health || now < f.next_at));
-            let chosen = if keep_old {
-                ms.last_good.as_ref()
-            } else {
-                desired
-            };
-            if let Some(r) = chosen {
-                intent.insert(m.clone(), r.clone());
-            }
-        }
+        let states = self.state.environments.entry(env.to_owned()).or_default();
+        let intent = intent::intent(wanted, &observed, states, now);
         let steps = plan::plan(&intent, &observed);
         if steps.is_empty() {
             return observed;
