@@ -140,7 +140,7 @@ fn world(n: usize) -> (StatusView, Registry, Vec<Entered>) {
                 desired: vec![vv("1", 90), vv("2", 10)],
                 deployed,
                 sync,
-                health: "healthy".into(),
+                health: baton::daemon::view::Health::Healthy,
                 reasons: if blocked {
                     vec![format!("{m}@2 -> production: approvals: 0 of 1 approval from owners (models/{m}/versions/2.yaml:3)")]
                 } else {
@@ -155,7 +155,7 @@ fn world(n: usize) -> (StatusView, Registry, Vec<Entered>) {
         if blocked {
             held.push(HeldView {
                 model: m.clone(),
-                kind: "blocked".into(),
+                kind: baton::daemon::gate::HoldKind::Blocked,
                 baseline: "ef".repeat(20),
                 reasons: vec![format!("{m}@2 -> production: approvals: 0 of 1 approval from owners (models/{m}/versions/2.yaml:3)")],
                 until: None,

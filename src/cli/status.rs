@@ -237,7 +237,7 @@ fn state_dir_alone(dir: &std::path::Path, format: Format, why: &str) -> Result<(
                 println!(
                     "held: {} {} at {}: {}",
                     h.model,
-                    h.kind,
+                    h.kind.as_str(),
                     short(&h.baseline),
                     h.reasons.join("; ")
                 );
@@ -282,7 +282,7 @@ fn print_environments(view: &baton::daemon::view::StatusView) {
                     label(&m.desired),
                     label(&m.deployed),
                     sync,
-                    m.health.clone(),
+                    m.health.as_str().into(),
                 ]
             })
             .collect();

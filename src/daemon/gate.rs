@@ -22,6 +22,15 @@ pub enum HoldKind {
     Waiting,
 }
 
+impl HoldKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldKind::Blocked => "blocked",
+            HoldKind::Waiting => "waiting",
+        }
+    }
+}
+
 /// The judgement of one model for one change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelVerdict {

@@ -2,7 +2,6 @@
 //! a revision, what each target runs on disk, and the daemon's own reasons from status.json;
 //! or the state dir alone, when there is no repository or its head does not parse.
 
-use super::gate::HoldKind;
 use super::plan::in_place;
 use super::release::{releases_of, Release};
 use super::state::{read_json, PersistedState, StateError};
@@ -47,10 +46,7 @@ pub fn from_state_dir(state_dir: &Path) -> Result<StatusView, StateError> {
             .into_iter()
             .map(|(model, h)| HeldView {
                 model,
-                kind: match h.kind {
-                    HoldKind::Blocked => "blocked".into(),
-                    HoldKind::Waiting => "waiting".into(),
-                },
+                kind: h.kind,
                 baseline: h.baseline,
                 reasons: h.reasons,
                 until: h.until,
@@ -145,9 +141,11 @@ pub fn merge(
                 desired: view::versions(d),
                 deployed: view::versions(rec.map(|r| &r.release)),
                 sync,
-                health: prior
-                    .map(|p| p.health.clone())
-                    .unwrap_or_else(|| if rec.is_some() { "healthy" } else { "unknown" }.into()),
+                health: prior.map(|p| p.health).unwrap_or(if rec.is_some() {
+                    view::Health::Healthy
+                } else {
+                    view::Health::Unknown
+                }),
                 reasons,
                 waiting_until,
                 deployed_commit: rec.map(|r| r.commit.clone()),

@@ -36,6 +36,28 @@ impl SyncStatus {
     }
 }
 
+/// Whether what an (environment, model) runs is healthy: the health axis, apart from sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// Deployed and passing its health check (or none is configured).
+    Healthy,
+    /// The last switch failed its health check; the previous version keeps serving.
+    Degraded,
+    /// Nothing deployed yet.
+    Unknown,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionView {
     pub version: String,
@@ -65,8 +87,7 @@ pub struct ModelView {
     /// What the target runs.
     pub deployed: Vec<VersionView>,
     pub sync: SyncStatus,
-    /// `healthy`, `degraded` or `unknown` (nothing deployed yet).
-    pub health: String,
+    pub health: Health,
     /// Why it is not synced (gates, errors, health output), one sentence each.
     #[serde(default)]
     pub reasons: Vec<String>,
@@ -94,8 +115,7 @@ pub struct EnvironmentView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldView {
     pub model: String,
-    /// `blocked` or `waiting`.
-    pub kind: String,
+    pub kind: crate::daemon::gate::HoldKind,
     pub baseline: String,
     pub reasons: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,12 +8,9 @@ use crate::daemon::plan;
 use crate::daemon::release::Release;
 use crate::daemon::state::ModelState;
 use crate::daemon::target::Observed;
-use crate::daemon::view;
-use crate::daemon::view::EnvironmentView;
-use crate::daemon::view::HeldView;
-use crate::daemon::view::ModelView;
-use crate::daemon::view::StatusView;
-use crate::daemon::view::SyncStatus;
+use crate::daemon::view::{
+    self, EnvironmentView, Health, HeldView, ModelView, StatusView, SyncStatus,
+};
 use chrono::DateTime;
 use chrono::Utc;
 use std::collections::BTreeMap;
@@ -77,11 +74,11 @@ impl Controller {
                 SyncStatus::OutOfSync
             };
             let health = if ms.failure.as_ref().is_some_and(|f| f.health) {
-                "degraded"
+                Health::Degraded
             } else if deployed.is_some() {
-                "healthy"
+                Health::Healthy
             } else {
-                "unknown"
+                Health::Unknown
             };
             let rec = obs.and_then(|o| o.record.as_ref());
             models.push(ModelView {
@@ -89,7 +86,7 @@ impl Controller {
                 desired: view::versions(desired),
                 deployed: view::versions(deployed),
                 sync,
-                health: health.into(),
+                health,
                 reasons,
                 waiting_until,
                 deployed_commit: rec.map(|r| r.commit.clone()),
@@ -126,7 +123,7 @@ impl Controller {
                             .collect::<Vec<_>>()
                             .join(","),
                         sync: m.sync.as_str().into(),
-                        health: m.health.clone(),
+                        health: m.health.as_str().into(),
                     })
                 })
                 .collect(),
@@ -151,10 +148,7 @@ impl Controller {
                 .iter()
                 .map(|(m, h)| HeldView {
                     model: m.clone(),
-                    kind: match h.kind {
-                        HoldKind::Blocked => "blocked".into(),
-                        HoldKind::Waiting => "waiting".into(),
-                    },
+                    kind: h.kind,
                     baseline: h.baseline.clone(),
                     reasons: h.reasons.clone(),
                     until: h.until,

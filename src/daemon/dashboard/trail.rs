@@ -71,7 +71,7 @@ pub fn trail(inp: &TrailInput, descends: &mut dyn FnMut(&str, &str) -> bool) -> 
         if is_offending {
             let h = held.expect("checked");
             outcomes.push(Outcome {
-                word: if h.kind == "waiting" {
+                word: if h.kind == crate::daemon::gate::HoldKind::Waiting {
                     "pending"
                 } else {
                     "blocked"
@@ -257,7 +257,7 @@ mod tests {
                         sha256: String::new(),
                     }],
                     sync: SyncStatus::Blocked,
-                    health: "healthy".into(),
+                    health: crate::daemon::view::Health::Healthy,
                     reasons: vec![],
                     waiting_until: None,
                     deployed_commit: Some(c(2)),
@@ -267,7 +267,7 @@ mod tests {
             }],
             held: vec![HeldView {
                 model: "m".into(),
-                kind: "blocked".into(),
+                kind: crate::daemon::gate::HoldKind::Blocked,
                 baseline: c(2),
                 reasons: vec!["approvals: 0 of 1".into()],
                 until: None,

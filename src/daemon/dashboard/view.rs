@@ -463,12 +463,12 @@ pub fn hold_view(h: &HeldView, commits: &HashMap<String, CommitMeta>, now: DateT
     let meta = h.offending.as_ref().and_then(|c| commits.get(c));
     let mut actions = Vec::new();
     if let Some(c) = &h.offending {
-        if h.kind == "blocked" {
+        if h.kind == crate::daemon::gate::HoldKind::Blocked {
             actions.push(format!("git revert {}", short(c)));
         }
     }
     Hold {
-        kind: h.kind.clone(),
+        kind: h.kind.as_str().into(),
         reasons: h.reasons.clone(),
         offending_short: h.offending.as_deref().map(short),
         offending: h.offending.clone(),
@@ -549,7 +549,7 @@ fn env_cell(
         desired,
         more: 0,
         sync: mv.sync.as_str().to_owned(),
-        health: mv.health.clone(),
+        health: mv.health.as_str().into(),
         since,
         soak,
         waiting_until: mv.waiting_until.map(when),
@@ -1150,7 +1150,7 @@ mod tests {
             desired: vv.clone(),
             deployed: vv,
             sync,
-            health: "healthy".into(),
+            health: crate::daemon::view::Health::Healthy,
             reasons: vec![],
             waiting_until: None,
             deployed_commit: Some("0123456789abcdef".into()),
@@ -1343,7 +1343,7 @@ mod tests {
         let mut st = status(2);
         st.held.push(HeldView {
             model: "m0001".into(),
-            kind: "blocked".into(),
+            kind: crate::daemon::gate::HoldKind::Blocked,
             baseline: "b".repeat(40),
             reasons: vec!["models/m0001/versions/2.yaml: approvals: 0 of 1".into()],
             until: None,
