@@ -1,5 +1,5 @@
 //! GitHub Actions workflow commands: one `::error file=…,line=…,title=…::…` annotation per
-//! failing gate, then a plain summary line.
+//! failing gate, a `::notice` for each transition that only waits for time, then a summary.
 
 use super::{name, summary};
 use crate::check::report::{CheckReport, Verdict};
@@ -46,6 +46,19 @@ pub fn render(r: &CheckReport) -> String {
         for v in t.verdicts.iter().filter(|v| !v.passed) {
             annotate(&mut out, v, &name(t));
         }
+        if let Some(at) = t.not_before {
+            let _ = writeln!(
+                out,
+                "::notice file={},title={}::{}",
+                prop(&t.file),
+                prop("baton check: waiting"),
+                data(&format!(
+                    "{}: only time gates fail; it passes from {} without a change",
+                    name(t),
+                    at.format("%Y-%m-%dT%H:%M:%SZ")
+                ))
+            );
+        }
     }
     for v in r.change.iter().filter(|v| !v.passed) {
         annotate(&mut out, v, "change");
@@ -62,4 +75,54 @@ pub fn render(r: &CheckReport) -> String {
         summary(r)
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::report::TransitionReport;
+    use crate::check::Rule;
+
+    #[test]
+    fn a_transition_that_only_waits_for_time_gets_a_notice() {
+        let at = "2026-11-30T08:00:00Z".parse().unwrap();
+        let r = CheckReport {
+            base: "main".into(),
+            merge_base: "a".repeat(40),
+            head: "b".repeat(40),
+            registry: ".".into(),
+            transitions: vec![TransitionReport {
+                model: "churn".into(),
+                version: "2".into(),
+                from: Some("staging".into()),
+                to: Some("production".into()),
+                file: "models/churn/versions/2.yaml".into(),
+                rollback: false,
+                verdicts: vec![Verdict {
+                    rule: Rule::Window,
+                    passed: false,
+                    reason: "window mon-fri 09:00-16:00 UTC is closed".into(),
+                    file: Some("baton.yaml".into()),
+                    line: Some(7),
+                    hint: None,
+                }],
+                not_before: Some(at),
+                open_until: None,
+            }],
+            change: vec![],
+            models: Default::default(),
+            errors: vec![],
+        };
+        let out = render(&r);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].starts_with("::error file=baton.yaml,line=7,"),
+            "{out}"
+        );
+        assert_eq!(
+            lines[1],
+            "::notice file=models/churn/versions/2.yaml,title=baton check%3A waiting::churn@2: only time gates fail; it passes from 2026-11-30T08:00:00Z without a change"
+        );
+        assert!(lines[2].starts_with("baton check: failed: "), "{out}");
+    }
 }
