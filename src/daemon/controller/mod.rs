@@ -374,7 +374,10 @@ impl Controller {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod action_tests {
     use super::*;
 
     #[test]
