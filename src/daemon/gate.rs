@@ -220,6 +220,32 @@ pub fn requires_holds(before: &Effective, after: &Effective) -> BTreeMap<String,
     out
 }
 
+/// The `requires` holds of a pass, run to a fixed point (pure, given `effective`): what would
+/// run under `held` is read again after each round of new holds ([`requires_holds`]), since
+/// holding one model can break what another needs. Each round only adds holds, made by `hold`
+/// from a model and its reasons, so it ends; models already held keep their hold.
+pub fn requires_fixed_point<H, E>(
+    before: &Effective,
+    held: &mut BTreeMap<String, H>,
+    mut effective: impl FnMut(&BTreeMap<String, H>) -> Result<std::sync::Arc<Effective>, E>,
+    mut hold: impl FnMut(&str, Vec<String>) -> H,
+) -> Result<(), E> {
+    loop {
+        let after = effective(held)?;
+        let fresh: Vec<(String, Vec<String>)> = requires_holds(before, &after)
+            .into_iter()
+            .filter(|(m, _)| !held.contains_key(m))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        for (m, reasons) in fresh {
+            let h = hold(&m, reasons);
+            held.insert(m, h);
+        }
+    }
+}
+
 /// Per model, the `requires` its releases name that their environment will not run.
 pub fn unmet_requires(
     envs: &BTreeMap<String, BTreeMap<String, Release>>,
@@ -373,5 +399,59 @@ mod tests {
         let u = unmet_requires(&envs);
         assert_eq!(u.len(), 1);
         assert!(u["fraud"][0].contains("enc@8"), "{:?}", u);
+    }
+
+    #[test]
+    fn requires_holds_cascade_to_a_fixed_point() {
+        use crate::daemon::release::test_release;
+        // a@2 needs b@2, b@2 needs c@2; c is held (its own gates failed) at c@1.
+        let rel = |m: &str, v: &str, c: char, needs: Option<(&str, &str)>| {
+            let mut r = test_release(m, &[(v, c, 100)]);
+            if let Some((d, dv)) = needs {
+                r.versions[0].requires.insert(d.into(), dv.into());
+            }
+            r
+        };
+        let env = |rs: Vec<Release>| -> Effective {
+            BTreeMap::from([(
+                "prod".to_owned(),
+                rs.into_iter().map(|r| (r.model.clone(), r)).collect(),
+            )])
+        };
+        let before = env(vec![
+            rel("a", "1", 'a', None),
+            rel("b", "1", 'b', None),
+            rel("c", "1", 'c', None),
+        ]);
+        let head = env(vec![
+            rel("a", "2", 'd', Some(("b", "2"))),
+            rel("b", "2", 'e', Some(("c", "2"))),
+            rel("c", "2", 'f', None),
+        ]);
+        let mut held: BTreeMap<String, Vec<String>> = BTreeMap::from([("c".into(), vec![])]);
+        let mut rounds = 0;
+        let r: Result<(), ()> = requires_fixed_point(
+            &before,
+            &mut held,
+            |h| {
+                rounds += 1;
+                // A held model runs what it ran before; the others what the head says.
+                let prod = head["prod"]
+                    .iter()
+                    .map(|(m, r)| {
+                        let src = if h.contains_key(m) { &before } else { &head };
+                        (m.clone(), src["prod"].get(m).unwrap_or(r).clone())
+                    })
+                    .collect();
+                Ok(std::sync::Arc::new(BTreeMap::from([("prod".into(), prod)])))
+            },
+            |_, reasons| reasons,
+        );
+        r.unwrap();
+        assert_eq!(held.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert!(held["b"][0].contains("needs c@2"), "{held:?}");
+        assert!(held["a"][0].contains("needs b@2"), "{held:?}");
+        assert_eq!(rounds, 3, "b, then a, then nothing new");
+        assert!(held["c"].is_empty(), "an existing hold is kept as it was");
     }
 }

@@ -192,30 +192,29 @@ impl Controller {
             }
         }
 
-        // `requires` both ways: hold whichever side is about to break a requirement.
-        for _ in 0..=self.state.held.len() + 64 {
-            let (_, after) = self.effective()?;
-            let fresh: Vec<(String, Vec<String>)> = gate::requires_holds(&before, &after)
-                .into_iter()
-                .filter(|(m, _)| !self.state.held.contains_key(m))
-                .collect();
-            if fresh.is_empty() {
-                break;
-            }
-            for (m, reasons) in fresh {
-                let h = Hold {
-                    baseline: before_baseline(&m),
-                    kind: HoldKind::Blocked,
-                    reasons,
-                    until: None,
-                    since: old.get(&m).map(|h| h.since).unwrap_or(now),
-                    offending: None,
-                    author: None,
-                    requires: true,
-                };
-                self.state.held.insert(m, h);
-            }
-        }
+        // `requires` both ways: hold whichever side is about to break a requirement, until
+        // no new hold appears (the effective state is read again with each round's holds).
+        let mut held = std::mem::take(&mut self.state.held);
+        let fixed = gate::requires_fixed_point(
+            &before,
+            &mut held,
+            |h| {
+                self.state.held = h.clone();
+                self.effective().map(|(_, e)| e)
+            },
+            |m, reasons| Hold {
+                baseline: before_baseline(m),
+                kind: HoldKind::Blocked,
+                reasons,
+                until: None,
+                since: old.get(m).map(|h| h.since).unwrap_or(now),
+                offending: None,
+                author: None,
+                requires: true,
+            },
+        );
+        self.state.held = held;
+        fixed?;
         self.hold_events(&old, &head_s);
         Ok(())
     }
