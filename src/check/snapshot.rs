@@ -125,17 +125,6 @@ impl<'r> Snapshot<'r> {
         self.models.as_ref()
     }
 
-    /// Names of the model folders, sorted.
-    pub fn model_names(&self) -> Vec<(String, Oid)> {
-        let Some(t) = &self.models else {
-            return Vec::new();
-        };
-        t.iter()
-            .filter(|e| e.kind() == Some(ObjectType::Tree))
-            .filter_map(|e| Some((e.name()?.to_owned(), e.id())))
-            .collect()
-    }
-
     /// Blob id of a registry-relative path.
     pub fn blob(&self, rel: &str) -> Option<Oid> {
         let e = self.tree.as_ref()?.get_path(Path::new(rel)).ok()?;

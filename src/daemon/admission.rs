@@ -377,12 +377,17 @@ fn judge_step(
 /// The model folder names under `models/` at `commit` (none when the folder is absent).
 fn model_names(repo: &Repository, commit: Oid, root: &str) -> Result<Vec<String>, git2::Error> {
     let tree = repo.find_commit(commit)?.tree()?;
-    let Ok(e) = tree.get_path(Path::new(&join(root, "models"))) else {
-        return Ok(Vec::new());
+    // No `models/` folder (or a file by that name) is a value: no models. A failed read is an
+    // error, never "no models" (which would hold nothing).
+    let e = match tree.get_path(Path::new(&join(root, "models"))) {
+        Ok(e) => e,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
     };
-    let Ok(models) = repo.find_tree(e.id()) else {
+    if e.kind() != Some(git2::ObjectType::Tree) {
         return Ok(Vec::new());
-    };
+    }
+    let models = repo.find_tree(e.id())?;
     Ok(models
         .iter()
         .filter_map(|e| e.name().map(str::to_owned))
