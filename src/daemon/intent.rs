@@ -61,20 +61,9 @@ pub fn intent(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::release::{test_release, DeploymentRecord};
+    use crate::daemon::release::test_release;
     use crate::daemon::state::Failure;
-
-    fn deployed(r: &Release) -> Observed {
-        Observed {
-            record: Some(std::sync::Arc::new(DeploymentRecord::new(
-                "prod",
-                r,
-                Utc::now(),
-            ))),
-            current: Some(r.primary().sha256.clone()),
-            drift: vec![],
-        }
-    }
+    use crate::daemon::target::test_deployed as deployed;
 
     fn failed(r: Option<&Release>, health: bool, next_at: DateTime<Utc>) -> Failure {
         Failure {

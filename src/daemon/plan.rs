@@ -171,19 +171,8 @@ fn dependency_order(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::release::{test_release, DeploymentRecord};
-
-    fn deployed(r: &Release) -> Observed {
-        Observed {
-            record: Some(std::sync::Arc::new(DeploymentRecord::new(
-                "prod",
-                r,
-                chrono::Utc::now(),
-            ))),
-            current: Some(r.primary().sha256.clone()),
-            drift: vec![],
-        }
-    }
+    use crate::daemon::release::test_release;
+    use crate::daemon::target::test_deployed as deployed;
 
     #[test]
     fn nothing_to_do_when_in_place() {

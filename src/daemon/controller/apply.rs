@@ -157,34 +157,20 @@ impl Controller {
                     release,
                     kind,
                     drift,
-                } => {
-                    let fetcher = Fetcher {
-                        repo: &self.repo,
-                        timeout: self.cfg.fetch_timeout,
-                        remote: &self.remote,
-                        trees: &self.trees,
-                        limits: &self.cfg.artifacts,
-                    };
-                    let at = (self.clock)();
-                    let t = &mut self.targets.get_mut(env).expect("target built").1;
-                    let result = t
-                        .stage(&release, &fetcher)
-                        .and_then(|()| t.switch(&release, at));
-                    match result {
-                        Ok(switched) => applied.push(Applied::Switched {
-                            model,
-                            release,
-                            kind,
-                            drift,
-                            switched: Box::new(switched),
-                        }),
-                        Err(e) => {
-                            let fp = release.fingerprint();
-                            self.fail(env, &model, fp, e.to_string(), false, interval, now);
-                            outcome.failed = true;
-                        }
+                } => match self.stage_and_switch(env, &release) {
+                    Ok(switched) => applied.push(Applied::Switched {
+                        model,
+                        release,
+                        kind,
+                        drift,
+                        switched: Box::new(switched),
+                    }),
+                    Err(e) => {
+                        let fp = release.fingerprint();
+                        self.fail(env, &model, fp, e.to_string(), false, interval, now);
+                        outcome.failed = true;
                     }
-                }
+                },
             }
         }
         if applied.is_empty() {
@@ -273,6 +259,25 @@ impl Controller {
             }
         }
         true
+    }
+
+    /// Make `release` available on `env`'s target (fetched and verified), then switch to it.
+    pub(super) fn stage_and_switch(
+        &mut self,
+        env: &str,
+        release: &Release,
+    ) -> Result<target::Switched, TargetError> {
+        let fetcher = Fetcher {
+            repo: &self.repo,
+            timeout: self.cfg.fetch_timeout,
+            remote: &self.remote,
+            trees: &self.trees,
+            limits: &self.cfg.artifacts,
+        };
+        let at = (self.clock)();
+        let t = &mut self.targets.get_mut(env).expect("target built").1;
+        t.stage(release, &fetcher)?;
+        t.switch(release, at)
     }
 
     /// What a commit of `changes` in `env` says.

@@ -5,7 +5,6 @@
 //! reach the controller's state directly.
 
 use super::{Controller, Event, EventKind, Release, SwitchKind};
-use crate::daemon::artifact::Fetcher;
 use crate::daemon::verify::alerts::Alert;
 use crate::daemon::verify::{
     self, analysis, plan as vplan, rollback, AlertNote, Phase, Role, Subject, Verification,
@@ -288,22 +287,10 @@ impl Controller {
         } else {
             Some(cur.clone())
         };
-        let fetcher = Fetcher {
-            repo: &self.repo,
-            timeout: self.cfg.fetch_timeout,
-            remote: &self.remote,
-            trees: &self.trees,
-            limits: &self.cfg.artifacts,
-        };
-        let at = (self.clock)();
-        let t = &mut self.targets.get_mut(env).expect("target built").1;
         let result = match &instead {
-            Some(r) if !r.same_content(&cur) => t
-                .stage(r, &fetcher)
-                .and_then(|()| t.switch(r, at))
-                .map(|_| ()),
+            Some(r) if !r.same_content(&cur) => self.stage_and_switch(env, r).map(|_| ()),
             Some(_) => Ok(()),
-            None => t.undeploy(&v.model),
+            None => self.target(env).undeploy(&v.model),
         };
         let label = instead
             .as_ref()

@@ -28,6 +28,20 @@ pub struct Observed {
     pub drift: Vec<String>,
 }
 
+/// What a target observes when it runs `r` untouched (tests of the plan and intent stages).
+#[cfg(test)]
+pub(crate) fn test_deployed(r: &Release) -> Observed {
+    Observed {
+        record: Some(std::sync::Arc::new(DeploymentRecord::new(
+            "prod",
+            r,
+            chrono::Utc::now(),
+        ))),
+        current: Some(r.primary().sha256.clone()),
+        drift: vec![],
+    }
+}
+
 /// The result of a switch: what was there before and what the health check examines.
 #[derive(Debug, Clone)]
 pub struct Switched {
