@@ -56,7 +56,6 @@ fn manifest(model: &str, v: usize, stage: &str, traffic: Option<u32>) -> Version
         parsed: Ok(Arc::new(parse_version(yaml.as_bytes()).unwrap())),
         blob: Oid::zero(),
         path: format!("models/{model}/versions/{v}.yaml"),
-        text: Arc::from(yaml.as_str()),
     }
 }
 

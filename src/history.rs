@@ -3,11 +3,19 @@
 
 use crate::manifest::parse_version;
 use crate::repo::{join, RepoError};
+use crate::stage_move::StageMove;
 use chrono::{DateTime, TimeZone, Utc};
 use git2::{ObjectType, Oid, Repository, Sort, Tree};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+
+impl std::ops::Deref for StageEvent {
+    type Target = StageMove;
+    fn deref(&self) -> &StageMove {
+        &self.moved
+    }
+}
 
 /// One version's stage change, as landed on the branch by one commit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,14 +31,10 @@ pub struct StageEvent {
     /// The author's e-mail alone.
     pub author_email: String,
     pub subject: String,
-    pub model: String,
-    pub version: String,
-    /// Stage before the commit (`None`: the version was registered by it).
-    pub from: Option<String>,
-    /// Stage after the commit (`None`: the manifest was deleted).
-    pub to: Option<String>,
-    /// Repository-relative path of the manifest.
-    pub path: String,
+    /// Model, version, stage before the commit (`None`: the version was registered by it)
+    /// and after (`None`: the manifest was deleted), the manifest's path.
+    #[serde(flatten)]
+    pub moved: StageMove,
     /// Number of parents of the commit (2 or more: a merge, whose second parents bring the
     /// reviewed branch).
     pub parents: usize,
@@ -166,11 +170,13 @@ impl HistoryWalker {
                         author_name: name.clone(),
                         author_email: email.clone(),
                         subject: subject.clone(),
-                        model: model.to_owned(),
-                        path: join(&dir, &format!("{label}.yaml")),
-                        version: label,
-                        from,
-                        to,
+                        moved: StageMove {
+                            model: model.to_owned(),
+                            path: join(&dir, &format!("{label}.yaml")),
+                            version: label,
+                            from,
+                            to,
+                        },
                         parents: commit.parent_count(),
                     })
                     .collect(),

@@ -15,3 +15,4 @@ pub mod names;
 pub mod register;
 pub mod registry;
 pub mod repo;
+pub mod stage_move;

@@ -1,12 +1,14 @@
 //! The change between two registry snapshots: which version manifests were added, moved,
 //! edited or deleted, which policy and other files changed. Equal subtrees are skipped by id.
 
-use super::snapshot::{ModelCache, ModelView, Snapshot, VersionFile};
+use super::snapshot::{ModelView, Snapshot, VersionFile};
 use crate::diag::Diagnostic;
 use crate::repo::{join, RepoError};
+use crate::stage_move::StageMove;
 use git2::{ObjectType, Repository, Tree, TreeEntry};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::sync::Arc;
 
 /// A model folder on the old side and at head (either may be missing).
@@ -15,29 +17,88 @@ pub type ModelPair = (Option<Arc<ModelView>>, Option<Arc<ModelView>>);
 /// One version manifest that differs between the old side and head.
 #[derive(Debug, Clone)]
 pub struct Transition {
-    pub model: String,
-    pub version: String,
-    /// Repository-relative path of the manifest (head side, or old side when deleted).
-    pub file: String,
-    pub old: Option<VersionFile>,
-    pub new: Option<VersionFile>,
+    /// Model, version, the stage each side parsed to, the manifest's path.
+    pub moved: StageMove,
+    pub old: Option<Side>,
+    pub new: Option<Side>,
+}
+
+impl Deref for Transition {
+    type Target = StageMove;
+    fn deref(&self) -> &StageMove {
+        &self.moved
+    }
+}
+
+/// One side of a [`Transition`]: the manifest file and its text, read for the files a change
+/// touches only (the gates locate keys in it; the shared cache keeps no text).
+#[derive(Debug, Clone)]
+pub struct Side {
+    pub file: VersionFile,
+    pub text: Arc<str>,
+}
+
+impl Side {
+    /// `file` with its text, read from its blob.
+    pub fn read(repo: &Repository, file: &VersionFile) -> Result<Side, RepoError> {
+        let blob = repo.find_blob(file.blob)?;
+        Ok(Side {
+            file: file.clone(),
+            text: String::from_utf8_lossy(blob.content()).into(),
+        })
+    }
+}
+
+impl Deref for Side {
+    type Target = VersionFile;
+    fn deref(&self) -> &VersionFile {
+        &self.file
+    }
+}
+
+/// Both sides of a transition, read.
+fn sides(
+    repo: &Repository,
+    old: Option<&VersionFile>,
+    new: Option<&VersionFile>,
+) -> Result<(Option<Side>, Option<Side>), RepoError> {
+    Ok((
+        old.map(|f| Side::read(repo, f)).transpose()?,
+        new.map(|f| Side::read(repo, f)).transpose()?,
+    ))
 }
 
 impl Transition {
+    /// `model`'s version `version` at `path`, from `old` to `new` (either may be absent).
+    pub fn new(
+        model: &str,
+        version: &str,
+        path: String,
+        old: Option<Side>,
+        new: Option<Side>,
+    ) -> Self {
+        let stage = |s: &Option<Side>| s.as_ref()?.manifest().map(|m| m.stage.clone());
+        Transition {
+            moved: StageMove {
+                model: model.to_owned(),
+                version: version.to_owned(),
+                from: stage(&old),
+                to: stage(&new),
+                path,
+            },
+            old,
+            new,
+        }
+    }
+
     /// Stage on the old side (`None`: new version, or unparsable at base).
     pub fn from(&self) -> Option<&str> {
-        self.old
-            .as_ref()
-            .and_then(|v| v.manifest())
-            .map(|m| m.stage.as_str())
+        self.moved.from.as_deref()
     }
 
     /// Stage at head (`None`: deleted, or unparsable at head).
     pub fn to(&self) -> Option<&str> {
-        self.new
-            .as_ref()
-            .and_then(|v| v.manifest())
-            .map(|m| m.stage.as_str())
+        self.moved.to.as_deref()
     }
 
     pub fn is_delete(&self) -> bool {
@@ -79,7 +140,6 @@ pub fn diff(
     repo: &Repository,
     old: &mut Snapshot,
     head: &mut Snapshot,
-    cache: &mut ModelCache,
     signers: Option<&str>,
 ) -> Result<Change, RepoError> {
     let mut change = Change {
@@ -115,8 +175,8 @@ pub fn diff(
         if a == b {
             continue;
         }
-        let om = old.model(repo, &name, cache)?;
-        let hm = head.model(repo, &name, cache)?;
+        let om = old.model(repo, &name)?;
+        let hm = head.model(repo, &name)?;
         if om.as_ref().and_then(|m| m.manifest_blob) != hm.as_ref().and_then(|m| m.manifest_blob) {
             change.model_manifests.push(name.clone());
         }
@@ -132,13 +192,10 @@ pub fn diff(
                 continue;
             }
             let file = h.or(o).map(|v| v.path.clone()).unwrap_or_default();
-            change.transitions.push(Transition {
-                model: name.clone(),
-                version: label.0.clone(),
-                file,
-                old: o.cloned(),
-                new: h.cloned(),
-            });
+            let (old, new) = sides(repo, o, h)?;
+            change
+                .transitions
+                .push(Transition::new(&name, &label.0, file, old, new));
         }
         change.models.insert(name, (om, hm));
     }
@@ -152,7 +209,6 @@ pub fn add_artifact_changes(
     repo: &Repository,
     old: &mut Snapshot,
     head: &mut Snapshot,
-    cache: &mut ModelCache,
     change: &mut Change,
     refs: &[(String, String)],
 ) -> Result<(), RepoError> {
@@ -164,19 +220,23 @@ pub fn add_artifact_changes(
         {
             continue;
         }
-        let hm = head.model(repo, model, cache)?;
-        let Some(new) = hm.as_ref().and_then(|m| m.version(version)).cloned() else {
+        let hm = head.model(repo, model)?;
+        let Some(new) = hm.as_ref().and_then(|m| m.version(version)) else {
             continue;
         };
-        let om = old.model(repo, model, cache)?;
-        let old_file = om.as_ref().and_then(|m| m.version(version)).cloned();
-        change.transitions.push(Transition {
-            model: model.clone(),
-            version: version.clone(),
-            file: new.path.clone(),
-            old: old_file,
-            new: Some(new),
-        });
+        let om = old.model(repo, model)?;
+        let (old_side, new_side) = sides(
+            repo,
+            om.as_ref().and_then(|m| m.version(version)),
+            Some(new),
+        )?;
+        change.transitions.push(Transition::new(
+            model,
+            version,
+            new.path.clone(),
+            old_side,
+            new_side,
+        ));
         change.models.entry(model.clone()).or_insert((om, hm));
     }
     Ok(())

@@ -19,14 +19,14 @@ use crate::history::{HistoryWalker, StageEvent};
 use crate::manifest::Policy;
 use crate::registry::files::{artifact_file, ArtifactFile, GitFiles};
 use crate::registry::invariants::{artifact_location, ArtifactLocation};
-use crate::registry::{invariants, Registry};
+use crate::registry::{invariants, Cache, Registry};
 use crate::repo::{join, RepoError};
 use approvals::signers::AllowedSigners;
 use approvals::Evidence;
 use chrono::{DateTime, Utc};
 use gates::Facts;
 use git2::{Oid, Repository};
-use snapshot::{ModelCache, ModelView, Snapshot};
+use snapshot::{ModelView, Snapshot};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use thiserror::Error;
@@ -77,12 +77,12 @@ pub fn judge(
     Judge::new().judge(repo, base, head, opts)
 }
 
-/// A reusable gates engine: keeps parsed manifests (by blob and model-tree id), the
-/// `requires` index and the history walker's cache between checks, so a daemon re-judging
-/// each new head pays only for what changed.
+/// A reusable gates engine: keeps parsed manifests (in the registry [`Cache`], which the daemon
+/// shares with its loader), the `requires` index and the history walker's cache between
+/// checks, so a daemon re-judging each new head pays only for what changed.
 #[derive(Default)]
 pub struct Judge {
-    cache: ModelCache,
+    cache: Cache,
     history: HistoryWalker,
     /// Per model tree: its versions that carry `requires` (the reverse scan).
     requires: index::RequiresIndex,
@@ -108,6 +108,14 @@ impl Judge {
         Self::default()
     }
 
+    /// A judge reading model folders through `cache` (the daemon's, shared with its loader).
+    pub fn with_cache(cache: Cache) -> Self {
+        Judge {
+            cache,
+            ..Self::new()
+        }
+    }
+
     /// Whether to look for versions elsewhere in the registry that require a version leaving
     /// a deployed stage (default on). The scan reads every manifest once per judge (then
     /// caches by model tree); off, `requires` checks only the moving versions' own entries.
@@ -119,7 +127,7 @@ impl Judge {
     /// Manifests parsed by this judge so far, by the gates and the reverse-`requires` scan
     /// (tests and benchmarks).
     pub fn parsed(&self) -> usize {
-        self.cache.parsed + self.requires.parsed
+        self.cache.parsed() + self.requires.parsed
     }
 
     /// Judge the change `merge-base(base, head)...head`.
@@ -130,7 +138,13 @@ impl Judge {
         head: Oid,
         opts: &CheckOptions,
     ) -> Result<CheckReport, CheckError> {
-        self.judge_at_depth(repo, base, head, opts, 0)
+        let report = self.judge_at_depth(repo, base, head, opts, 0);
+        // Each judgement is a generation of the cache: what no judgement (or load) used for a
+        // few is dropped, unless a registry somebody keeps still holds it.
+        let mut objects = self.cache.lock();
+        objects.next_generation();
+        objects.prune(usize::MAX);
+        report
     }
 
     fn judge_at_depth(
@@ -149,9 +163,9 @@ impl Judge {
             &base.to_string(),
             opts.path.as_deref(),
         )?;
-        let mut rules = Snapshot::open(repo, opts.rules.unwrap_or(base), &root, &mut self.cache)?;
-        let mut old = Snapshot::open(repo, merge_base, &root, &mut self.cache)?;
-        let mut new = Snapshot::open(repo, head, &root, &mut self.cache)?;
+        let mut rules = Snapshot::open(repo, opts.rules.unwrap_or(base), &root, &self.cache)?;
+        let mut old = Snapshot::open(repo, merge_base, &root, &self.cache)?;
+        let mut new = Snapshot::open(repo, head, &root, &self.cache)?;
         let mut report = CheckReport {
             base: base.to_string(),
             merge_base: merge_base.to_string(),
@@ -194,13 +208,7 @@ impl Judge {
             },
             None => None,
         };
-        let mut change = change::diff(
-            repo,
-            &mut old,
-            &mut new,
-            &mut self.cache,
-            signers_rel.as_deref(),
-        )?;
+        let mut change = change::diff(repo, &mut old, &mut new, signers_rel.as_deref())?;
         // Files the change altered that are the in-registry artifacts of versions in a
         // deployed stage: those versions are judged too, even with unchanged manifests.
         if !change.altered_files.is_empty() {
@@ -212,14 +220,7 @@ impl Judge {
                 .filter(|(_, r)| policy.is_deployed(&r.stage))
                 .map(|(m, r)| (m, r.version))
                 .collect();
-            change::add_artifact_changes(
-                repo,
-                &mut old,
-                &mut new,
-                &mut self.cache,
-                &mut change,
-                &refs,
-            )?;
+            change::add_artifact_changes(repo, &mut old, &mut new, &mut change, &refs)?;
         }
         for d in &change.layout {
             report.errors.push(d.clone());
@@ -244,7 +245,7 @@ impl Judge {
         let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for name in change.models.keys() {
             let o = rules
-                .model(repo, name, &mut self.cache)?
+                .model(repo, name)?
                 .map(|m| m.owners().to_vec())
                 .unwrap_or_default();
             owners.insert(name.clone(), o);
@@ -388,7 +389,7 @@ impl Judge {
             .iter()
             .map(|m| (m, join(&root, &format!("models/{m}/model.yaml"))))
             .collect();
-        let mut paths: Vec<String> = change.transitions.iter().map(|t| t.file.clone()).collect();
+        let mut paths: Vec<String> = change.transitions.iter().map(|t| t.path.clone()).collect();
         paths.extend(policy_paths.iter().cloned());
         paths.extend(model_paths.values().cloned());
         let mut evidence =
@@ -447,8 +448,8 @@ impl Judge {
             {
                 // A parse error keeps serde's column; other schema problems have a line.
                 let d = match t.new.as_ref().map(|n| &n.parsed) {
-                    Some(Err(e)) => e.clone().into_diagnostic(&t.file),
-                    _ => crate::diag::Diagnostic::new(&t.file, v.reason.clone()).at(v.line, None),
+                    Some(Err(e)) => e.clone().into_diagnostic(&t.path),
+                    _ => crate::diag::Diagnostic::new(&t.path, v.reason.clone()).at(v.line, None),
                 };
                 report.errors.push(d);
             }
@@ -660,7 +661,7 @@ impl Judge {
     ) -> Result<(), CheckError> {
         for name in names {
             if let std::collections::btree_map::Entry::Vacant(e) = into.entry(name) {
-                if let Some(m) = new.model(repo, e.key(), &mut self.cache)? {
+                if let Some(m) = new.model(repo, e.key())? {
                     e.insert(m);
                 }
             }

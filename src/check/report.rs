@@ -2,6 +2,7 @@
 //! change-wide verdicts (`policy-change`, `schema`). Stable JSON; see docs/cli.md.
 
 use crate::diag::Diagnostic;
+use crate::stage_move::StageMove;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -28,14 +29,10 @@ pub struct Verdict {
 /// One version's stage change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransitionReport {
-    pub model: String,
-    pub version: String,
-    /// Stage at the merge base (`None`: new version).
-    pub from: Option<String>,
-    /// Stage at head (`None`: deleted).
-    pub to: Option<String>,
-    /// Repository-relative path of the manifest.
-    pub file: String,
+    /// Model, version, stage at the merge base (`None`: new version) and at head (`None`:
+    /// deleted), the manifest (serialized as `file`).
+    #[serde(flatten, serialize_with = "crate::stage_move::path_as_file")]
+    pub moved: StageMove,
     /// True when judged as a rollback (a return to a stage held before on the branch).
     pub rollback: bool,
     pub verdicts: Vec<Verdict>,
@@ -46,6 +43,13 @@ pub struct TransitionReport {
     /// When a `window` gate passes: the instant it closes (deploy before then).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_until: Option<DateTime<Utc>>,
+}
+
+impl std::ops::Deref for TransitionReport {
+    type Target = StageMove;
+    fn deref(&self) -> &StageMove {
+        &self.moved
+    }
 }
 
 impl TransitionReport {

@@ -1,38 +1,16 @@
 //! A lazily loaded view of the registry at one commit: the policy and, on demand, single
-//! model folders (cached by tree id), so a check parses what the change touches, not everything.
+//! model folders (through the shared [`Cache`]), so a check parses what the change touches.
 
-use crate::manifest::{parse_policy, ParseError, Policy};
+use crate::manifest::{ParseError, Policy};
+use crate::registry::Cache;
 use crate::repo::{join, RepoError};
 use git2::{ObjectType, Oid, Repository, Tree};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 /// One `models/<name>/` folder at one commit: the registry's one model of a model folder.
 pub use crate::registry::folder::{ModelFolder as ModelView, ParsedBlob, VersionFile};
-
-/// Parsed model folders and manifests, kept across checks (keyed by tree / blob id).
-#[derive(Default)]
-pub struct ModelCache {
-    models: HashMap<(String, Oid), Arc<ModelView>>,
-    blobs: HashMap<Oid, ParsedBlob>,
-    policies: HashMap<Oid, Result<Arc<Policy>, ParseError>>,
-    /// Manifests parsed since the cache was made (for tests and benchmarks).
-    pub parsed: usize,
-}
-
-/// Entries kept before the cache starts over (bounds a long-running daemon's memory).
-const MAX_BLOBS: usize = 400_000;
-
-impl ModelCache {
-    fn trim(&mut self) {
-        if self.blobs.len() > MAX_BLOBS {
-            self.blobs.clear();
-            self.models.clear();
-            self.policies.clear();
-        }
-    }
-}
 
 /// The registry folder at one commit, read lazily.
 pub struct Snapshot<'r> {
@@ -44,16 +22,17 @@ pub struct Snapshot<'r> {
     models: Option<Tree<'r>>,
     pub policy_blob: Option<Oid>,
     pub policy: Option<Result<Arc<Policy>, ParseError>>,
-    pub policy_text: Arc<str>,
+    cache: Cache,
     loaded: BTreeMap<String, Option<Arc<ModelView>>>,
 }
 
 impl<'r> Snapshot<'r> {
+    /// The registry folder `root` at `commit`, reading folders through `cache`.
     pub fn open(
         repo: &'r Repository,
         commit: Oid,
         root: &str,
-        cache: &mut ModelCache,
+        cache: &Cache,
     ) -> Result<Self, RepoError> {
         let top = repo.find_commit(commit)?.tree()?;
         let tree = if root.is_empty() {
@@ -72,7 +51,7 @@ impl<'r> Snapshot<'r> {
             models: None,
             policy_blob: None,
             policy: None,
-            policy_text: Arc::from(""),
+            cache: cache.clone(),
             loaded: BTreeMap::new(),
             tree: None,
         };
@@ -84,19 +63,8 @@ impl<'r> Snapshot<'r> {
             }
             if let Some(e) = t.get_name("baton.yaml") {
                 if e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120000 {
-                    let oid = e.id();
-                    let blob = repo.find_blob(oid)?;
-                    snap.policy_text = String::from_utf8_lossy(blob.content()).into();
-                    let parsed = match cache.policies.get(&oid) {
-                        Some(p) => p.clone(),
-                        None => {
-                            let p = parse_policy(blob.content()).map(Arc::new);
-                            cache.policies.insert(oid, p.clone());
-                            p
-                        }
-                    };
-                    snap.policy_blob = Some(oid);
-                    snap.policy = Some(parsed);
+                    snap.policy_blob = Some(e.id());
+                    snap.policy = Some(cache.lock().policy(repo, e.id())?);
                 }
             }
         }
@@ -136,7 +104,6 @@ impl<'r> Snapshot<'r> {
         &mut self,
         repo: &Repository,
         name: &str,
-        cache: &mut ModelCache,
     ) -> Result<Option<Arc<ModelView>>, RepoError> {
         if let Some(m) = self.loaded.get(name) {
             return Ok(m.clone());
@@ -145,16 +112,7 @@ impl<'r> Snapshot<'r> {
             None => None,
             Some(tree) => {
                 let path = self.path(&format!("models/{name}"));
-                let key = (path.clone(), tree);
-                match cache.models.get(&key) {
-                    Some(m) => Some(m.clone()),
-                    None => {
-                        cache.trim();
-                        let m = Arc::new(load_model(repo, name, &path, tree, cache)?);
-                        cache.models.insert(key, m.clone());
-                        Some(m)
-                    }
-                }
+                Some(self.cache.lock().folder_or_build(repo, name, &path, tree)?)
             }
         };
         self.loaded.insert(name.to_owned(), loaded.clone());
@@ -165,34 +123,4 @@ impl<'r> Snapshot<'r> {
     pub fn loaded(&self) -> impl Iterator<Item = &Arc<ModelView>> {
         self.loaded.values().flatten()
     }
-}
-
-fn load_model(
-    repo: &Repository,
-    name: &str,
-    path: &str,
-    tree: Oid,
-    cache: &mut ModelCache,
-) -> Result<ModelView, RepoError> {
-    let odb = repo.odb()?;
-    let blobs = &cache.blobs;
-    let (view, parsed) = crate::registry::folder::walk(
-        repo,
-        &odb,
-        name,
-        path,
-        tree,
-        &|oid| blobs.get(&oid).cloned(),
-        crate::registry::folder::Text::Keep,
-    )?;
-    cache.parsed += parsed;
-    if parsed > 0 {
-        for v in view.versions.values() {
-            cache
-                .blobs
-                .entry(v.blob)
-                .or_insert_with(|| (v.parsed.clone(), v.text.clone()));
-        }
-    }
-    Ok(view)
 }

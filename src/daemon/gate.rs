@@ -306,11 +306,13 @@ mod tests {
 
     fn t(model: &str, verdicts: Vec<Verdict>) -> TransitionReport {
         TransitionReport {
-            model: model.into(),
-            version: "4".into(),
-            from: Some("staging".into()),
-            to: Some("production".into()),
-            file: String::new(),
+            moved: crate::stage_move::StageMove {
+                model: model.into(),
+                version: "4".into(),
+                from: Some("staging".into()),
+                to: Some("production".into()),
+                path: String::new(),
+            },
             rollback: false,
             verdicts,
             not_before: None,

@@ -188,6 +188,7 @@ pub fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         repo: cfg.controller.repo.clone(),
         state_dir: cfg.state_dir.clone(),
         live: ctrl.events.live.clone(),
+        registry_cache: ctrl.registry_cache(),
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread()

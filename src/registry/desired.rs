@@ -283,7 +283,6 @@ environments:
                     path: format!("models/m/versions/{}.yaml", v.version),
                     blob: git2::Oid::zero(),
                     parsed: Ok(Arc::new(v)),
-                    text: Arc::from(""),
                 },
             );
         }

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// The outcome of parsing one version blob, and the blob's text (to locate keys).
-pub type ParsedBlob = (Result<Arc<VersionManifest>, ParseError>, Arc<str>);
+/// The outcome of parsing one version blob.
+pub type ParsedBlob = Result<Arc<VersionManifest>, ParseError>;
 
-/// One version manifest file: where it is, its text and what it parsed to.
+/// One version manifest file: where it is and what it parsed to. The text is not kept (a
+/// second copy of every blob); whoever locates a key reads the blob.
 #[derive(Debug, Clone)]
 pub struct VersionFile {
     /// The file name without `.yaml`.
@@ -22,9 +23,6 @@ pub struct VersionFile {
     pub path: String,
     pub blob: Oid,
     pub parsed: Result<Arc<VersionManifest>, ParseError>,
-    /// The manifest text (to locate keys in diagnostics). Empty in a folder of the eager
-    /// [`super::Loader`], which does not keep it (read the blob instead); kept by `check`.
-    pub text: Arc<str>,
 }
 
 impl VersionFile {
@@ -150,26 +148,9 @@ fn scan_layout(
     Ok(())
 }
 
-/// Whether a walk keeps each manifest's text beside what it parsed to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Text {
-    /// `check` locates keys in the text of the files a change touches.
-    Keep,
-    /// The eager loader does not: a second copy of every blob (+60 MB peak at 100,000
-    /// manifests, benches/load.rs); whoever locates a key reads the blob (`GitFiles::text`).
-    Drop,
-}
-
 /// Read and parse one version blob.
-pub(crate) fn parse_version_blob(odb: &Odb, oid: Oid, text: Text) -> Result<ParsedBlob, RepoError> {
-    let obj = odb.read(oid)?;
-    let data = obj.data();
-    let parsed = parse_version(data).map(Arc::new);
-    let text: Arc<str> = match text {
-        Text::Keep => String::from_utf8_lossy(data).into(),
-        Text::Drop => Arc::from(""),
-    };
-    Ok((parsed, text))
+pub(crate) fn parse_version_blob(odb: &Odb, oid: Oid) -> Result<ParsedBlob, RepoError> {
+    Ok(parse_version(odb.read(oid)?.data()).map(Arc::new))
 }
 
 /// Walk the model folder `name` (tree `tree`, repository-relative `path`): the one walker.
@@ -182,7 +163,6 @@ pub fn walk(
     path: &str,
     tree: Oid,
     known: &dyn Fn(Oid) -> Option<ParsedBlob>,
-    text: Text,
 ) -> Result<(ModelFolder, usize), RepoError> {
     let mut layout = Vec::new();
     let mut manifest = None;
@@ -250,11 +230,11 @@ pub fn walk(
     let mut parsed = 0;
     let mut versions = BTreeMap::new();
     for (label, vpath, oid) in files {
-        let (result, text) = match known(oid) {
+        let result = match known(oid) {
             Some(hit) => hit,
             None => {
                 parsed += 1;
-                parse_version_blob(odb, oid, text)?
+                parse_version_blob(odb, oid)?
             }
         };
         versions.insert(
@@ -264,7 +244,6 @@ pub fn walk(
                 path: vpath,
                 blob: oid,
                 parsed: result,
-                text,
             },
         );
     }
@@ -342,7 +321,8 @@ mod tests {
     //! The layout rules where the loader's and `check`'s walkers used to disagree; both now
     //! read a folder through [`walk`], and docs/registry-format.md decides.
     use super::*;
-    use crate::check::snapshot::{ModelCache, Snapshot};
+    use crate::check::snapshot::Snapshot;
+    use crate::registry::Cache;
     use git2::{FileMode, Signature};
 
     const MODEL: &str = "name: m\nowners: [alice]\n";
@@ -407,17 +387,9 @@ mod tests {
     fn walked(repo: &Repository, commit: Oid, name: &str) -> ModelFolder {
         let tree = model_tree(repo, commit, name);
         let odb = repo.odb().unwrap();
-        walk(
-            repo,
-            &odb,
-            name,
-            &format!("models/{name}"),
-            tree,
-            &|_| None,
-            Text::Keep,
-        )
-        .unwrap()
-        .0
+        walk(repo, &odb, name, &format!("models/{name}"), tree, &|_| None)
+            .unwrap()
+            .0
     }
 
     /// The loader's and the lazy view's folder for `name` (they must be the same).
@@ -426,9 +398,9 @@ mod tests {
             .load(repo, commit, "")
             .unwrap();
         let eager = reg.models[name].clone();
-        let mut cache = ModelCache::default();
-        let mut snap = Snapshot::open(repo, commit, "", &mut cache).unwrap();
-        let lazy = snap.model(repo, name, &mut cache).unwrap().unwrap();
+        // Each through its own cache: both build the folder.
+        let mut snap = Snapshot::open(repo, commit, "", &Cache::new()).unwrap();
+        let lazy = snap.model(repo, name).unwrap().unwrap();
         assert_eq!(eager.layout, lazy.layout);
         assert_eq!(eager.diagnostics, lazy.diagnostics);
         assert_eq!(eager.manifest, lazy.manifest);

@@ -1,13 +1,14 @@
-//! Read a [`Registry`] from a commit's git objects. Model folders are cached by tree id and
-//! their parsed manifests by blob id, so reloading a later revision parses only what changed.
+//! Read a [`Registry`] from a commit's git objects, through the shared [`Cache`] (folders by
+//! tree id, manifests by blob id), so reloading a later revision parses only what changed.
 
-use super::folder::{self, not_utf8, special_entry, ParsedBlob};
+use super::cache::{Cache, Objects};
+use super::folder::{not_utf8, special_entry};
 use super::{ModelEntry, Registry};
 use crate::diag::Diagnostic;
-use crate::manifest::{parse_policy, ParseError, Policy};
+use crate::manifest::Policy;
 use crate::repo::{join, RepoError};
-use git2::{ObjectType, Odb, Oid, Repository};
-use std::collections::{BTreeMap, HashMap};
+use git2::{ObjectType, Oid, Repository};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,37 +22,21 @@ pub struct LoadStats {
     pub reused_models: usize,
 }
 
-/// A model folder as loaded from one tree, with the parse result of each version blob in it.
-struct CachedModel {
-    gen: u64,
-    /// Repository-relative folder path (`models/<name>`): entries carry paths, so a tree is
-    /// reused only at the same path.
-    path: String,
-    entry: Arc<ModelEntry>,
-}
-
 /// Loads registries from git, keeping parsed manifests across loads.
 ///
-/// Caching: a model folder whose tree id is unchanged is reused whole (no walk, no parse);
-/// a changed folder is walked and only blobs absent from that model's previous tree are read
-/// and parsed. Entries unused for [`KEEP_GENERATIONS`] loads are dropped.
+/// Caching: a model folder whose tree id is unchanged is reused whole (no walk, no parse): by
+/// position from the previous load's `models/` listing, else from the shared [`Cache`]; a
+/// changed folder is walked and only blobs absent from that folder's previous tree are read
+/// and parsed. Cache entries unused for a few loads are dropped.
 #[derive(Default)]
 pub struct Loader {
-    /// Model folders by tree id.
-    models: HashMap<Oid, CachedModel>,
-    /// Folder path -> tree id of the most recently loaded version of that folder.
-    latest: HashMap<String, Oid>,
-    policies: HashMap<Oid, (u64, Result<Arc<Policy>, ParseError>)>,
-    clean_trees: HashMap<Oid, u64>,
+    cache: Cache,
     /// The last load's `models/` folder, walked in step with the next one.
     listing: Option<Listing>,
-    generation: u64,
     /// Statistics of the most recent load.
     pub stats: LoadStats,
 }
 
-/// Cache entries unused for this many loads are dropped (checked at least this often).
-const KEEP_GENERATIONS: u64 = 4;
 /// Below this many model folders to walk, work on the calling thread only.
 const PARALLEL_THRESHOLD: usize = 64;
 /// Model folders a worker takes at a time.
@@ -109,8 +94,22 @@ fn push_listed(
 }
 
 impl Loader {
+    /// A loader with a cache of its own.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A loader reading through `cache`, shared with other readers of the same repository.
+    pub fn with_cache(cache: Cache) -> Self {
+        Loader {
+            cache,
+            ..Self::default()
+        }
+    }
+
+    /// The cache this loader reads through.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     /// Read the registry rooted at `root` (repository-relative folder) in `commit`.
@@ -121,9 +120,10 @@ impl Loader {
         root: &str,
     ) -> Result<Registry, RepoError> {
         skip_rehashing();
-        self.generation += 1;
         self.stats = LoadStats::default();
-        let gen = self.generation;
+        let cache = self.cache.clone();
+        let mut objects = cache.lock();
+        objects.next_generation();
         let commit_obj = repo.find_commit(commit)?;
         let top = commit_obj.tree()?;
         let tree = if root.is_empty() {
@@ -143,7 +143,7 @@ impl Loader {
         };
 
         let mut diagnostics = Vec::new();
-        let (policy, policy_blob) = self.load_policy(repo, &tree, root, gen, &mut diagnostics)?;
+        let (policy, policy_blob) = load_policy(&mut objects, repo, &tree, root, &mut diagnostics)?;
 
         // Layout: special entries anywhere outside models/, and models/ itself.
         let mut todo = Vec::new();
@@ -193,13 +193,8 @@ impl Loader {
                             }
                         }
                         if hit.is_none() {
-                            // Another revision's folder with the same content and path.
-                            if let Some(c) = self.models.get_mut(&m.id()) {
-                                if is_join(&c.path, &path, mname) {
-                                    c.gen = gen;
-                                    hit = Some(c.entry.clone());
-                                }
-                            }
+                            // Another revision's (or reader's) folder with the same content.
+                            hit = objects.folder(&join(&path, mname), m.id());
                         }
                         if let Some(entry) = hit {
                             self.stats.reused_models += 1;
@@ -236,23 +231,15 @@ impl Loader {
                 }
                 listing_dir = Some(path);
             } else if e.kind() == Some(ObjectType::Tree) {
-                self.scan_special(repo, e.id(), &path, gen, &mut diagnostics)?;
+                scan_special(&mut objects, repo, e.id(), &path, &mut diagnostics)?;
             }
         }
 
-        for ((built, parsed), t) in self.build_models(repo, &todo)?.into_iter().zip(&todo) {
+        for ((folder, parsed), t) in build_models(&objects, repo, &todo)?.into_iter().zip(&todo) {
             self.stats.parsed += parsed;
-            models.push((built.entry.name.clone(), built.entry.clone()));
-            listing[t.slot].entry = Some(built.entry.clone());
-            self.latest.insert(built.path.clone(), built.entry_tree);
-            self.models.insert(
-                built.entry_tree,
-                CachedModel {
-                    gen,
-                    path: built.path,
-                    entry: built.entry,
-                },
-            );
+            models.push((folder.name.clone(), folder.clone()));
+            listing[t.slot].entry = Some(folder.clone());
+            objects.insert(folder, parsed);
         }
         self.listing = listing_dir.map(|dir| Listing {
             dir,
@@ -261,7 +248,7 @@ impl Loader {
         });
         // Bulk-built from a (nearly) sorted list: cheaper than 10,000 single inserts.
         let models: BTreeMap<String, Arc<ModelEntry>> = models.into_iter().collect();
-        self.prune();
+        objects.prune(self.listing.as_ref().map_or(0, |l| l.entries.len()));
         diagnostics.sort();
         Ok(Registry {
             commit,
@@ -273,210 +260,125 @@ impl Loader {
             diagnostics,
         })
     }
+}
 
-    fn load_policy(
-        &mut self,
-        repo: &Repository,
-        tree: &git2::Tree,
-        root: &str,
-        gen: u64,
-        diagnostics: &mut Vec<Diagnostic>,
-    ) -> Result<(Option<Arc<Policy>>, Option<Oid>), RepoError> {
-        let path = join(root, "baton.yaml");
-        let Some(e) = tree.get_name("baton.yaml") else {
-            diagnostics.push(Diagnostic::new(
-                &path,
-                "missing: the registry folder has no baton.yaml",
-            ));
-            return Ok((None, None));
-        };
-        if let Some(d) = special_entry(&e, &path) {
-            diagnostics.push(d);
-            return Ok((None, None));
-        }
-        let oid = e.id();
-        let parsed = match self.policies.get_mut(&oid) {
-            Some(hit) => {
-                hit.0 = gen;
-                hit.1.clone()
-            }
-            None => {
-                let blob = repo.find_blob(oid)?;
-                let r = parse_policy(blob.content()).map(Arc::new);
-                self.policies.insert(oid, (gen, r.clone()));
-                r
-            }
-        };
-        match parsed {
-            Ok(p) => Ok((Some(p), Some(oid))),
-            Err(e) => {
-                diagnostics.push(e.into_diagnostic(path));
-                Ok((None, Some(oid)))
-            }
-        }
+fn load_policy(
+    objects: &mut Objects,
+    repo: &Repository,
+    tree: &git2::Tree,
+    root: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Result<(Option<Arc<Policy>>, Option<Oid>), RepoError> {
+    let path = join(root, "baton.yaml");
+    let Some(e) = tree.get_name("baton.yaml") else {
+        diagnostics.push(Diagnostic::new(
+            &path,
+            "missing: the registry folder has no baton.yaml",
+        ));
+        return Ok((None, None));
+    };
+    if let Some(d) = special_entry(&e, &path) {
+        diagnostics.push(d);
+        return Ok((None, None));
     }
-
-    /// Report symlinks and submodules below `tree`; clean trees are remembered by id.
-    fn scan_special(
-        &mut self,
-        repo: &Repository,
-        tree: Oid,
-        prefix: &str,
-        gen: u64,
-        out: &mut Vec<Diagnostic>,
-    ) -> Result<(), RepoError> {
-        if let Some(g) = self.clean_trees.get_mut(&tree) {
-            *g = gen;
-            return Ok(());
+    let oid = e.id();
+    match objects.policy(repo, oid)? {
+        Ok(p) => Ok((Some(p), Some(oid))),
+        Err(e) => {
+            diagnostics.push(e.into_diagnostic(path));
+            Ok((None, Some(oid)))
         }
-        let before = out.len();
-        let t = repo.find_tree(tree)?;
-        for e in t.iter() {
-            let Some(name) = e.name() else {
-                out.push(not_utf8(prefix, &e));
-                continue;
-            };
-            let path = join(prefix, name);
-            if let Some(d) = special_entry(&e, &path) {
-                out.push(d);
-            } else if e.kind() == Some(ObjectType::Tree) {
-                self.scan_special(repo, e.id(), &path, gen, out)?;
-            }
-        }
-        if out.len() == before {
-            self.clean_trees.insert(tree, gen);
-        }
-        Ok(())
-    }
-
-    /// Walk, read and parse the model folders in `todo`, on several threads when there are
-    /// many. Returns each built model with the number of version blobs it had to parse.
-    fn build_models(
-        &self,
-        repo: &Repository,
-        todo: &[Todo],
-    ) -> Result<Vec<(Built, usize)>, RepoError> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(todo.len().div_ceil(BATCH));
-        if todo.len() < PARALLEL_THRESHOLD || threads < 2 {
-            let odb = repo.odb()?;
-            return todo
-                .iter()
-                .map(|t| self.build_model(repo, &odb, t))
-                .collect();
-        }
-        // Workers take batches of folders in order; results are reassembled by batch index.
-        // Each worker reads through its own repository handle, reopened every few batches so
-        // libgit2's object cache (trees read once) does not grow with the registry.
-        let next = AtomicUsize::new(0);
-        let git_dir = repo.path().to_path_buf();
-        let work = || -> Result<Vec<Batch>, RepoError> {
-            let mut out = Vec::new();
-            let mut handle: Option<(Repository, usize)> = None;
-            loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                let Some(batch) = todo.chunks(BATCH).nth(b) else {
-                    return Ok(out);
-                };
-                if handle.as_ref().is_none_or(|h| h.1 >= REOPEN_AFTER) {
-                    drop(handle.take()); // close the old handle (and its cache) first
-                    handle = Some((Repository::open(&git_dir)?, 0));
-                }
-                let (r, used) = handle.as_mut().expect("opened above");
-                *used += 1;
-                let odb = r.odb()?;
-                let built = batch
-                    .iter()
-                    .map(|t| self.build_model(r, &odb, t))
-                    .collect::<Result<Vec<_>, _>>()?;
-                out.push((b, built));
-            }
-        };
-        let mut batches = std::thread::scope(|s| {
-            let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-            let mut all = work()?;
-            for h in handles {
-                all.extend(h.join().expect("loader thread panicked")?);
-            }
-            Ok::<_, RepoError>(all)
-        })?;
-        batches.sort_unstable_by_key(|(b, _)| *b);
-        Ok(batches.into_iter().flat_map(|(_, v)| v).collect())
-    }
-
-    /// Walk one model folder and parse the version blobs its previous tree did not have.
-    fn build_model(
-        &self,
-        repo: &Repository,
-        odb: &Odb,
-        t: &Todo,
-    ) -> Result<(Built, usize), RepoError> {
-        // What the folder's previous tree already parsed, by blob id.
-        let mut previous: HashMap<Oid, ParsedBlob> = HashMap::new();
-        if let Some(c) = self
-            .latest
-            .get(&t.path)
-            .and_then(|oid| self.models.get(oid))
-        {
-            for v in c.entry.versions.values() {
-                previous.insert(v.blob, (v.parsed.clone(), v.text.clone()));
-            }
-        }
-        let (entry, parsed) = folder::walk(
-            repo,
-            odb,
-            &t.name,
-            &t.path,
-            t.tree,
-            &|oid| previous.get(&oid).cloned(),
-            folder::Text::Drop,
-        )?;
-        Ok((
-            Built {
-                path: t.path.clone(),
-                entry_tree: t.tree,
-                entry: Arc::new(entry),
-            },
-            parsed,
-        ))
-    }
-
-    /// Drop cache entries unused for [`KEEP_GENERATIONS`] loads. Folders reused through the
-    /// listing are not touched one by one on every load; they are marked here, so a full
-    /// pass runs only every few loads (or when the cache has grown).
-    fn prune(&mut self) {
-        let live = self.listing.as_ref().map_or(0, |l| l.entries.len());
-        if !self.generation.is_multiple_of(KEEP_GENERATIONS) && self.models.len() <= live + 256 {
-            return;
-        }
-        let gen = self.generation;
-        if let Some(l) = &self.listing {
-            for e in &l.entries {
-                if let Some(c) = self.models.get_mut(&e.tree) {
-                    c.gen = gen;
-                }
-            }
-        }
-        let floor = gen.saturating_sub(KEEP_GENERATIONS);
-        let before = self.models.len();
-        self.models.retain(|_, v| v.gen > floor);
-        if self.models.len() != before {
-            let models = &self.models;
-            self.latest.retain(|_, t| models.contains_key(t));
-        }
-        self.policies.retain(|_, v| v.0 > floor);
-        self.clean_trees.retain(|_, g| *g > floor);
     }
 }
 
-/// True when `full` is `dir/name`.
-fn is_join(full: &str, dir: &str, name: &str) -> bool {
-    full.len() == dir.len() + 1 + name.len()
-        && full.starts_with(dir)
-        && full.as_bytes()[dir.len()] == b'/'
-        && full.ends_with(name)
+/// Report symlinks and submodules below `tree`; clean trees are remembered by id.
+fn scan_special(
+    objects: &mut Objects,
+    repo: &Repository,
+    tree: Oid,
+    prefix: &str,
+    out: &mut Vec<Diagnostic>,
+) -> Result<(), RepoError> {
+    if objects.is_clean(tree) {
+        return Ok(());
+    }
+    let before = out.len();
+    let t = repo.find_tree(tree)?;
+    for e in t.iter() {
+        let Some(name) = e.name() else {
+            out.push(not_utf8(prefix, &e));
+            continue;
+        };
+        let path = join(prefix, name);
+        if let Some(d) = special_entry(&e, &path) {
+            out.push(d);
+        } else if e.kind() == Some(ObjectType::Tree) {
+            scan_special(objects, repo, e.id(), &path, out)?;
+        }
+    }
+    if out.len() == before {
+        objects.mark_clean(tree);
+    }
+    Ok(())
+}
+
+/// Walk, read and parse the model folders in `todo`, on several threads when there are
+/// many. Returns each built folder with the number of version blobs it had to parse.
+fn build_models(
+    objects: &Objects,
+    repo: &Repository,
+    todo: &[Todo],
+) -> Result<Vec<(Arc<ModelEntry>, usize)>, RepoError> {
+    let build = |r: &Repository, odb: &git2::Odb, t: &Todo| {
+        objects
+            .build(r, odb, &t.name, &t.path, t.tree)
+            .map(|(f, n)| (Arc::new(f), n))
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(todo.len().div_ceil(BATCH));
+    if todo.len() < PARALLEL_THRESHOLD || threads < 2 {
+        let odb = repo.odb()?;
+        return todo.iter().map(|t| build(repo, &odb, t)).collect();
+    }
+    // Workers take batches of folders in order; results are reassembled by batch index.
+    // Each worker reads through its own repository handle, reopened every few batches so
+    // libgit2's object cache (trees read once) does not grow with the registry.
+    let next = AtomicUsize::new(0);
+    let git_dir = repo.path().to_path_buf();
+    let work = || -> Result<Vec<Batch>, RepoError> {
+        let mut out = Vec::new();
+        let mut handle: Option<(Repository, usize)> = None;
+        loop {
+            let b = next.fetch_add(1, Ordering::Relaxed);
+            let Some(batch) = todo.chunks(BATCH).nth(b) else {
+                return Ok(out);
+            };
+            if handle.as_ref().is_none_or(|h| h.1 >= REOPEN_AFTER) {
+                drop(handle.take()); // close the old handle (and its cache) first
+                handle = Some((Repository::open(&git_dir)?, 0));
+            }
+            let (r, used) = handle.as_mut().expect("opened above");
+            *used += 1;
+            let odb = r.odb()?;
+            let built = batch
+                .iter()
+                .map(|t| build(r, &odb, t))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push((b, built));
+        }
+    };
+    let mut batches = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut all = work()?;
+        for h in handles {
+            all.extend(h.join().expect("loader thread panicked")?);
+        }
+        Ok::<_, RepoError>(all)
+    })?;
+    batches.sort_unstable_by_key(|(b, _)| *b);
+    Ok(batches.into_iter().flat_map(|(_, v)| v).collect())
 }
 
 /// libgit2 re-hashes (SHA-1DC) every object it reads, a third of the cost of reading a
@@ -486,12 +388,5 @@ pub(crate) fn skip_rehashing() {
     ONCE.call_once(crate::gitopts::init);
 }
 
-/// A batch index and the models built from it (with their parse counts).
-type Batch = (usize, Vec<(Built, usize)>);
-
-/// A freshly built model folder.
-struct Built {
-    path: String,
-    entry_tree: Oid,
-    entry: Arc<ModelEntry>,
-}
+/// A batch index and the folders built from it (with their parse counts).
+type Batch = (usize, Vec<(Arc<ModelEntry>, usize)>);

@@ -1,10 +1,12 @@
 //! The registry at one revision: policy, models and their versions, read from git objects.
 //! [`Loader`] builds it with a blob- and tree-keyed cache; [`invariants`] judges it whole.
 
+pub mod cache;
 pub mod folder;
 pub mod invariants;
 pub mod load;
 
+pub use cache::Cache;
 pub use load::Loader;
 pub use store::Store;
 

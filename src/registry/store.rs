@@ -1,7 +1,7 @@
 //! The registries one daemon pass reads, by commit: each commit is loaded once per pass (through
 //! one [`Loader`], whose folder and blob caches live across passes); absent is `Ok(None)`.
 
-use super::{Loader, Registry};
+use super::{Cache, Loader, Registry};
 use crate::repo::RepoError;
 use git2::{Oid, Repository};
 use std::collections::HashMap;
@@ -19,6 +19,14 @@ pub struct Store {
 impl Store {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store loading through `cache`, shared with the other readers of the repository.
+    pub fn with_cache(cache: Cache) -> Self {
+        Store {
+            loader: Loader::with_cache(cache),
+            ..Self::default()
+        }
     }
 
     /// Start a new pass: registries are read again (parsed folders are still reused).

@@ -16,7 +16,7 @@ pub fn count(t: &Transition, f: &Facts, target: &Target, from: &[String]) -> Tal
         .into_iter()
         .map(|p| p.to_lowercase())
         .collect();
-    tally(f.evidence, target, std::slice::from_ref(&t.file), &allowed)
+    tally(f.evidence, target, std::slice::from_ref(&t.path), &allowed)
 }
 
 /// `2 of 2 approvals from group:ml-leads, owners: a, b; not counted: ...`.
@@ -49,7 +49,7 @@ pub fn hint(
     let authors: std::collections::BTreeSet<String> = f
         .evidence
         .authors
-        .get(&t.file)
+        .get(&t.path)
         .into_iter()
         .flatten()
         .chain(&f.evidence.change_authors)
@@ -111,7 +111,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &ApprovalsGate) -> Verdict {
             hint(t, f, &g.from, &tally, g.min, to),
         )
     };
-    v.file = Some(t.file.clone());
+    v.file = Some(t.path.clone());
     v
 }
 
@@ -139,6 +139,6 @@ pub fn judge_for(t: &Transition, f: &Facts, g: &ApprovalsGate, to: &str, from: &
         );
         hinted(v, hint(t, f, &g.from, &tally, g.min, to))
     };
-    v.file = Some(t.file.clone());
+    v.file = Some(t.path.clone());
     v
 }

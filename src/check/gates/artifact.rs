@@ -28,7 +28,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Option<Verdict> {
                     false,
                     format!("artifact.uri `{}`: {why}", m.artifact.uri),
                 ),
-                &t.file,
+                &t.path,
                 &new.text,
                 &["artifact", "uri"],
             ))
@@ -38,7 +38,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Option<Verdict> {
     let fail = |reason: String, key: &str| {
         Some(located(
             verdict(Rule::Artifact, false, reason),
-            &t.file,
+            &t.path,
             &new.text,
             &["artifact", key],
         ))

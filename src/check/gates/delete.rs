@@ -35,6 +35,6 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
         }
         None => verdict(Rule::Delete, true, "the manifest did not parse at base"),
     };
-    v.file = Some(t.file.clone());
+    v.file = Some(t.path.clone());
     v
 }

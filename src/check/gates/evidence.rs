@@ -19,7 +19,7 @@ pub fn judge(t: &Transition, name: &str) -> Verdict {
             ),
             format!(
                 "add it to {} (a new evidence key is allowed), or record it at registration with `baton register {} --artifact … --evidence {name}=FILE`:\nevidence:\n  {name}: {{passed: true, report: <path or URL of the result>}}",
-                t.file, t.model
+                t.path, t.model
             ),
         ),
         Some(e) if !e.passed => hinted(
@@ -47,5 +47,5 @@ pub fn judge(t: &Transition, name: &str) -> Verdict {
     } else {
         &["evidence"]
     };
-    located(v, &t.file, &text, key)
+    located(v, &t.path, &text, key)
 }

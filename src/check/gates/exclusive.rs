@@ -53,7 +53,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
             } else {
                 &["stage"]
             };
-            located(verdict(Rule::Exclusive, false, p), &t.file, &text, key)
+            located(verdict(Rule::Exclusive, false, p), &t.path, &text, key)
         }
     }
 }

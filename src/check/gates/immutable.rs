@@ -28,7 +28,7 @@ pub fn judge_new_label(t: &Transition, labels_ever: &BTreeSet<String>) -> Verdic
                 t.version, t.model
             ),
         ),
-        &t.file,
+        &t.path,
         &text,
         &["version"],
     )
@@ -129,7 +129,7 @@ pub fn judge(t: &Transition, rollback: bool) -> Verdict {
                 names.join(", ")
             ),
         ),
-        &t.file,
+        &t.path,
         &text,
         &key,
     )

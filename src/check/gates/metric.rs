@@ -23,7 +23,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &MetricGate) -> Verdict {
     let Some(&value) = m.metrics.get(name) else {
         return located(
             verdict(Rule::Metric, false, format!("metric `{name}` is missing")),
-            &t.file,
+            &t.path,
             &text,
             &["metrics"],
         );
@@ -98,7 +98,7 @@ pub fn judge(t: &Transition, f: &Facts, g: &MetricGate) -> Verdict {
     }
     located(
         verdict(Rule::Metric, ok, parts.join("; ")),
-        &t.file,
+        &t.path,
         &text,
         &["metrics", name],
     )

@@ -107,7 +107,7 @@ fn locate_at_stage(t: &Transition, report: &mut TransitionReport) {
     let Some(new) = &t.new else { return };
     let line = crate::manifest::locate::find_key(&new.text, &["stage"]).map(|(l, _)| l);
     for v in report.verdicts.iter_mut().filter(|v| v.line.is_none()) {
-        v.file.get_or_insert_with(|| t.file.clone());
+        v.file.get_or_insert_with(|| t.path.clone());
         v.line = line;
     }
 }
@@ -121,11 +121,7 @@ pub fn judge_transition(t: &Transition, f: &Facts) -> TransitionReport {
 
 fn judge_rules(t: &Transition, f: &Facts) -> TransitionReport {
     let mut report = TransitionReport {
-        model: t.model.clone(),
-        version: t.version.clone(),
-        from: t.from().map(str::to_owned),
-        to: t.to().map(str::to_owned),
-        file: t.file.clone(),
+        moved: t.moved.clone(),
         rollback: false,
         verdicts: Vec::new(),
         not_before: None,

@@ -205,7 +205,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
         hints.join("; "),
     );
     match own_forward_problem {
-        true => located(v, &t.file, &text, &["requires"]),
+        true => located(v, &t.path, &text, &["requires"]),
         false => v,
     }
 }

@@ -80,6 +80,6 @@ pub fn judge(t: &Transition, f: &Facts, held: &Held) -> Verdict {
             ),
         )
     };
-    v.file = Some(t.file.clone());
+    v.file = Some(t.path.clone());
     v
 }

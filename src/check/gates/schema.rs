@@ -15,7 +15,7 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
         Ok(m) => m,
         Err(e) => {
             let mut v = verdict(Rule::Schema, false, e.message.clone());
-            v.file = Some(t.file.clone());
+            v.file = Some(t.path.clone());
             v.line = e.line;
             return v;
         }
@@ -101,6 +101,6 @@ pub fn judge(t: &Transition, f: &Facts) -> Verdict {
     }
     match problems.into_iter().next() {
         None => verdict(Rule::Schema, true, "manifest is well-formed"),
-        Some((msg, key)) => located(verdict(Rule::Schema, false, msg), &t.file, &new.text, key),
+        Some((msg, key)) => located(verdict(Rule::Schema, false, msg), &t.path, &new.text, key),
     }
 }

@@ -123,6 +123,6 @@ pub fn judge(t: &Transition, f: &Facts, g: &SoakGate) -> (Verdict, Option<DateTi
             " (from commit dates; baton serve measures from when it accepted the change)",
         );
     }
-    v.0.file = Some(t.file.clone());
+    v.0.file = Some(t.path.clone());
     v
 }

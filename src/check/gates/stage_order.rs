@@ -14,7 +14,7 @@ pub fn judge(t: &Transition, f: &Facts, held: Option<&Held>) -> Verdict {
     let v = |passed: bool, reason: String| {
         located(
             verdict(Rule::StageOrder, passed, reason),
-            &t.file,
+            &t.path,
             &text,
             &["stage"],
         )

@@ -41,7 +41,7 @@ pub fn judge(t: &Transition, f: &Facts, to: &str) -> Option<Verdict> {
                 false,
                 format!("{} {} failed live verification in `{to}` ({key}: {}); a failed build does not return to it: promote a new version", t.model, t.version, nonempty(&report)),
             ),
-            &t.file,
+            &t.path,
             text,
             &["evidence", &key],
         ),

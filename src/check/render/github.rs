@@ -50,7 +50,7 @@ pub fn render(r: &CheckReport) -> String {
             let _ = writeln!(
                 out,
                 "::notice file={},title={}::{}",
-                prop(&t.file),
+                prop(&t.path),
                 prop("baton check: waiting"),
                 data(&format!(
                     "{}: only time gates fail; it passes from {} without a change",
@@ -92,11 +92,13 @@ mod tests {
             head: "b".repeat(40),
             registry: ".".into(),
             transitions: vec![TransitionReport {
-                model: "churn".into(),
-                version: "2".into(),
-                from: Some("staging".into()),
-                to: Some("production".into()),
-                file: "models/churn/versions/2.yaml".into(),
+                moved: crate::stage_move::StageMove {
+                    model: "churn".into(),
+                    version: "2".into(),
+                    from: Some("staging".into()),
+                    to: Some("production".into()),
+                    path: "models/churn/versions/2.yaml".into(),
+                },
                 rollback: false,
                 verdicts: vec![Verdict {
                     rule: Rule::Window,

@@ -46,7 +46,7 @@ pub fn render(r: &CheckReport, color: bool) -> String {
             name(t),
             movement(t, "->"),
             if t.rollback { " [rollback]" } else { "" },
-            t.file
+            t.path
         );
         for v in &t.verdicts {
             line(&mut out, v, color);

@@ -15,7 +15,7 @@ use crate::check;
 use crate::diag::Diagnostic;
 use crate::manifest::policy::TargetSpec;
 use crate::manifest::Policy;
-use crate::registry::Store;
+use crate::registry::{Cache, Store};
 use crate::repo::RepoError;
 use chrono::{DateTime, Utc};
 use git2::Repository;
@@ -128,7 +128,10 @@ pub struct PassOutcome {
 pub struct Controller {
     cfg: ControllerConfig,
     repo: Repository,
-    /// The registries of this pass by commit (each loaded once), over the loader's caches.
+    /// Parsed registry objects, shared by the store, the judge and the dashboard: each blob
+    /// is parsed once however many of them read it.
+    registry_cache: Cache,
+    /// The registries of this pass by commit (each loaded once), over the shared cache.
     store: Store,
     /// The gates engine, keeping its caches between heads.
     judge: check::Judge,
@@ -189,12 +192,14 @@ impl Controller {
         })?;
         let metrics = Metrics::default();
         events.notifier = Some(Notifier::new(cfg.public_url.clone(), metrics.clone()));
+        let registry_cache = Cache::new();
         Ok(Controller {
             remote: Remote::new(cfg.fetch_timeout),
             cfg,
             repo,
-            store: Store::new(),
-            judge: check::Judge::new(),
+            store: Store::with_cache(registry_cache.clone()),
+            judge: check::Judge::with_cache(registry_cache.clone()),
+            registry_cache,
             dir,
             state,
             targets: BTreeMap::new(),
@@ -233,6 +238,16 @@ impl Controller {
 
     pub fn state_dir(&self) -> &std::path::Path {
         &self.dir.root
+    }
+
+    /// The parsed-registry cache, for other readers of the repository (the dashboard).
+    pub fn registry_cache(&self) -> Cache {
+        self.registry_cache.clone()
+    }
+
+    /// Version manifests parsed so far, by the store and the judge together (tests).
+    pub fn manifests_parsed(&self) -> usize {
+        self.registry_cache.parsed()
     }
 
     /// Registries loaded so far (one per commit and pass), for tests.
@@ -360,8 +375,9 @@ impl Controller {
     /// Like a restart, the next pass re-judges from there and repairs the targets.
     pub fn recover(&mut self) -> Result<(), ControllerError> {
         self.state = self.dir.load()?.unwrap_or_default();
-        self.store = Store::new();
-        self.judge = check::Judge::new();
+        // The shared cache holds only whole entries, keyed by content: it is kept.
+        self.store = Store::with_cache(self.registry_cache.clone());
+        self.judge = check::Judge::with_cache(self.registry_cache.clone());
         self.targets.clear();
         self.errors.clear();
         self.seen = None;

@@ -385,6 +385,28 @@ fn a_change_that_passes_its_gates_deploys_and_the_next_pass_is_a_noop() {
 }
 
 #[test]
+fn a_pass_parses_each_changed_manifest_once_for_judging_and_loading() {
+    let mut h = Harness::new(&policy(""), Duration::from_secs(30), monday_10h());
+    h.commit("registry with alpha and beta");
+    h.pass();
+    let before = h.ctrl().manifests_parsed();
+    assert_eq!(before, 6, "the trusted head: 2 models x 3 versions, once");
+
+    // Two manifests change: the judge reads both sides of alpha's folder, the store loads the
+    // new head, the status reads it again: each new blob is parsed once, by whoever is first.
+    h.set_stage("alpha", "3", "staging");
+    h.set_stage("alpha", "2", "archived");
+    h.commit("alpha 3 to staging");
+    h.pass();
+    assert_eq!(h.running("staging", "alpha").as_deref(), Some("3"));
+    assert_eq!(h.ctrl().manifests_parsed() - before, 2);
+
+    // A pass with nothing new parses nothing.
+    h.pass();
+    assert_eq!(h.ctrl().manifests_parsed() - before, 2);
+}
+
+#[test]
 fn a_promotion_waits_for_its_soak_and_deploys_when_the_clock_reaches_it() {
     let mut h = Harness::new(
         &policy(SOAK_1H),

@@ -2,7 +2,7 @@
 //! head), the daemon's soak clock (`state.json`), `events.jsonl` and each model's git history.
 //!
 //! Every read goes through the dashboard's own read-only `git2::Repository` handles (a small
-//! pool), never the controller's.
+//! pool), never the controller's; parsed folders come from the controller's shared cache.
 
 use super::trail::{self, TrailInput, TrailRow};
 use super::view::CommitMeta;
@@ -11,7 +11,7 @@ use crate::daemon::events::Event;
 use crate::daemon::state::Entered;
 use crate::daemon::view::StatusView;
 use crate::history::HistoryWalker;
-use crate::registry::{Loader, Registry};
+use crate::registry::{Cache, Loader, Registry};
 use crate::repo::RepoError;
 use git2::{Oid, Repository};
 use serde::Deserialize;
@@ -38,7 +38,6 @@ pub enum DataError {
 }
 
 /// The registry last loaded, and for which (head, registry folder).
-#[derive(Default)]
 struct Snapshot {
     loader: Loader,
     /// (commit, registry folder, registry), oldest first.
@@ -62,13 +61,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Sources {
-    /// For the daemon watching `repo` (its clone with `--url`), keeping state in `state_dir`.
-    pub fn new(repo: &Path, state_dir: &Path) -> Self {
+    /// For the daemon watching `repo` (its clone with `--url`), keeping state in `state_dir`,
+    /// reading registries through `cache` (the controller's).
+    pub fn new(repo: &Path, state_dir: &Path, cache: Cache) -> Self {
         Sources {
             repo: repo.to_path_buf(),
             state_dir: state_dir.to_path_buf(),
             pool: Mutex::new(Vec::new()),
-            snapshot: Mutex::new(Snapshot::default()),
+            snapshot: Mutex::new(Snapshot {
+                loader: Loader::with_cache(cache),
+                current: Vec::new(),
+            }),
             entered: Mutex::new(None),
         }
     }

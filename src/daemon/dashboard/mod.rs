@@ -42,6 +42,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Every event as the controller pushes it ([`super::events::EventLog::live`]).
     pub live: broadcast::Sender<Event>,
+    /// The controller's parsed-registry cache: the dashboard reads the same folders.
+    pub registry_cache: crate::registry::Cache,
 }
 
 struct Dash {
@@ -65,7 +67,7 @@ impl Dash {
 /// they are the same for everyone and carry no state).
 pub fn router(shared: Arc<Shared>, cfg: Config) -> Router {
     let d = Arc::new(Dash {
-        sources: data::Sources::new(&cfg.repo, &cfg.state_dir),
+        sources: data::Sources::new(&cfg.repo, &cfg.state_dir, cfg.registry_cache),
         live: cfg.live,
         shared,
     });

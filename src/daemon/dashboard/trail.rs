@@ -218,11 +218,13 @@ mod tests {
             author_name: "A".into(),
             author_email: "a@x".into(),
             subject: format!("c{n}"),
-            model: "m".into(),
-            version: v.into(),
-            from: from.map(str::to_owned),
-            to: Some(to.into()),
-            path: format!("models/m/versions/{v}.yaml"),
+            moved: crate::stage_move::StageMove {
+                model: "m".into(),
+                version: v.into(),
+                from: from.map(str::to_owned),
+                to: Some(to.into()),
+                path: format!("models/m/versions/{v}.yaml"),
+            },
             parents: 1,
         }
     }
