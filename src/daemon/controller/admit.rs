@@ -28,6 +28,21 @@ fn model_of(root: &str, file: &str) -> Option<String> {
 }
 
 impl Controller {
+    /// The admission stage: judge what is new or still held at `head` under the policy in
+    /// force, with notifications routed by that policy before and after (admission may
+    /// change it).
+    pub(super) fn admit(&mut self, head: Oid, now: DateTime<Utc>) -> Result<(), ControllerError> {
+        self.configure_notifier()?;
+        if self.state.head.as_deref() != Some(head.to_string().as_str())
+            || !self.state.held.is_empty()
+            || !self.state.policy_pending.is_empty()
+            || self.state.diverged.is_some()
+        {
+            self.recheck(head, now)?;
+        }
+        self.configure_notifier()
+    }
+
     /// Judge what landed since the accepted head, step by step (admission), then hold models
     /// whose head does not validate and cascade `requires` holds.
     pub(super) fn recheck(&mut self, head: Oid, now: DateTime<Utc>) -> Result<(), ControllerError> {

@@ -1,6 +1,7 @@
 //! The intent, plan and apply stages: what each environment should run now (desired, unless
 //! a failed switch of that content waits), planned against the target and applied in waves.
 
+use super::desired::Desired;
 use super::{short, Controller, PassOutcome};
 use crate::daemon::artifact::Fetcher;
 use crate::daemon::events::Event;
@@ -18,6 +19,7 @@ use crate::daemon::target::Observed;
 use crate::daemon::target::PassSummary;
 use crate::daemon::target::Target;
 use crate::daemon::target::TargetError;
+use crate::daemon::view::EnvironmentView;
 use crate::manifest::policy::TargetSpec;
 use chrono::DateTime;
 use chrono::Utc;
@@ -62,6 +64,51 @@ pub fn backoff(interval: Duration, attempts: u32) -> Duration {
 }
 
 impl Controller {
+    /// The per-environment stages, in the policy's order: build the target, intent (what
+    /// verification lets run), plan and apply, then the environment's status view. Stops
+    /// after the environment in which a stop was requested.
+    pub(super) fn apply_environments(
+        &mut self,
+        desired: &Desired,
+        now: DateTime<Utc>,
+        outcome: &mut PassOutcome,
+    ) -> Vec<EnvironmentView> {
+        let mut envs = Vec::new();
+        for (env, spec) in desired.policy.environments.iter() {
+            // The target's config is validated again here (validation refuses a bad one too):
+            // nothing is deployed outside deploy/ or to a malformed destination.
+            if let Err(e) = self.ensure_target(env, &spec.target) {
+                outcome.failed = true;
+                self.events
+                    .push(Event::new(EventKind::Failed, format!("{env}: {e}")).env(env));
+                continue;
+            }
+            let none = BTreeMap::new();
+            let wanted = desired.effective.get(env).unwrap_or(&none);
+            let verified = self.verify_intent(env, wanted);
+            let wanted = verified.as_ref().unwrap_or(wanted);
+            let mut observed = self.apply_env(env, spec, wanted, now, outcome);
+            if self.verify_env(env, &spec.stage, now) {
+                if let Ok(o) = self.target(env).observe() {
+                    observed = o;
+                }
+            }
+            let hd = desired
+                .head
+                .as_ref()
+                .and_then(|d| d.get(env))
+                .unwrap_or(wanted);
+            let mut view = self.env_view(env, &spec.stage, hd, &observed);
+            self.verify_view(&mut view);
+            envs.push(view);
+            if outcome.interrupted {
+                break;
+            }
+        }
+        self.trees.borrow_mut().clear();
+        envs
+    }
+
     /// Build (or rebuild, when its spec changed) the target of `env`.
     pub(super) fn ensure_target(
         &mut self,

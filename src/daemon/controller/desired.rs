@@ -36,7 +36,36 @@ fn empty_policy() -> Policy {
     }
 }
 
+/// What the desired stage hands the per-environment stages.
+pub(super) struct Desired {
+    /// The policy in force.
+    pub policy: Arc<Policy>,
+    /// Environment -> model -> the release it should run (holds applied).
+    pub effective: Arc<Effective>,
+    /// The same as the accepted head alone says it (`None`: no registry there).
+    pub head: Option<Arc<Effective>>,
+}
+
 impl Controller {
+    /// The desired stage: what each environment runs (holds applied) under the policy in
+    /// force, and what the accepted head alone says (for status).
+    pub(super) fn desired(&mut self, head: git2::Oid) -> Result<Desired, ControllerError> {
+        let accepted = self.state.head.clone().unwrap_or_else(|| head.to_string());
+        let (policy, effective) = self.effective()?;
+        // Without holds the effective state is what the accepted head says: share it.
+        let head = if self.state.held.is_empty() && self.state.policy_commit == accepted {
+            self.head_cache = None;
+            Some(effective.clone())
+        } else {
+            self.head_desired(&accepted)?
+        };
+        Ok(Desired {
+            policy,
+            effective,
+            head,
+        })
+    }
+
     /// The policy in force and each environment's releases after holds: every model read at
     /// its accepted commit (the accepted head, or its hold's baseline) and interpreted by the
     /// policy in force. Cached per (accepted head, policy commit, holds).

@@ -255,32 +255,15 @@ impl Controller {
         self.store.loads
     }
 
-    /// One full pass. Errors leave the state as it was; the caller retries with backoff.
+    /// One full pass through the stages, each in its own module: source → admission →
+    /// desired → (per environment) intent → plan → apply → status. Errors leave the state as
+    /// it was; the caller retries with backoff ([`Action::error_policy`]).
     pub fn reconcile(&mut self) -> Result<PassOutcome, ControllerError> {
         let started = Instant::now();
-        self.store.begin_pass();
-        let head_oid = self.head()?;
-        let head = head_oid.to_string();
         let now = self.now();
-        if self.state.head.is_none() {
-            self.start_from_trusted(head_oid)?;
-        }
-        if self.seen.as_ref().map(|s| &s.0) != Some(&head) {
-            self.seen = Some((head.clone(), Instant::now()));
-        }
-        self.configure_notifier()?;
-        if self.state.head.as_deref() != Some(head.as_str())
-            || !self.state.held.is_empty()
-            || !self.state.policy_pending.is_empty()
-            || self.state.diverged.is_some()
-        {
-            self.recheck(head_oid, now)?;
-        }
-        let accepted = self.state.head.clone().unwrap_or_else(|| head.clone());
-        let (policy, effective) = self.effective()?;
-        if let Some(n) = &mut self.events.notifier {
-            n.configure(&policy);
-        }
+        let head = self.source()?;
+        self.admit(head, now)?;
+        let desired = self.desired(head)?;
         let mut outcome = PassOutcome {
             failed: false,
             interrupted: false,
@@ -288,68 +271,8 @@ impl Controller {
                 requeue_after: self.cfg.interval,
             },
         };
-        let mut envs = Vec::new();
-        // Without holds the effective state is what the accepted head says: share it.
-        let head_desired = if self.state.held.is_empty() && self.state.policy_commit == accepted {
-            self.head_cache = None;
-            Some(effective.clone())
-        } else {
-            self.head_desired(&accepted)?
-        };
-        for (env, spec) in policy.environments.iter() {
-            // The target's config is validated again here (validation refuses a bad one too):
-            // nothing is deployed outside deploy/ or to a malformed destination.
-            if let Err(e) = self.ensure_target(env, &spec.target) {
-                outcome.failed = true;
-                self.events
-                    .push(Event::new(EventKind::Failed, format!("{env}: {e}")).env(env));
-                continue;
-            }
-            let none = BTreeMap::new();
-            let wanted = effective.get(env).unwrap_or(&none);
-            let verified = self.verify_intent(env, wanted);
-            let wanted = verified.as_ref().unwrap_or(wanted);
-            let mut observed = self.apply_env(env, spec, wanted, now, &mut outcome);
-            if self.verify_env(env, &spec.stage, now) {
-                if let Ok(o) = self.target(env).observe() {
-                    observed = o;
-                }
-            }
-            let hd = head_desired
-                .as_ref()
-                .and_then(|d| d.get(env))
-                .unwrap_or(wanted);
-            let mut view = self.env_view(env, &spec.stage, hd, &observed);
-            self.verify_view(&mut view);
-            envs.push(view);
-            if outcome.interrupted {
-                break;
-            }
-        }
-        self.trees.borrow_mut().clear();
-        let failed = self
-            .events
-            .notifier
-            .as_ref()
-            .map(|n| n.take_failures())
-            .unwrap_or_default();
-        for e in failed {
-            self.events.push(e);
-        }
-        if self.publish(envs, now) {
-            self.dir.save_status(&*self.status)?;
-        }
-        let fp = super::state::fingerprint(&self.state);
-        if self.saved != Some(fp) {
-            self.dir.save(&self.state)?;
-            self.saved = Some(fp);
-        }
-        self.metrics.reconciles_total.inc();
-        self.metrics
-            .reconcile_seconds
-            .observe(started.elapsed().as_secs_f64());
-        outcome.action =
-            Action::after_pass(self.cfg.interval, self.next_wakeup(now), now, self.now());
+        let envs = self.apply_environments(&desired, now, &mut outcome);
+        outcome.action = self.finish_pass(envs, now, started)?;
         Ok(outcome)
     }
 

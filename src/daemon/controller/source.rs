@@ -91,7 +91,24 @@ impl Controller {
         (author, c.summary().map(str::to_owned))
     }
 
-    /// Route notifications by the policy in force (re-read each pass; cached by the loader).
+    /// The source stage: start the pass's store, read the branch head, take it as the trusted
+    /// baseline on an empty state dir, and note when a new head was first seen (latency).
+    pub(super) fn source(&mut self) -> Result<Oid, ControllerError> {
+        self.store.begin_pass();
+        let head = self.head()?;
+        if self.state.head.is_none() {
+            self.start_from_trusted(head)?;
+        }
+        let id = head.to_string();
+        if self.seen.as_ref().map(|s| &s.0) != Some(&id) {
+            self.seen = Some((id, std::time::Instant::now()));
+        }
+        Ok(head)
+    }
+
+    /// Route notifications by the policy in force (read through the pass's store): the one
+    /// place that decides which policy the notifier follows; called before admission (for
+    /// its events) and after it.
     pub(super) fn configure_notifier(&mut self) -> Result<(), ControllerError> {
         let commit = self.state.policy_commit.clone();
         if commit.is_empty() {

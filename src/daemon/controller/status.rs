@@ -1,7 +1,7 @@
 //! The status stage: each environment's typed view (sync, health, admission), the metrics,
 //! and the earliest moment a pass can change something by itself.
 
-use super::{short, Controller};
+use super::{short, Action, Controller, ControllerError};
 use crate::daemon::gate::HoldKind;
 use crate::daemon::metrics::ModelInfo;
 use crate::daemon::plan;
@@ -16,6 +16,7 @@ use chrono::Utc;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 impl Controller {
     pub(super) fn env_view(
@@ -105,6 +106,43 @@ impl Controller {
             target,
             models,
         }
+    }
+
+    /// The status stage: report failed notifications, publish and persist the status and the
+    /// state when they changed, count the pass; returns when the next pass should run.
+    pub(super) fn finish_pass(
+        &mut self,
+        envs: Vec<EnvironmentView>,
+        now: DateTime<Utc>,
+        started: Instant,
+    ) -> Result<Action, ControllerError> {
+        let failed = self
+            .events
+            .notifier
+            .as_ref()
+            .map(|n| n.take_failures())
+            .unwrap_or_default();
+        for e in failed {
+            self.events.push(e);
+        }
+        if self.publish(envs, now) {
+            self.dir.save_status(&*self.status)?;
+        }
+        let fp = crate::daemon::state::fingerprint(&self.state);
+        if self.saved != Some(fp) {
+            self.dir.save(&self.state)?;
+            self.saved = Some(fp);
+        }
+        self.metrics.reconciles_total.inc();
+        self.metrics
+            .reconcile_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(Action::after_pass(
+            self.cfg.interval,
+            self.next_wakeup(now),
+            now,
+            self.now(),
+        ))
     }
 
     /// Refresh metrics and the status view; true when the status changed (`updated` then
