@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench load` runs everything (`cargo test` runs only a quick smoke check);
 //! pass words to pick parts:
-//! `cargo bench --bench load -- cold rss reload` and `quick` for fewer iterations.
+//! `cargo bench --bench load -- cold rss reload parse` and `quick` for fewer iterations
+//! (`parse`: the fast manifest parser against serde_yaml alone on the same manifests).
 //! Goals (issue 2): 100,000 manifests cold < 1.5 s with peak RSS < 200 MB; reload after a
 //! commit changing one manifest < 20 ms, parsing only that manifest.
 
@@ -160,6 +161,48 @@ fn main() {
             parsed[0],
             parsed[parsed.len() - 1],
             loader.stats.reused_models
+        );
+        rows.push(r);
+    }
+
+    if want("parse") {
+        // Whether the load still needs the fast manifest parser (issue 7): the same 100,000
+        // version manifests parsed through `manifest::parse_version` (fast path, serde_yaml
+        // as the fallback) and through serde_yaml alone; both must give the same values.
+        let texts: Vec<String> = (0..big.spec.models)
+            .flat_map(|m| (1..=big.spec.versions).map(move |v| (m, v)))
+            .map(|(m, v)| big.manifest_text("main", m, v))
+            .collect();
+        let rounds = if quick { 1 } else { 3 };
+        let mut fast = Vec::new();
+        let mut slow = Vec::new();
+        for _ in 0..rounds {
+            let span = Measure::start();
+            let a: Vec<_> = texts
+                .iter()
+                .map(|t| baton::manifest::parse_version(t.as_bytes()).unwrap())
+                .collect();
+            fast.push(span.stop());
+            let span = Measure::start();
+            let b: Vec<baton::manifest::VersionManifest> = texts
+                .iter()
+                .map(|t| serde_yaml::from_str(t).unwrap())
+                .collect();
+            slow.push(span.stop());
+            assert!(a == b, "the fast path must parse what serde_yaml parses");
+        }
+        let ratio = |r: &[(Duration, Duration)]| {
+            let mut t: Vec<Duration> = r.iter().map(|x| x.0).collect();
+            t.sort_unstable();
+            t[t.len() / 2]
+        };
+        let (f, s) = (ratio(&fast), ratio(&slow));
+        rows.push(Row::new("parse 100,000 manifests, fast path", &fast, "-"));
+        let mut r = Row::new("parse 100,000 manifests, serde_yaml only", &slow, "-");
+        r.extra = format!(
+            "serde_yaml alone takes {:.1}x the fast path ({} more per cold load of 100,000)",
+            s.as_secs_f64() / f.as_secs_f64(),
+            fmt(s.saturating_sub(f))
         );
         rows.push(r);
     }

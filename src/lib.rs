@@ -7,6 +7,7 @@ pub mod check;
 pub mod daemon;
 pub mod diag;
 pub mod fsutil;
+pub mod gitcli;
 pub mod gitopts;
 pub mod history;
 pub mod http_client;

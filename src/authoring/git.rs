@@ -3,25 +3,17 @@
 
 use super::AuthoringError;
 use std::path::Path;
-use std::process::Command;
 
-/// Run `git <args>` in `dir`; returns trimmed stdout.
+/// Run `git <args>` in `dir` with the user's own configuration (identity, signing);
+/// returns trimmed stdout.
 pub fn run(dir: &Path, args: &[&str]) -> Result<String, AuthoringError> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| AuthoringError::Command {
-            args: args.join(" "),
-            stderr: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(AuthoringError::Command {
-            args: args.join(" "),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    crate::gitcli::GitCli::in_dir(dir)
+        .run(args)
+        .map(|out| out.trim().to_owned())
+        .map_err(|e| {
+            let (args, stderr) = e.into_parts(args);
+            AuthoringError::Command { args, stderr }
+        })
 }
 
 /// True when `refs/heads/<name>` exists.

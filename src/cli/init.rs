@@ -4,10 +4,10 @@
 use super::{Context, Outcome};
 use anyhow::{Context as _, Result};
 use baton::authoring::init::{check_email, find_key, scaffold, InitError, KeySearch};
+use baton::gitcli::GitCli;
 use baton::manifest::modeline::{with_modeline, SchemaHome, INIT_SCHEMA_DIR};
 use baton::manifest::schema::FileKind;
 use std::path::PathBuf;
-use std::process::Command;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,14 +24,10 @@ pub struct Args {
 }
 
 fn git_config(dir: &std::path::Path, key: &str) -> Option<String> {
-    let out = Command::new("git")
-        .args(["config", "--get", key])
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    GitCli::in_dir(dir)
+        .run(&["config", "--get", key])
+        .ok()
+        .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
 }
 
@@ -91,22 +87,9 @@ pub fn run(_ctx: &Context, args: Args) -> Result<Outcome> {
             return Err(InitError::Exists(p.display().to_string()).into());
         }
     }
-    let inside_repo = Command::new("git")
-        .args(["rev-parse", "--git-dir"])
-        .current_dir(&dir)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !inside_repo {
-        let out = Command::new("git")
-            .args(["init", "-q", "-b", "main"])
-            .current_dir(&dir)
-            .output()
-            .context("running git init")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "git init: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    let git = GitCli::in_dir(&dir);
+    if git.run(&["rev-parse", "--git-dir"]).is_err() {
+        git.run(&["init", "-q", "-b", "main"])?;
     }
     for (rel, bytes) in &files {
         let p = dir.join(rel);

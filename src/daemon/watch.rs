@@ -4,7 +4,6 @@
 use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::mpsc::Sender;
 use thiserror::Error;
 
@@ -95,23 +94,15 @@ pub fn watch_refs(
     Ok(w)
 }
 
+/// `git <args>` outside any repository (the clone is named by `-C` or the arguments).
 fn git(args: &[&str]) -> Result<(), WatchError> {
-    let out = Command::new("git")
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .map_err(|e| WatchError::Git {
-            args: args.join(" "),
-            message: e.to_string(),
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(WatchError::Git {
-            args: args.join(" "),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    crate::gitcli::GitCli::anywhere()
+        .run(args)
+        .map(|_| ())
+        .map_err(|e| {
+            let (args, message) = e.into_parts(args);
+            WatchError::Git { args, message }
         })
-    }
 }
 
 /// Make sure `dir` is a bare clone of `url` holding `branch`.

@@ -12,9 +12,7 @@ use crate::authoring::edit;
 use crate::history::HistoryWalker;
 use crate::manifest::verify::RollbackMode;
 use git2::{Oid, Repository};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use thiserror::Error;
 
 /// The trailer naming the reverted commit.
@@ -169,36 +167,16 @@ fn reserialized(text: &str, key: &str, report: &str) -> Option<String> {
     serde_yaml::to_string(&m).ok()
 }
 
+/// `git <args>` in `repo` as baton (trimmed stdout), through the one git-CLI wrapper.
 fn git(repo: &Path, args: &[&str], stdin: Option<&str>) -> Result<String, RollbackError> {
-    let mut cmd = Command::new("git");
-    cmd.arg("-C")
-        .arg(repo)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "baton")
-        .env("GIT_AUTHOR_EMAIL", "baton@localhost")
-        .env("GIT_COMMITTER_NAME", "baton")
-        .env("GIT_COMMITTER_EMAIL", "baton@localhost")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
+    crate::gitcli::GitCli::in_dir(repo)
+        .identity("baton", "baton@localhost")
+        .run_input(args, stdin.map(str::as_bytes))
+        .map(|out| out.trim().to_owned())
+        .map_err(|e| {
+            let (args, stderr) = e.into_parts(args);
+            RollbackError::Command { args, stderr }
         })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let err = |stderr: String| RollbackError::Command {
-        args: args.join(" "),
-        stderr,
-    };
-    let mut child = cmd.spawn().map_err(|e| err(e.to_string()))?;
-    if let (Some(mut w), Some(s)) = (child.stdin.take(), stdin) {
-        w.write_all(s.as_bytes()).map_err(|e| err(e.to_string()))?;
-    }
-    let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
-    if !out.status.success() {
-        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// An existing revert of `sha` on the first-parent history of `tip`.

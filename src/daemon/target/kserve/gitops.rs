@@ -6,12 +6,12 @@
 //! the fetched branch goes through libgit2 on the same clone: one `git fetch` per pass,
 //! however many models the folder holds.
 
+use crate::gitcli::{GitCli, GitCliError};
 use git2::{ObjectType, Oid, Repository};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use thiserror::Error;
 
 /// Who commits when the daemon's environment names nobody (`GIT_AUTHOR_NAME`...).
@@ -20,8 +20,8 @@ pub const DEFAULT_EMAIL: &str = "baton@localhost";
 
 #[derive(Debug, Error)]
 pub enum GitError {
-    #[error("cannot run git: {0}")]
-    Spawn(#[source] std::io::Error),
+    #[error(transparent)]
+    Cli(#[from] GitCliError),
     #[error("git {args} failed ({status}): {stderr}")]
     Failed {
         args: String,
@@ -97,126 +97,12 @@ fn is_scp_like(s: &str) -> bool {
     }
 }
 
-/// The git CLI on one working directory.
-#[derive(Debug, Clone)]
-pub struct Git {
-    dir: PathBuf,
-}
-
-impl Git {
-    pub fn new(dir: &Path) -> Self {
-        Git {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn command(&self, args: &[&OsStr]) -> Command {
-        let mut c = Command::new("git");
-        c.arg("-C").arg(&self.dir);
-        // No hooks of the clone run (a push keeps the remote's: `-c` would reach a local
-        // remote's receive-pack).
-        if args.first() != Some(&OsStr::new("push")) {
-            c.args(["-c", "core.hooksPath=/dev/null"]);
-        }
-        c.args(["-c", "commit.gpgSign=false"])
-            .args(["-c", "gc.autoDetach=false"])
-            .arg("--literal-pathspecs")
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE");
-        for (var, default) in [
-            ("GIT_AUTHOR_NAME", DEFAULT_NAME),
-            ("GIT_AUTHOR_EMAIL", DEFAULT_EMAIL),
-            ("GIT_COMMITTER_NAME", DEFAULT_NAME),
-            ("GIT_COMMITTER_EMAIL", DEFAULT_EMAIL),
-        ] {
-            if std::env::var_os(var).is_none() {
-                c.env(var, default);
-            }
-        }
-        c
-    }
-
-    /// Run `git args`; `input` goes to its stdin. Returns (success, stdout, stderr).
-    pub fn output<S: AsRef<OsStr>>(
-        &self,
-        args: &[S],
-        input: Option<&[u8]>,
-    ) -> Result<(bool, String, String), GitError> {
-        let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
-        let mut c = self.command(&args);
-        c.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(GitError::Spawn)?;
-        if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
-            // A git that exits early closes the pipe; its status says why.
-            let _ = stdin.write_all(bytes);
-        }
-        let out = child.wait_with_output().map_err(GitError::Spawn)?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            mask_credentials(String::from_utf8_lossy(&out.stderr).trim()),
-        ))
-    }
-
-    /// Run `git args`, failing on a non-zero exit.
-    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<String, GitError> {
-        self.run_input(args, None)
-    }
-
-    pub fn run_input<S: AsRef<OsStr>>(
-        &self,
-        args: &[S],
-        input: Option<&[u8]>,
-    ) -> Result<String, GitError> {
-        let (ok, stdout, stderr) = self.output(args, input)?;
-        if ok {
-            return Ok(stdout);
-        }
-        Err(GitError::Failed {
-            args: show_args(args),
-            status: "non-zero exit".into(),
-            stderr,
-        })
-    }
-}
-
-/// `text` with the `user:password@` of every URL in it masked, so that git's messages can be
-/// logged and shown in status.
-pub fn mask_credentials(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
-            .unwrap_or(tail.len());
-        match tail[..end].rfind('@') {
-            Some(at) => {
-                out.push_str("***");
-                rest = &tail[at..];
-            }
-            None => rest = tail,
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn show_args<S: AsRef<OsStr>>(args: &[S]) -> String {
-    args.iter()
-        .map(|a| a.as_ref().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The git CLI on a clone only baton writes (see [`GitCli::isolated`]), committing as
+/// [`DEFAULT_NAME`] unless the daemon's environment names somebody.
+fn clone_git(dir: &Path) -> GitCli {
+    GitCli::in_dir(dir)
+        .isolated()
+        .default_identity(DEFAULT_NAME, DEFAULT_EMAIL)
 }
 
 /// How a push ended.
@@ -269,7 +155,7 @@ pub struct Folder {
 /// The working clone of one environment.
 pub struct Checkout {
     pub dir: PathBuf,
-    git: Git,
+    git: GitCli,
     repo: Option<Repository>,
     branch: String,
     /// The owned folder, relative, normalised.
@@ -285,7 +171,7 @@ impl Checkout {
     pub fn new(dir: &Path, remote: Remote, branch: &str, path: &str) -> Self {
         Checkout {
             dir: dir.to_path_buf(),
-            git: Git::new(dir),
+            git: clone_git(dir),
             repo: None,
             branch: branch.to_owned(),
             path: path.to_owned(),
@@ -320,7 +206,7 @@ impl Checkout {
             Remote::UnderState(p) if !p.exists() => {
                 fs_dirs(p.parent().unwrap_or(p))?;
                 let parent = p.parent().unwrap_or(p);
-                Git::new(parent).run(&[
+                clone_git(parent).run(&[
                     OsStr::new("init"),
                     OsStr::new("-q"),
                     OsStr::new("--bare"),
@@ -373,7 +259,7 @@ impl Checkout {
         if self.local_up_to_date() {
             return Ok(());
         }
-        let (ok, _, stderr) = self.git.output(
+        let out = self.git.output(
             &[
                 "fetch",
                 "-q",
@@ -385,22 +271,21 @@ impl Checkout {
             ],
             None,
         )?;
-        if ok {
+        if out.success {
             if let Some(r) = &self.repo {
                 r.odb()?.refresh()?;
             }
             return Ok(());
         }
-        if stderr.contains("couldn't find remote ref") {
-            let (_, _, _) = self
-                .git
+        if out.stderr.contains("couldn't find remote ref") {
+            self.git
                 .output(&["update-ref", "-d", &self.tracking_ref()], None)?;
             return Ok(());
         }
         Err(GitError::Failed {
             args: "fetch origin".into(),
             status: "non-zero exit".into(),
-            stderr,
+            stderr: out.stderr,
         })
     }
 
@@ -566,17 +451,17 @@ impl Checkout {
             "--",
             &self.path,
         ])?;
-        let (same, _, stderr) = self
+        let diff = self
             .git
             .output(&["diff", "--cached", "--quiet", "--exit-code"], None)?;
-        if same {
+        if diff.success {
             return Ok(false);
         }
-        if !stderr.is_empty() {
+        if !diff.stderr.is_empty() {
             return Err(GitError::Failed {
                 args: "diff --cached".into(),
                 status: "non-zero exit".into(),
-                stderr,
+                stderr: diff.stderr,
             });
         }
         self.git.run_input(
@@ -589,7 +474,11 @@ impl Checkout {
     /// Push the local branch to the remote branch (never forced).
     pub fn push(&mut self) -> Result<Pushed, GitError> {
         let dst = format!("HEAD:refs/heads/{}", self.branch);
-        let (ok, stdout, stderr) = self.git.output(
+        let crate::gitcli::Output {
+            success: ok,
+            stdout,
+            stderr,
+        } = self.git.output(
             &["push", "--porcelain", "--no-verify", "origin", &dst],
             None,
         )?;
@@ -672,21 +561,6 @@ mod tests {
             Remote::parse("dir/with:colon", s),
             Ok(Remote::UnderState("/state/dir/with:colon".into()))
         );
-    }
-
-    #[test]
-    fn credentials_never_reach_messages() {
-        assert_eq!(
-            mask_credentials(
-                "fatal: unable to access 'https://bot:s3cret@git.acme.io/x.git/': 403"
-            ),
-            "fatal: unable to access 'https://***@git.acme.io/x.git/': 403"
-        );
-        assert_eq!(
-            mask_credentials("ssh://git@h/x and https://h/y"),
-            "ssh://***@h/x and https://h/y"
-        );
-        assert_eq!(mask_credentials("no urls"), "no urls");
     }
 
     #[test]

@@ -299,7 +299,7 @@ pub fn folder_problem(path: &str) -> Option<String> {
 
 /// `repo` with any `user:password@` of a URL masked.
 fn redact(repo: &str) -> String {
-    gitops::mask_credentials(repo)
+    crate::gitcli::mask_credentials(repo)
 }
 
 impl Target for KserveTarget {
