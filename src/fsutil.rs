@@ -104,34 +104,9 @@ pub fn atomic_symlink_with(target: &Path, link: &Path, sync_dir: bool) -> io::Re
     Ok(())
 }
 
-/// Streaming sha256 of a reader, as lower-case hex, and the byte count.
-pub fn sha256_reader(mut r: impl Read) -> io::Result<(String, u64)> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = r.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((hex::encode(h.finalize()), n))
-}
-
-/// Streaming sha256 of a file.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    Ok(sha256_reader(File::open(path)?)?.0)
-}
-
-/// Copy `r` into a new file at `path` while hashing; fsyncs the file. Returns (sha256, bytes).
-pub fn copy_hashing(mut r: impl Read, path: &Path) -> io::Result<(String, u64)> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
+/// The one streaming sha256: everything `r` yields, hashed and written to `out` on the way, in
+/// 1 MiB chunks. Returns the lower-case hex digest and the byte count.
+pub fn hash_through(mut r: impl Read, mut out: impl Write) -> io::Result<(String, u64)> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
@@ -143,11 +118,32 @@ pub fn copy_hashing(mut r: impl Read, path: &Path) -> io::Result<(String, u64)> 
             Err(e) => return Err(e),
         };
         h.update(&buf[..k]);
-        f.write_all(&buf[..k])?;
+        out.write_all(&buf[..k])?;
         n += k as u64;
     }
-    f.sync_all()?;
     Ok((hex::encode(h.finalize()), n))
+}
+
+/// Streaming sha256 of a reader, as lower-case hex, and the byte count.
+pub fn sha256_reader(r: impl Read) -> io::Result<(String, u64)> {
+    hash_through(r, io::sink())
+}
+
+/// Streaming sha256 of a file.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    Ok(sha256_reader(File::open(path)?)?.0)
+}
+
+/// Copy `r` into a new file at `path` while hashing; fsyncs the file. Returns (sha256, bytes).
+pub fn copy_hashing(r: impl Read, path: &Path) -> io::Result<(String, u64)> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let out = hash_through(r, &mut f)?;
+    f.sync_all()?;
+    Ok(out)
 }
 
 /// An I/O error as the end of a sentence ("no such file or directory"), without Rust's

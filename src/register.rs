@@ -3,9 +3,7 @@
 
 use crate::manifest::version::{check_file_path, ArtifactFile, Evidence};
 use crate::manifest::VersionManifest;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use thiserror::Error;
 
@@ -134,23 +132,9 @@ pub fn evidence_shorthand(value: &str) -> Option<Evidence> {
     }
 }
 
-/// Lower-case hex sha256 and size in bytes of everything `r` yields, read in 64 KiB chunks.
-pub fn digest(mut r: impl Read) -> std::io::Result<(String, u64)> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(h.finalize()), size))
-}
+/// Lower-case hex sha256 and size in bytes of everything `r` yields (the one streaming
+/// hash, [`crate::fsutil::sha256_reader`]).
+pub use crate::fsutil::sha256_reader as digest;
 
 /// Why a folder cannot be registered as a directory artifact.
 #[derive(Debug, Error)]
