@@ -96,15 +96,9 @@ pub struct Judge {
     tenures: HashMap<(Oid, String), bool>,
 }
 
-/// Configure libgit2 for judging (see [`crate::gitopts::init`]).
-pub fn cache_big_trees() {
-    crate::gitopts::init();
-}
-
 impl Judge {
     pub fn new() -> Self {
-        cache_big_trees();
-        crate::registry::load::skip_rehashing();
+        crate::gitopts::init();
         Self::default()
     }
 

@@ -119,7 +119,7 @@ impl Loader {
         commit: Oid,
         root: &str,
     ) -> Result<Registry, RepoError> {
-        skip_rehashing();
+        crate::gitopts::init();
         self.stats = LoadStats::default();
         let cache = self.cache.clone();
         let mut objects = cache.lock();
@@ -379,13 +379,6 @@ fn build_models(
     })?;
     batches.sort_unstable_by_key(|(b, _)| *b);
     Ok(batches.into_iter().flat_map(|(_, v)| v).collect())
-}
-
-/// libgit2 re-hashes (SHA-1DC) every object it reads, a third of the cost of reading a
-/// manifest; git itself does not on reads (only `fsck` does). Turned off process-wide, once.
-pub(crate) fn skip_rehashing() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(crate::gitopts::init);
 }
 
 /// A batch index and the folders built from it (with their parse counts).
