@@ -533,6 +533,70 @@ fn a_deploy_window_holds_until_it_opens() {
     );
 }
 
+/// `window` promoted alpha 2 into production at `t`: what `baton check` says of the change
+/// (window verdict passed, not_before) and what the daemon did (deployed, waiting_until).
+fn window_verdicts(window: &str, t: DateTime<Utc>) -> [(bool, Option<DateTime<Utc>>); 2] {
+    let gates = format!("      - window: {{{window}}}\n");
+    let mut h = Harness::new(&policy(&gates), Duration::from_secs(3600), monday_10h());
+    let trusted = h.commit("registry with alpha and beta");
+    h.pass();
+    h.set_clock(t);
+    h.set_stage("alpha", "2", "production");
+    h.set_stage("alpha", "1", "archived");
+    let head = h.commit("alpha 2 to production");
+
+    let opts = check::CheckOptions {
+        path: None,
+        now: t,
+        github: None,
+        rules: None,
+        clock: None,
+    };
+    let oid = |s: &str| git2::Oid::from_str(s).unwrap();
+    let report = check::judge(&h.repo, oid(&trusted), oid(&head), &opts).unwrap();
+    let tr = report
+        .transitions
+        .iter()
+        .find(|t| t.model == "alpha" && t.version == "2")
+        .unwrap();
+    let window_passed = tr
+        .verdicts
+        .iter()
+        .find(|v| v.rule == check::Rule::Window)
+        .unwrap()
+        .passed;
+    let by_check = (window_passed, tr.not_before);
+
+    h.pass();
+    let deployed = h.running("production", "alpha").as_deref() == Some("2");
+    let by_daemon = (deployed, h.view("production", "alpha").waiting_until);
+    [by_check, by_daemon]
+}
+
+#[test]
+fn the_daemon_and_check_agree_on_overnight_windows_with_days_and_from_equal_to() {
+    // 2026-11-27 is a Friday; the window belongs to the day it starts (docs/gates.md).
+    let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+    let next_friday = Utc.with_ymd_and_hms(2026, 12, 4, 22, 0, 0).unwrap();
+    let overnight = "days: [fri], from: \"22:00\", to: \"02:00\", tz: UTC";
+    let whole_day = "days: [fri], from: \"22:00\", to: \"22:00\", tz: UTC";
+    for (window, t, open) in [
+        (overnight, at(28, 1, 0), true),   // Saturday 01:00: Friday's window
+        (overnight, at(28, 23, 0), false), // Saturday 23:00: closed
+        (whole_day, at(28, 21, 59), true), // Saturday 21:59: still Friday's day
+        (whole_day, at(28, 22, 0), false), // Saturday 22:00: the day is over
+    ] {
+        let [by_check, by_daemon] = window_verdicts(window, t);
+        let want = if open {
+            (true, None)
+        } else {
+            (false, Some(next_friday))
+        };
+        assert_eq!(by_check, want, "check: {window} at {t}");
+        assert_eq!(by_daemon, want, "daemon: {window} at {t}");
+    }
+}
+
 #[test]
 fn a_failed_switch_is_retried_with_backoff() {
     let interval = Duration::from_secs(10);
