@@ -1,6 +1,7 @@
 //! One `models/<name>/` folder at one tree ([`ModelFolder`]) and the one walker that builds it,
 //! with the layout rules of docs/registry-format.md decided here for the loader and `check` alike.
 
+use super::cache::Objects;
 use super::VersionKey;
 use crate::diag::Diagnostic;
 use crate::manifest::{parse_model, parse_version, ModelManifest, ParseError, VersionManifest};
@@ -126,13 +127,19 @@ pub(crate) fn special_entry(e: &TreeEntry, path: &str) -> Option<Diagnostic> {
 }
 
 /// Symbolic links, submodules and names that are not UTF-8 anywhere below `tree` (the parts
-/// of a model folder the walk does not read itself).
-fn scan_layout(
+/// of a model folder the walk does not read itself, and the registry outside `models/`).
+/// With `clean`, trees found clean before are skipped and clean ones remembered.
+pub(crate) fn scan_layout(
     repo: &Repository,
     tree: Oid,
     prefix: &str,
     out: &mut Vec<Diagnostic>,
+    mut clean: Option<&mut Objects>,
 ) -> Result<(), RepoError> {
+    if clean.as_mut().is_some_and(|c| c.is_clean(tree)) {
+        return Ok(());
+    }
+    let before = out.len();
     for e in repo.find_tree(tree)?.iter() {
         let Some(name) = e.name() else {
             out.push(not_utf8(prefix, &e));
@@ -142,7 +149,12 @@ fn scan_layout(
         if let Some(d) = special_entry(&e, &path) {
             out.push(d);
         } else if e.kind() == Some(ObjectType::Tree) {
-            scan_layout(repo, e.id(), &path, out)?;
+            scan_layout(repo, e.id(), &path, out, clean.as_deref_mut())?;
+        }
+    }
+    if out.len() == before {
+        if let Some(c) = clean {
+            c.mark_clean(tree);
         }
     }
     Ok(())
@@ -222,7 +234,7 @@ pub fn walk(
                 }
             }
             ("versions", _) => layout.push(Diagnostic::new(&epath, "`versions` must be a folder")),
-            (_, Some(ObjectType::Tree)) => scan_layout(repo, e.id(), &epath, &mut layout)?,
+            (_, Some(ObjectType::Tree)) => scan_layout(repo, e.id(), &epath, &mut layout, None)?,
             _ => {}
         }
     }

@@ -2,7 +2,7 @@
 //! tree id, manifests by blob id), so reloading a later revision parses only what changed.
 
 use super::cache::{Cache, Objects};
-use super::folder::{not_utf8, special_entry};
+use super::folder::{self, not_utf8, special_entry};
 use super::{ModelEntry, Registry};
 use crate::diag::Diagnostic;
 use crate::manifest::Policy;
@@ -231,7 +231,7 @@ impl Loader {
                 }
                 listing_dir = Some(path);
             } else if e.kind() == Some(ObjectType::Tree) {
-                scan_special(&mut objects, repo, e.id(), &path, &mut diagnostics)?;
+                folder::scan_layout(repo, e.id(), &path, &mut diagnostics, Some(&mut objects))?;
             }
         }
 
@@ -289,37 +289,6 @@ fn load_policy(
             Ok((None, Some(oid)))
         }
     }
-}
-
-/// Report symlinks and submodules below `tree`; clean trees are remembered by id.
-fn scan_special(
-    objects: &mut Objects,
-    repo: &Repository,
-    tree: Oid,
-    prefix: &str,
-    out: &mut Vec<Diagnostic>,
-) -> Result<(), RepoError> {
-    if objects.is_clean(tree) {
-        return Ok(());
-    }
-    let before = out.len();
-    let t = repo.find_tree(tree)?;
-    for e in t.iter() {
-        let Some(name) = e.name() else {
-            out.push(not_utf8(prefix, &e));
-            continue;
-        };
-        let path = join(prefix, name);
-        if let Some(d) = special_entry(&e, &path) {
-            out.push(d);
-        } else if e.kind() == Some(ObjectType::Tree) {
-            scan_special(objects, repo, e.id(), &path, out)?;
-        }
-    }
-    if out.len() == before {
-        objects.mark_clean(tree);
-    }
-    Ok(())
 }
 
 /// Walk, read and parse the model folders in `todo`, on several threads when there are
