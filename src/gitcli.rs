@@ -176,7 +176,7 @@ fn identity_vars(name: &str, email: &str) -> [(&'static str, String); 4] {
 }
 
 /// The arguments as one line, for messages.
-pub fn show_args<S: AsRef<OsStr>>(args: &[S]) -> String {
+fn show_args<S: AsRef<OsStr>>(args: &[S]) -> String {
     args.iter()
         .map(|a| a.as_ref().to_string_lossy().into_owned())
         .collect::<Vec<_>>()

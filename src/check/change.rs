@@ -19,7 +19,7 @@ pub type ModelPair = (Option<Arc<ModelView>>, Option<Arc<ModelView>>);
 pub struct Transition {
     /// Model, version, the stage each side parsed to, the manifest's path.
     pub moved: StageMove,
-    pub old: Option<Side>,
+    pub old: Option<VersionFile>,
     pub new: Option<Side>,
 }
 
@@ -30,8 +30,8 @@ impl Deref for Transition {
     }
 }
 
-/// One side of a [`Transition`]: the manifest file and its text, read for the files a change
-/// touches only (the gates locate keys in it; the shared cache keeps no text).
+/// The head side of a [`Transition`]: the manifest file and its text, read for the files a
+/// change touches only (the gates locate keys in it; the shared cache keeps no text).
 #[derive(Debug, Clone)]
 pub struct Side {
     pub file: VersionFile,
@@ -56,34 +56,22 @@ impl Deref for Side {
     }
 }
 
-/// Both sides of a transition, read.
-fn sides(
-    repo: &Repository,
-    old: Option<&VersionFile>,
-    new: Option<&VersionFile>,
-) -> Result<(Option<Side>, Option<Side>), RepoError> {
-    Ok((
-        old.map(|f| Side::read(repo, f)).transpose()?,
-        new.map(|f| Side::read(repo, f)).transpose()?,
-    ))
-}
-
 impl Transition {
     /// `model`'s version `version` at `path`, from `old` to `new` (either may be absent).
     pub fn new(
         model: &str,
         version: &str,
         path: String,
-        old: Option<Side>,
+        old: Option<VersionFile>,
         new: Option<Side>,
     ) -> Self {
-        let stage = |s: &Option<Side>| s.as_ref()?.manifest().map(|m| m.stage.clone());
+        let stage = |f: Option<&VersionFile>| f?.manifest().map(|m| m.stage.clone());
         Transition {
             moved: StageMove {
                 model: model.to_owned(),
                 version: version.to_owned(),
-                from: stage(&old),
-                to: stage(&new),
+                from: stage(old.as_ref()),
+                to: stage(new.as_deref()),
                 path,
             },
             old,
@@ -192,10 +180,10 @@ pub fn diff(
                 continue;
             }
             let file = h.or(o).map(|v| v.path.clone()).unwrap_or_default();
-            let (old, new) = sides(repo, o, h)?;
+            let new = h.map(|f| Side::read(repo, f)).transpose()?;
             change
                 .transitions
-                .push(Transition::new(&name, &label.0, file, old, new));
+                .push(Transition::new(&name, &label.0, file, o.cloned(), new));
         }
         change.models.insert(name, (om, hm));
     }
@@ -225,17 +213,13 @@ pub fn add_artifact_changes(
             continue;
         };
         let om = old.model(repo, model)?;
-        let (old_side, new_side) = sides(
-            repo,
-            om.as_ref().and_then(|m| m.version(version)),
-            Some(new),
-        )?;
+        let old_file = om.as_ref().and_then(|m| m.version(version)).cloned();
         change.transitions.push(Transition::new(
             model,
             version,
             new.path.clone(),
-            old_side,
-            new_side,
+            old_file,
+            Some(Side::read(repo, new)?),
         ));
         change.models.entry(model.clone()).or_insert((om, hm));
     }

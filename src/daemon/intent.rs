@@ -75,6 +75,22 @@ mod tests {
         }
     }
 
+    /// Model `a` last ran `good` well, and a switch to `tried` failed.
+    fn after_failure(
+        good: &Release,
+        tried: &Release,
+        health: bool,
+        next_at: DateTime<Utc>,
+    ) -> BTreeMap<String, ModelState> {
+        BTreeMap::from([(
+            "a".to_owned(),
+            ModelState {
+                last_good: Some(good.clone()),
+                failure: Some(failed(Some(tried), health, next_at)),
+            },
+        )])
+    }
+
     fn one(r: &Release) -> BTreeMap<String, Release> {
         BTreeMap::from([("a".to_owned(), r.clone())])
     }
@@ -98,13 +114,7 @@ mod tests {
         let obs = BTreeMap::from([("a".to_owned(), deployed(&old))]);
         let now = Utc::now();
         let retry = now + chrono::Duration::seconds(10);
-        let mut states = BTreeMap::from([(
-            "a".to_owned(),
-            ModelState {
-                last_good: Some(old.clone()),
-                failure: Some(failed(Some(&new), false, retry)),
-            },
-        )]);
+        let mut states = after_failure(&old, &new, false, retry);
         let got = intent(&one(&new), &obs, &mut states, now);
         assert!(got["a"].same_content(&old), "waits for the backoff");
         let got = intent(&one(&new), &obs, &mut states, retry);
@@ -118,13 +128,7 @@ mod tests {
         let fixed = test_release("a", &[("3", 'c', 100)]);
         let obs = BTreeMap::from([("a".to_owned(), deployed(&old))]);
         let now = Utc::now();
-        let mut states = BTreeMap::from([(
-            "a".to_owned(),
-            ModelState {
-                last_good: Some(old.clone()),
-                failure: Some(failed(Some(&bad), true, now)),
-            },
-        )]);
+        let mut states = after_failure(&old, &bad, true, now);
         let later = now + chrono::Duration::days(1);
         assert!(intent(&one(&bad), &obs, &mut states, later)["a"].same_content(&old));
         assert!(intent(&one(&fixed), &obs, &mut states, now)["a"].same_content(&fixed));
@@ -135,13 +139,7 @@ mod tests {
         let old = test_release("a", &[("1", 'a', 100)]);
         let obs = BTreeMap::from([("a".to_owned(), deployed(&old))]);
         let now = Utc::now();
-        let mut states = BTreeMap::from([(
-            "a".to_owned(),
-            ModelState {
-                last_good: Some(old.clone()),
-                failure: Some(failed(Some(&old), false, now)),
-            },
-        )]);
+        let mut states = after_failure(&old, &old, false, now);
         intent(&one(&old), &obs, &mut states, now);
         assert!(states["a"].failure.is_none());
         // A model no longer wanted is left out of the intent (the plan undeploys it).

@@ -166,11 +166,6 @@ impl Objects {
         self.clean_trees.insert(tree, self.generation);
     }
 
-    /// Cached folders (tests).
-    pub fn folders(&self) -> usize {
-        self.folders.len()
-    }
-
     /// Drop entries unused for [`KEEP_GENERATIONS`] loads, except folders still held elsewhere
     /// (a loader's listing, a registry someone keeps): dropping those would free nothing and
     /// lose their manifests for the next version of the folder. `live` bounds how big the

@@ -107,11 +107,6 @@ impl Loader {
         }
     }
 
-    /// The cache this loader reads through.
-    pub fn cache(&self) -> &Cache {
-        &self.cache
-    }
-
     /// Read the registry rooted at `root` (repository-relative folder) in `commit`.
     pub fn load(
         &mut self,

@@ -444,30 +444,25 @@ impl Controller {
                     .commit(&done.commit),
                 );
             }
-            Err(rollback::RollbackError::Refused(why)) => {
-                self.state.verifications[i].rollback_note = Some(format!("not rolled back: {why}"));
-                self.events.push(
-                    Event::new(
-                        EventKind::VerificationFailed,
-                        format!(
-                            "{}: {}@{} not rolled back: {why}",
-                            v.environment, v.model, v.version
-                        ),
-                    )
-                    .env(&v.environment)
-                    .model(&v.model),
-                );
-            }
             Err(e) => {
-                self.state.verifications[i].rollback_note =
-                    Some(format!("rollback failed (retried next pass): {e}"));
+                // (kind, the verification's note, the event's text after `env: model@version`)
+                let (kind, note, said) = match e {
+                    rollback::RollbackError::Refused(why) => (
+                        EventKind::VerificationFailed,
+                        format!("not rolled back: {why}"),
+                        format!(" not rolled back: {why}"),
+                    ),
+                    e => (
+                        EventKind::Failed,
+                        format!("rollback failed (retried next pass): {e}"),
+                        format!(": writing the rollback failed: {e}"),
+                    ),
+                };
+                self.state.verifications[i].rollback_note = Some(note);
                 self.events.push(
                     Event::new(
-                        EventKind::Failed,
-                        format!(
-                            "{}: {}@{}: writing the rollback failed: {e}",
-                            v.environment, v.model, v.version
-                        ),
+                        kind,
+                        format!("{}: {}@{}{said}", v.environment, v.model, v.version),
                     )
                     .env(&v.environment)
                     .model(&v.model),
